@@ -1,0 +1,277 @@
+// Turns the plugin configuration into a Policy, once, at configure time. Accepts the reference
+// strings (`standalone`, empty, anything containing `istio`) and the JSON policy documented in
+// docs/policy.md and schema/policy.schema.json. Every error names the field at fault.
+import { parseCidr, Cidr } from "./ip";
+import { JsonKind, JsonParser, JsonValue } from "./json";
+import { asciiLower, parseDecimal } from "./text";
+import {
+  ActionKind, ClusterTemplate, Parity, Placeholder, Policy, PortRange, Rule, RuleAction, WeightedCluster,
+} from "./model";
+
+export class PolicyResult {
+  constructor(public readonly policy: Policy | null, public readonly error: string) {}
+}
+
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "critical"];
+
+function referencePolicy(istio: bool): Policy {
+  const policy = new Policy();
+  policy.defaultAction = referenceAction(istio);
+  policy.needsDestination = istio;
+  return policy;
+}
+
+function referenceAction(istio: bool): RuleAction {
+  const action = new RuleAction();
+  action.kind = ActionKind.Reference;
+  action.istio = istio;
+  return action;
+}
+
+export function parsePolicy(configuration: string): PolicyResult {
+  const text = configuration.trim();
+  if (text.startsWith("{")) return new PolicyReader().read(text);
+  if (text.length == 0 || text == "standalone") return new PolicyResult(referencePolicy(false), "");
+  if (text.includes("istio")) return new PolicyResult(referencePolicy(true), "");
+  return new PolicyResult(null, "configuration: expected 'standalone', 'istio' or a JSON policy object, got '" + text + "'");
+}
+
+class PolicyReader {
+  private error: string = "";
+
+  read(text: string): PolicyResult {
+    const parser = new JsonParser(text);
+    const root = parser.parse();
+    if (root == null) return new PolicyResult(null, "configuration: " + parser.error);
+    const policy = this.policy(root);
+    return new PolicyResult(this.error.length > 0 ? null : policy, this.error);
+  }
+
+  private fail(path: string, message: string): void {
+    if (this.error.length == 0) this.error = path + ": " + message;
+  }
+
+  private expectKeys(value: JsonValue, path: string, allowed: string[]): bool {
+    if (value.kind != JsonKind.Object) {
+      this.fail(path, "must be an object");
+      return false;
+    }
+    for (let i = 0; i < value.keys.length; i++) {
+      if (!allowed.includes(value.keys[i])) {
+        this.fail(path + "." + value.keys[i], "unknown field (expected one of " + allowed.join(", ") + ")");
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private string(value: JsonValue, path: string): string {
+    if (value.kind != JsonKind.String || value.text.length == 0) this.fail(path, "must be a non-empty string");
+    return value.text;
+  }
+
+  private list(value: JsonValue | null, path: string): JsonValue[] {
+    if (value == null) return [];
+    if (value.kind != JsonKind.Array) this.fail(path, "must be a list");
+    return value.items;
+  }
+
+  private policy(root: JsonValue): Policy {
+    const policy = new Policy();
+    if (!this.expectKeys(root, "configuration", ["mode", "log_level", "rules", "default"])) return policy;
+    let istio = false;
+    const mode = root.get("mode");
+    if (mode != null) {
+      const name = this.string(mode, "mode");
+      if (name != "standalone" && name != "istio") this.fail("mode", "must be 'standalone' or 'istio', got '" + name + "'");
+      istio = name == "istio";
+    }
+    const level = root.get("log_level");
+    if (level != null) {
+      policy.logLevel = LOG_LEVELS.indexOf(this.string(level, "log_level"));
+      if (policy.logLevel < 0) this.fail("log_level", "must be one of " + LOG_LEVELS.join(", "));
+    }
+    const rules = this.list(root.get("rules"), "rules");
+    for (let i = 0; i < rules.length; i++) policy.rules.push(this.rule(rules[i], "rules[" + i.toString() + "]"));
+    const fallback = root.get("default");
+    policy.defaultAction = fallback == null ? referenceAction(istio) : this.action(fallback, "default", istio);
+    this.summarizeNeeds(policy);
+    return policy;
+  }
+
+  private summarizeNeeds(policy: Policy): void {
+    const actions: RuleAction[] = [policy.defaultAction];
+    for (let i = 0; i < policy.rules.length; i++) {
+      const rule = policy.rules[i];
+      actions.push(rule.action);
+      if (rule.destinationCidrs.length > 0 || rule.destinationPorts.length > 0) policy.needsDestination = true;
+      if (rule.serverNames.length > 0) policy.needsServerName = true;
+    }
+    for (let i = 0; i < actions.length; i++) {
+      const action = actions[i];
+      if (action.kind == ActionKind.Reference && action.istio) policy.needsDestination = true;
+      for (let k = 0; k < action.clusters.length; k++) {
+        if (action.clusters[k].cluster.usesDestination) policy.needsDestination = true;
+      }
+    }
+  }
+
+  private rule(value: JsonValue, path: string): Rule {
+    const rule = new Rule();
+    if (!this.expectKeys(value, path, ["name", "match", "action"])) return rule;
+    const name = value.get("name");
+    if (name != null) rule.name = this.string(name, path + ".name");
+    const match = value.get("match");
+    if (match != null) this.match(match, path + ".match", rule);
+    const action = value.get("action");
+    if (action == null) this.fail(path + ".action", "is required");
+    else rule.action = this.action(action, path + ".action", false);
+    return rule;
+  }
+
+  private match(value: JsonValue, path: string, rule: Rule): void {
+    const fields = ["source_cidrs", "source_parity", "destination_cidrs", "destination_ports", "server_names"];
+    if (!this.expectKeys(value, path, fields)) return;
+    rule.sourceCidrs = this.cidrs(value.get("source_cidrs"), path + ".source_cidrs");
+    rule.destinationCidrs = this.cidrs(value.get("destination_cidrs"), path + ".destination_cidrs");
+    const parity = value.get("source_parity");
+    if (parity != null) {
+      const text = this.string(parity, path + ".source_parity");
+      if (text == "even") rule.sourceParity = Parity.Even;
+      else if (text == "odd") rule.sourceParity = Parity.Odd;
+      else this.fail(path + ".source_parity", "must be 'even' or 'odd', got '" + text + "'");
+    }
+    const ports = this.list(value.get("destination_ports"), path + ".destination_ports");
+    for (let i = 0; i < ports.length; i++) {
+      rule.destinationPorts.push(this.portRange(ports[i], path + ".destination_ports[" + i.toString() + "]"));
+    }
+    const names = this.list(value.get("server_names"), path + ".server_names");
+    for (let i = 0; i < names.length; i++) {
+      const name = asciiLower(this.string(names[i], path + ".server_names[" + i.toString() + "]"));
+      rule.serverNames.push(name.startsWith("*.") ? name.substring(1) : name);
+    }
+  }
+
+  private cidrs(value: JsonValue | null, path: string): Cidr[] {
+    const out: Cidr[] = [];
+    const items = this.list(value, path);
+    for (let i = 0; i < items.length; i++) {
+      const itemPath = path + "[" + i.toString() + "]";
+      const cidr = parseCidr(this.string(items[i], itemPath));
+      if (cidr == null) this.fail(itemPath, "invalid CIDR '" + items[i].text + "'");
+      else out.push(cidr);
+    }
+    return out;
+  }
+
+  private port(value: f64, path: string): i32 {
+    if (value != Math.floor(value) || value < 1 || value > 65535) this.fail(path, "port must be a whole number from 1 to 65535");
+    return <i32>value;
+  }
+
+  private portRange(value: JsonValue, path: string): PortRange {
+    if (value.kind == JsonKind.Number) {
+      const port = this.port(value.number, path);
+      return new PortRange(port, port);
+    }
+    const text = this.string(value, path);
+    const dash = text.indexOf("-");
+    if (dash < 0) {
+      this.fail(path, "must be a port number or a range 'LOW-HIGH'");
+      return new PortRange(0, 0);
+    }
+    const low = this.port(<f64>parseDecimal(text, 0, dash, 5), path);
+    const high = this.port(<f64>parseDecimal(text, dash + 1, text.length, 5), path);
+    if (low > high) this.fail(path, "range '" + text + "' has its low end above its high end");
+    return new PortRange(low, high);
+  }
+
+  private action(value: JsonValue, path: string, istio: bool): RuleAction {
+    const action = new RuleAction();
+    if (!this.expectKeys(value, path, ["cluster", "hash", "reject", "passthrough", "reference"])) return action;
+    if (value.keys.length != 1) {
+      this.fail(path, "must have exactly one of cluster, hash, reject, passthrough, reference");
+      return action;
+    }
+    const kind = value.keys[0];
+    const body = value.items[0];
+    if (kind == "cluster") {
+      action.kind = ActionKind.Route;
+      action.clusters.push(new WeightedCluster(this.template(body, path + ".cluster"), 1));
+      action.totalWeight = 1;
+    } else if (kind == "hash") {
+      action.kind = ActionKind.Route;
+      this.hashTargets(body, path + ".hash", action);
+    } else if (kind == "reference") {
+      const mode = this.string(body, path + ".reference");
+      if (mode != "standalone" && mode != "istio") this.fail(path + ".reference", "must be 'standalone' or 'istio'");
+      return referenceAction(mode == "istio");
+    } else {
+      if (body.kind != JsonKind.Bool || !body.bool) this.fail(path + "." + kind, "must be true");
+      action.kind = kind == "reject" ? ActionKind.Reject : ActionKind.Passthrough;
+    }
+    return action;
+  }
+
+  private hashTargets(value: JsonValue, path: string, action: RuleAction): void {
+    const items = this.list(value, path);
+    if (items.length == 0) this.fail(path, "needs at least one cluster");
+    for (let i = 0; i < items.length; i++) {
+      const itemPath = path + "[" + i.toString() + "]";
+      const item = items[i];
+      if (item.kind == JsonKind.String) {
+        action.clusters.push(new WeightedCluster(this.template(item, itemPath), 1));
+        action.totalWeight += 1;
+        continue;
+      }
+      if (!this.expectKeys(item, itemPath, ["cluster", "weight"])) return;
+      const cluster = item.get("cluster");
+      const weight = item.get("weight");
+      if (cluster == null) {
+        this.fail(itemPath + ".cluster", "is required");
+        return;
+      }
+      let points: u32 = 1;
+      if (weight != null) {
+        const w = weight.number;
+        if (weight.kind != JsonKind.Number || w != Math.floor(w) || w < 1 || w > 10000) {
+          this.fail(itemPath + ".weight", "must be a whole number from 1 to 10000");
+          return;
+        }
+        points = <u32>w;
+      }
+      action.clusters.push(new WeightedCluster(this.template(cluster, itemPath + ".cluster"), points));
+      action.totalWeight += points;
+    }
+  }
+
+  private template(value: JsonValue, path: string): ClusterTemplate {
+    const text = this.string(value, path);
+    const pieces: string[] = [];
+    const placeholders: Placeholder[] = [];
+    let at = 0;
+    while (at < text.length) {
+      const open = text.indexOf("{", at);
+      if (open < 0) break;
+      const close = text.indexOf("}", open);
+      if (close < 0) {
+        this.fail(path, "unclosed '{' in cluster name '" + text + "'");
+        break;
+      }
+      const name = text.substring(open + 1, close);
+      if (name != "dst_port") this.fail(path, "unknown placeholder '{" + name + "}' (supported: {dst_port})");
+      if (open > at) {
+        pieces.push(text.substring(at, open));
+        placeholders.push(Placeholder.None);
+      }
+      pieces.push("");
+      placeholders.push(Placeholder.DestinationPort);
+      at = close + 1;
+    }
+    if (at < text.length || pieces.length == 0) {
+      pieces.push(text.substring(at));
+      placeholders.push(Placeholder.None);
+    }
+    return new ClusterTemplate(pieces, placeholders);
+  }
+}

@@ -1,0 +1,213 @@
+// A small JSON reader for the plugin configuration. Written by hand because the AssemblyScript
+// JSON libraries need compiler transforms or do not build with 0.28, and this one adds ~3 KB.
+// Errors carry the byte offset so a configure failure can point at the fault.
+import { digitValue, parseDecimal } from "./text";
+
+export enum JsonKind {
+  Null,
+  Bool,
+  Number,
+  String,
+  Array,
+  Object,
+}
+
+export class JsonValue {
+  kind: JsonKind = JsonKind.Null;
+  bool: bool = false;
+  number: f64 = 0;
+  text: string = "";
+  items: JsonValue[] = [];
+  keys: string[] = [];
+
+  /** The member named `key` of an object, or null. */
+  get(key: string): JsonValue | null {
+    for (let i = 0; i < this.keys.length; i++) if (this.keys[i] == key) return this.items[i];
+    return null;
+  }
+}
+
+export class JsonParser {
+  private at: i32 = 0;
+  error: string = "";
+
+  constructor(private readonly text: string) {}
+
+  /** The whole document, or null with `error` set. */
+  parse(): JsonValue | null {
+    const value = this.value(0);
+    if (value == null) return null;
+    this.skipSpace();
+    if (this.at < this.text.length) return this.fail("unexpected trailing characters");
+    return value;
+  }
+
+  private fail(message: string): JsonValue | null {
+    if (this.error.length == 0) this.error = "invalid JSON at offset " + this.at.toString() + ": " + message;
+    return null;
+  }
+
+  private skipSpace(): void {
+    while (this.at < this.text.length) {
+      const c = this.text.charCodeAt(this.at);
+      if (c != 32 && c != 9 && c != 10 && c != 13) break;
+      this.at++;
+    }
+  }
+
+  private value(depth: i32): JsonValue | null {
+    if (depth > 32) return this.fail("nesting deeper than 32");
+    this.skipSpace();
+    if (this.at >= this.text.length) return this.fail("unexpected end");
+    const c = this.text.charCodeAt(this.at);
+    if (c == 123) return this.object(depth);
+    if (c == 91) return this.array(depth);
+    if (c == 34) {
+      const text = this.string();
+      if (text == null) return null;
+      const out = new JsonValue();
+      out.kind = JsonKind.String;
+      out.text = text;
+      return out;
+    }
+    if (c == 45 || (c >= 48 && c <= 57)) return this.number();
+    const out = new JsonValue();
+    if (this.literal("true")) {
+      out.kind = JsonKind.Bool;
+      out.bool = true;
+    } else if (this.literal("false")) {
+      out.kind = JsonKind.Bool;
+    } else if (!this.literal("null")) {
+      return this.fail("unexpected character");
+    }
+    return out;
+  }
+
+  private literal(word: string): bool {
+    if (this.text.substr(this.at, word.length) != word) return false;
+    this.at += word.length;
+    return true;
+  }
+
+  /** Only whole numbers are read: every number in the policy is a port or a weight. */
+  private number(): JsonValue | null {
+    const start = this.at;
+    if (this.text.charCodeAt(this.at) == 45) this.at++;
+    while (this.at < this.text.length && digitValue(this.text.charCodeAt(this.at), 10) >= 0) this.at++;
+    const digits = this.text.charCodeAt(start) == 45 ? start + 1 : start;
+    const value = parseDecimal(this.text, digits, this.at, 15);
+    if (value < 0) return this.fail("expected a whole number");
+    const out = new JsonValue();
+    out.kind = JsonKind.Number;
+    out.number = digits > start ? -(<f64>value) : <f64>value;
+    return out;
+  }
+
+  private string(): string | null {
+    this.at++;
+    let out = "";
+    let runStart = this.at;
+    while (this.at < this.text.length) {
+      const c = this.text.charCodeAt(this.at);
+      if (c == 34) {
+        out += this.text.substring(runStart, this.at);
+        this.at++;
+        return out;
+      }
+      if (c < 32) {
+        this.fail("control character in string");
+        return null;
+      }
+      if (c == 92) {
+        out += this.text.substring(runStart, this.at);
+        const escaped = this.escape();
+        if (escaped == null) return null;
+        out += escaped;
+        runStart = this.at;
+      } else {
+        this.at++;
+      }
+    }
+    this.fail("unterminated string");
+    return null;
+  }
+
+  private escape(): string | null {
+    this.at++;
+    if (this.at >= this.text.length) {
+      this.fail("unterminated escape");
+      return null;
+    }
+    const c = this.text.charCodeAt(this.at++);
+    if (c == 110) return "\n";
+    if (c == 116) return "\t";
+    if (c == 114) return "\r";
+    if (c == 98) return "\b";
+    if (c == 102) return "\f";
+    if (c == 34 || c == 92 || c == 47) return String.fromCharCode(c);
+    if (c == 117 && this.at + 4 <= this.text.length) {
+      let code = 0;
+      for (let i = 0; i < 4; i++) {
+        const digit = digitValue(this.text.charCodeAt(this.at + i), 16);
+        if (digit < 0) break;
+        code = code * 16 + digit;
+        if (i == 3) {
+          this.at += 4;
+          return String.fromCharCode(code);
+        }
+      }
+    }
+    this.fail("bad escape");
+    return null;
+  }
+
+  private array(depth: i32): JsonValue | null {
+    this.at++;
+    const out = new JsonValue();
+    out.kind = JsonKind.Array;
+    this.skipSpace();
+    if (this.at < this.text.length && this.text.charCodeAt(this.at) == 93) {
+      this.at++;
+      return out;
+    }
+    while (true) {
+      const item = this.value(depth + 1);
+      if (item == null) return null;
+      out.items.push(item);
+      this.skipSpace();
+      if (this.at >= this.text.length) return this.fail("unterminated array");
+      const c = this.text.charCodeAt(this.at++);
+      if (c == 93) return out;
+      if (c != 44) return this.fail("expected ',' or ']'");
+    }
+  }
+
+  private object(depth: i32): JsonValue | null {
+    this.at++;
+    const out = new JsonValue();
+    out.kind = JsonKind.Object;
+    this.skipSpace();
+    if (this.at < this.text.length && this.text.charCodeAt(this.at) == 125) {
+      this.at++;
+      return out;
+    }
+    while (true) {
+      this.skipSpace();
+      if (this.at >= this.text.length || this.text.charCodeAt(this.at) != 34) return this.fail("expected a member name");
+      const key = this.string();
+      if (key == null) return null;
+      this.skipSpace();
+      if (this.at >= this.text.length || this.text.charCodeAt(this.at) != 58) return this.fail("expected ':'");
+      this.at++;
+      const item = this.value(depth + 1);
+      if (item == null) return null;
+      out.keys.push(key);
+      out.items.push(item);
+      this.skipSpace();
+      if (this.at >= this.text.length) return this.fail("unterminated object");
+      const c = this.text.charCodeAt(this.at++);
+      if (c == 125) return out;
+      if (c != 44) return this.fail("expected ',' or '}'");
+    }
+  }
+}

@@ -1,0 +1,98 @@
+// The parsed, immutable policy. Built once per configuration (config.ts); the data path only reads it.
+import { Cidr, SocketAddress } from "./ip";
+
+export enum ActionKind {
+  /** Set one cluster (possibly chosen among several by a hash of the source IP). */
+  Route,
+  /** Close the connection. */
+  Reject,
+  /** Leave tcp_proxy's own cluster. */
+  Passthrough,
+  /** The reference behaviour: source last octet even → egress-router1, odd → egress-router2. */
+  Reference,
+}
+
+export enum Placeholder {
+  None,
+  DestinationPort,
+}
+
+/** A cluster name, possibly with `{dst_port}` in it, split into pieces at configure time. */
+export class ClusterTemplate {
+  constructor(public readonly pieces: string[], public readonly placeholders: Placeholder[]) {}
+
+  get isStatic(): bool {
+    return this.pieces.length == 1 && this.placeholders[0] == Placeholder.None;
+  }
+
+  get usesDestination(): bool {
+    return this.placeholders.includes(Placeholder.DestinationPort);
+  }
+
+  /** The name for this connection, or "" when a placeholder has no value. */
+  render(facts: ConnectionFacts): string {
+    if (this.isStatic) return this.pieces[0];
+    let out = "";
+    for (let i = 0; i < this.pieces.length; i++) {
+      if (this.placeholders[i] == Placeholder.None) {
+        out += this.pieces[i];
+      } else {
+        const destination = facts.destination;
+        if (destination == null || destination.port < 0) return "";
+        out += destination.port.toString();
+      }
+    }
+    return out;
+  }
+}
+
+export class WeightedCluster {
+  constructor(public readonly cluster: ClusterTemplate, public readonly weight: u32) {}
+}
+
+export class RuleAction {
+  kind: ActionKind = ActionKind.Passthrough;
+  /** One entry for a plain route; several for a hash spread. */
+  clusters: WeightedCluster[] = [];
+  totalWeight: u32 = 0;
+  /** Reference action: Istio's `outbound|PORT||egress-routerN.default.svc.cluster.local` names. */
+  istio: bool = false;
+}
+
+export enum Parity {
+  Any,
+  Even,
+  Odd,
+}
+
+export class PortRange {
+  constructor(public readonly low: i32, public readonly high: i32) {}
+}
+
+export class Rule {
+  name: string = "";
+  sourceCidrs: Cidr[] = [];
+  sourceParity: Parity = Parity.Any;
+  destinationCidrs: Cidr[] = [];
+  destinationPorts: PortRange[] = [];
+  /** Exact names, or `*.suffix` (stored as `.suffix`) for any name under that suffix. */
+  serverNames: string[] = [];
+  action: RuleAction = new RuleAction();
+}
+
+export class Policy {
+  rules: Rule[] = [];
+  defaultAction: RuleAction = new RuleAction();
+  logLevel: i32 = 2;
+  needsDestination: bool = false;
+  needsServerName: bool = false;
+}
+
+/** What the filter knows about a connection when it decides. */
+export class ConnectionFacts {
+  constructor(
+    public readonly source: SocketAddress | null,
+    public readonly destination: SocketAddress | null,
+    public readonly serverName: string,
+  ) {}
+}

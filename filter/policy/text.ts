@@ -1,0 +1,40 @@
+/** Value of an ASCII digit in the given radix (up to 16), or -1. */
+export function digitValue(c: i32, radix: i32): i32 {
+  let v = -1;
+  if (c >= 48 && c <= 57) v = c - 48;
+  else if (c >= 97 && c <= 102) v = c - 87;
+  else if (c >= 65 && c <= 70) v = c - 55;
+  return v < radix ? v : -1;
+}
+
+/**
+ * ASCII lower case. Server names are ASCII on the wire (IDNs travel as punycode), and String's
+ * own toLowerCase would pull ~10 KB of Unicode tables into the module.
+ */
+export function asciiLower(text: string): string {
+  let i = 0;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (c >= 65 && c <= 90) break;
+    i++;
+  }
+  if (i == text.length) return text;
+  const out = new Array<i32>(text.length);
+  for (let k = 0; k < text.length; k++) {
+    const c = text.charCodeAt(k);
+    out[k] = c >= 65 && c <= 90 ? c + 32 : c;
+  }
+  return String.fromCharCodes(out);
+}
+
+/** A whole decimal number in text[start, end) of at most maxDigits digits, or -1. */
+export function parseDecimal(text: string, start: i32, end: i32, maxDigits: i32): i64 {
+  if (end <= start || end - start > maxDigits) return -1;
+  let value: i64 = 0;
+  for (let i = start; i < end; i++) {
+    const d = digitValue(text.charCodeAt(i), 10);
+    if (d < 0) return -1;
+    value = value * 10 + d;
+  }
+  return value;
+}

@@ -1,0 +1,58 @@
+// Wasmerang's entry: wires the SDK's contexts to the policy. The same module serves
+// envoy.filters.network.wasm (a stream context per TCP connection).
+import { Action, hostLogLevel, log, LogLevel, registerRootContext, RootContext, StreamContext } from "./sdk";
+import { parsePolicy } from "./policy/config";
+import { ActionKind, Policy } from "./policy/model";
+import { Router } from "./router";
+import { FilterStats } from "./stats";
+
+export * from "./sdk/exports";
+
+const ACTION_NAMES = ["route", "reject", "passthrough", "reference"];
+
+function describe(policy: Policy): string {
+  const fallback = policy.defaultAction;
+  return "rules=" + policy.rules.length.toString()
+    + " default=" + ACTION_NAMES[fallback.kind]
+    + (fallback.kind == ActionKind.Reference ? (fallback.istio ? " (istio names)" : " (standalone names)") : "");
+}
+
+class WasmerangRoot extends RootContext {
+  router: Router | null = null;
+  private stats: FilterStats | null = null;
+
+  onConfigure(configuration: string): bool {
+    const result = parsePolicy(configuration);
+    const policy = result.policy;
+    if (policy == null) {
+      log(LogLevel.Critical, "wasmerang: invalid plugin configuration: " + result.error);
+      return false;
+    }
+    // Metrics are defined once per root context; a reconfiguration keeps the same counters.
+    let stats = this.stats;
+    if (stats == null) {
+      stats = new FilterStats();
+      this.stats = stats;
+    }
+    const hostLevel = <i32>hostLogLevel();
+    const level = policy.logLevel > hostLevel ? policy.logLevel : hostLevel;
+    this.router = new Router(policy, stats, level);
+    if (level <= LogLevel.Info) log(LogLevel.Info, "wasmerang: configured: " + describe(policy));
+    return true;
+  }
+
+  newStreamContext(id: u32): StreamContext | null {
+    return new WasmerangConnection(id, this);
+  }
+}
+
+class WasmerangConnection extends StreamContext {
+  onNewConnection(): Action {
+    const router = changetype<WasmerangRoot>(this.root).router;
+    if (router == null || router.routeConnection()) return Action.Continue;
+    // Rejected: the connection is being closed; stop the chain so tcp_proxy never connects.
+    return Action.Pause;
+  }
+}
+
+registerRootContext((id: u32): RootContext => new WasmerangRoot(id));

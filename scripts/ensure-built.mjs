@@ -1,0 +1,31 @@
+// Runs `npm run build` when an output is missing or older than its sources, so `npm start` and
+// `npm test` work on a fresh clone with nothing else to do.
+import { execSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+function newest(path) {
+  const stat = statSync(path);
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  return Math.max(0, ...readdirSync(path).map((entry) => newest(join(path, entry))));
+}
+
+function mtime(path) {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return -1;
+  }
+}
+
+const targets = [
+  { output: "dist/wasmerang.wasm", sources: ["filter", "asconfig.json"] },
+  { output: "dist/custom-filter.wasm", sources: ["filter/sdk", "examples/custom-filter", "asconfig.json"] },
+  { output: "build/src/cli.js", sources: ["src", "tsconfig.json", "tsconfig.build.json"] },
+];
+
+const stale = targets.filter(({ output, sources }) => mtime(output) < Math.max(...sources.map(newest)));
+if (stale.length > 0) {
+  console.error(`building (${stale.map((t) => t.output).join(", ")} out of date)`);
+  execSync("npm run build", { stdio: "inherit" });
+}

@@ -1,0 +1,143 @@
+// Drives a proxy-wasm network filter in-process, without sockets: load a module with a
+// configuration, open connections with chosen addresses and SNI, feed data, close, and read
+// back what the filter did (filter state, logs, metrics, buffer edits, closes).
+import { readFile } from "node:fs/promises";
+import { isIP } from "node:net";
+import type { LogLevelName } from "./abi.js";
+import type { ForeignResult } from "./context.js";
+import { NetworkFilterSession, type DataResult, type FilterStatus } from "./network-filter.js";
+import { Plugin, type LogRecord } from "./plugin.js";
+import type { Endpoint } from "./properties.js";
+
+export interface HarnessOptions {
+  /** Path to a .wasm file, or the module's bytes. */
+  module: string | Uint8Array;
+  configuration?: string;
+  vmConfiguration?: string;
+  name?: string;
+  rootId?: string;
+  failOpen?: boolean;
+  logLevel?: LogLevelName;
+}
+
+export interface ConnectionOptions {
+  /** `IP:PORT` or `[IPv6]:PORT`. */
+  source: string;
+  destination?: string;
+  serverName?: string;
+  /** Raw property values that replace what the connection would report (path joined with '.'); null removes one. */
+  properties?: Record<string, string | Buffer | null>;
+  /** Sees each foreign call; returning a result replaces the host's answer (e.g. to make it fail). */
+  onForeignCall?: (name: string, args: Buffer) => ForeignResult | undefined;
+}
+
+/** Parses `IP:PORT` / `[IPv6]:PORT`; throws naming the text when it is neither. */
+export function parseEndpoint(text: string): Endpoint {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const address = match?.[1] ?? match?.[2];
+  if (match === null || address === undefined || isIP(address) === 0 || Number(match[3]) > 65535) {
+    throw new Error(`'${text}' is not IP:PORT (IPv6 as [addr]:port)`);
+  }
+  return { address, port: Number(match[3]) };
+}
+
+export class HarnessConnection {
+  readonly status: FilterStatus;
+  /** Why the filter closed the connection, if it did. */
+  closedReason: string | undefined;
+  continueCount = 0;
+  private readonly session: NetworkFilterSession;
+
+  constructor(plugin: Plugin, connectionId: number, options: ConnectionOptions) {
+    this.session = new NetworkFilterSession(plugin, {
+      connectionId,
+      source: parseEndpoint(options.source),
+      destination: parseEndpoint(options.destination ?? "127.0.0.1:443"),
+      serverName: options.serverName ?? "",
+      mtls: false,
+    }, {
+      close: (reason) => {
+        this.closedReason ??= reason;
+      },
+      continueReading: () => {
+        this.continueCount++;
+      },
+    });
+    for (const [key, value] of Object.entries(options.properties ?? {})) {
+      this.session.overrideProperty(key, value === null ? null : Buffer.from(value));
+    }
+    this.session.foreignCallHook = options.onForeignCall;
+    this.status = this.closedReason === undefined ? this.session.onNewConnection() : "pause";
+  }
+
+  /** The cluster the filter chose for tcp_proxy (filter state envoy.tcp_proxy.cluster). */
+  get cluster(): string | undefined {
+    return this.session.clusterOverride;
+  }
+
+  get filterState(): ReadonlyMap<string, string> {
+    return this.session.filterState;
+  }
+
+  downstream(data: string | Buffer, endOfStream = false): DataResult {
+    return this.session.onDownstreamData(Buffer.from(data), endOfStream);
+  }
+
+  upstream(data: string | Buffer, endOfStream = false): DataResult {
+    return this.session.onUpstreamData(Buffer.from(data), endOfStream);
+  }
+
+  /** Closes as a peer would: close events for both sides, then done, log and delete. */
+  close(peer: "local" | "remote" = "remote"): void {
+    this.session.onDownstreamClose(peer);
+    this.session.onUpstreamClose(peer === "remote" ? "local" : "remote");
+    this.session.finish();
+  }
+}
+
+export class FilterHarness {
+  readonly logs: LogRecord[] = [];
+  private nextConnectionId = 1;
+  private plugin!: Plugin;
+
+  private constructor() {}
+
+  /** Loads and configures the module; throws PluginConfigError when Envoy would reject it. */
+  static async load(options: HarnessOptions): Promise<FilterHarness> {
+    const harness = new FilterHarness();
+    const code = typeof options.module === "string" ? await readFile(options.module) : options.module;
+    harness.plugin = await Plugin.load({
+      name: options.name ?? "harness",
+      rootId: options.rootId ?? "",
+      vmId: "",
+      source: typeof options.module === "string" ? options.module : "inline",
+      code,
+      configuration: Buffer.from(options.configuration ?? ""),
+      vmConfiguration: Buffer.from(options.vmConfiguration ?? ""),
+      failOpen: options.failOpen ?? false,
+    }, { log: (record) => harness.logs.push(record), logLevel: options.logLevel ?? "trace" });
+    return harness;
+  }
+
+  connect(options: ConnectionOptions): HarnessConnection {
+    return new HarnessConnection(this.plugin, this.nextConnectionId++, options);
+  }
+
+  /** Current value of a metric the module defined, by name. */
+  metric(name: string): bigint | undefined {
+    return this.plugin.metrics.byMetricName(name)?.value;
+  }
+
+  get failures(): Plugin["failures"] {
+    return this.plugin.failures;
+  }
+
+  /** Bytes of linear memory the module's current VM holds. */
+  get memoryBytes(): number {
+    return this.plugin.vm()?.vm.memory.byteLength ?? 0;
+  }
+
+  close(): void {
+    this.plugin.close();
+  }
+}

@@ -1,0 +1,291 @@
+// Every host function a proxy-wasm module may import: the ABI 0.2.1 set Envoy registers
+// (proxy-wasm-cpp-host src/wasm.cc registerCallbacks), the 0.1.0 leftovers some SDKs still import,
+// Emscripten's two helpers and the WASI subset. Modules from other SDKs import all of them even
+// when unused, so each exists; what this host cannot serve answers Unimplemented.
+import { randomFillSync } from "node:crypto";
+import { WasmResult, type WasmResultCode } from "./abi.js";
+import type { HostContext } from "./context.js";
+import { decodeHeaderPairs, encodeHeaderPairs } from "./header-pairs.js";
+import type { GuestMemory } from "./memory.js";
+import type { MetricRegistry } from "./metrics.js";
+import type { SharedData } from "./shared-data.js";
+
+export interface AbiHost {
+  readonly memory: GuestMemory;
+  /** True while _initialize/_start runs: Envoy allows only logging and WASI then. */
+  readonly restricted: boolean;
+  readonly metrics: MetricRegistry;
+  readonly shared: SharedData;
+  effective(): HostContext;
+  setEffectiveContext(id: number): WasmResultCode;
+  log(level: number, message: string): void;
+  logLevel(): number;
+  setTickPeriod(milliseconds: number): void;
+  done(): WasmResultCode;
+  pluginConfiguration(): Buffer;
+}
+
+export class RestrictedCallError extends Error {}
+
+export class ProcExit extends Error {
+  constructor(readonly code: number) {
+    super(`module called proc_exit(${code})`);
+  }
+}
+
+type HostFunction = (...args: never[]) => number | bigint | void;
+
+const NUL = "\0";
+
+/** Import names (module.field) this host provides, for clear load errors. */
+export function providedImports(host: AbiHost): Set<string> {
+  const imports = createImports(host);
+  const names = new Set<string>();
+  for (const [module, fields] of Object.entries(imports)) for (const field of Object.keys(fields)) names.add(`${module}.${field}`);
+  return names;
+}
+
+export function createImports(host: AbiHost): Record<string, Record<string, HostFunction>> {
+  const mem = () => host.memory;
+  const ctx = () => host.effective();
+  const returnBytes = (data: Uint8Array | undefined, ptrAddress: number, sizeAddress: number): WasmResultCode => {
+    if (data === undefined) return WasmResult.NotFound;
+    mem().returnBytes(data, ptrAddress, sizeAddress);
+    return WasmResult.Ok;
+  };
+  const unimplemented = (): number => WasmResult.Unimplemented;
+
+  const proxy: Record<string, HostFunction> = {
+    proxy_get_log_level: (levelPtr: number) => {
+      mem().writeU32(levelPtr, host.logLevel());
+      return WasmResult.Ok;
+    },
+    proxy_get_status: (codePtr: number, messagePtr: number, messageSize: number) => {
+      mem().writeU32(codePtr, 0);
+      return returnBytes(Buffer.alloc(0), messagePtr, messageSize);
+    },
+    proxy_set_tick_period_milliseconds: (period: number) => {
+      host.setTickPeriod(period >>> 0);
+      return WasmResult.Ok;
+    },
+    proxy_get_current_time_nanoseconds: (timePtr: number) => {
+      mem().writeU64(timePtr, BigInt(Date.now()) * 1_000_000n);
+      return WasmResult.Ok;
+    },
+    proxy_get_property: (pathPtr: number, pathSize: number, dataPtr: number, sizePtr: number) =>
+      returnBytes(ctx().property(mem().string(pathPtr, pathSize).split(NUL)), dataPtr, sizePtr),
+    proxy_set_property: (pathPtr: number, pathSize: number, valuePtr: number, valueSize: number) =>
+      ctx().setProperty(mem().string(pathPtr, pathSize).split(NUL), mem().copy(valuePtr, valueSize)),
+    proxy_continue_stream: (stream: number) => ctx().continueStream(stream),
+    proxy_close_stream: (stream: number) => ctx().closeStream(stream),
+    proxy_send_local_response: (status: number, detailsPtr: number, detailsSize: number, bodyPtr: number,
+      bodySize: number, headersPtr: number, headersSize: number, _grpcStatus: number) =>
+      ctx().sendLocalResponse(status, mem().string(detailsPtr, detailsSize), mem().copy(bodyPtr, bodySize),
+        headersSize === 0 ? [] : decodeHeaderPairs(mem().copy(headersPtr, headersSize))),
+    proxy_get_buffer_status: (type: number, lengthPtr: number, flagsPtr: number) => {
+      const buffer = ctx().buffer(type);
+      if (buffer === undefined) return WasmResult.NotFound;
+      mem().writeU32(lengthPtr, buffer.length);
+      mem().writeU32(flagsPtr, 0);
+      return WasmResult.Ok;
+    },
+    proxy_get_buffer_bytes: (type: number, start: number, maxSize: number, dataPtr: number, sizePtr: number) => {
+      const buffer = ctx().buffer(type);
+      if (buffer === undefined) return WasmResult.NotFound;
+      if (start > buffer.length) return WasmResult.BadArgument;
+      return returnBytes(buffer.subarray(start, start + maxSize), dataPtr, sizePtr);
+    },
+    proxy_set_buffer_bytes: (type: number, start: number, size: number, dataPtr: number, dataSize: number) =>
+      ctx().setBuffer(type, start, size, mem().copy(dataPtr, dataSize)),
+    proxy_get_header_map_value: (type: number, keyPtr: number, keySize: number, dataPtr: number, sizePtr: number) => {
+      const key = mem().string(keyPtr, keySize).toLowerCase();
+      const pair = ctx().headers(type)?.find(([name]) => name === key);
+      return returnBytes(pair === undefined ? undefined : Buffer.from(pair[1]), dataPtr, sizePtr);
+    },
+    proxy_add_header_map_value: (type: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number) => {
+      const headers = ctx().headers(type);
+      if (headers === undefined) return WasmResult.NotFound;
+      headers.push([mem().string(keyPtr, keySize).toLowerCase(), mem().string(valuePtr, valueSize)]);
+      return WasmResult.Ok;
+    },
+    proxy_replace_header_map_value: (type: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number) => {
+      const headers = ctx().headers(type);
+      if (headers === undefined) return WasmResult.NotFound;
+      const key = mem().string(keyPtr, keySize).toLowerCase();
+      const value = mem().string(valuePtr, valueSize);
+      const kept = headers.filter(([name]) => name !== key);
+      headers.length = 0;
+      headers.push(...kept, [key, value]);
+      return WasmResult.Ok;
+    },
+    proxy_remove_header_map_value: (type: number, keyPtr: number, keySize: number) => {
+      const headers = ctx().headers(type);
+      if (headers === undefined) return WasmResult.NotFound;
+      const key = mem().string(keyPtr, keySize).toLowerCase();
+      const kept = headers.filter(([name]) => name !== key);
+      headers.length = 0;
+      headers.push(...kept);
+      return WasmResult.Ok;
+    },
+    proxy_get_header_map_pairs: (type: number, dataPtr: number, sizePtr: number) => {
+      const headers = ctx().headers(type);
+      return returnBytes(headers === undefined ? undefined : encodeHeaderPairs(headers), dataPtr, sizePtr);
+    },
+    proxy_set_header_map_pairs: (type: number, dataPtr: number, dataSize: number) => {
+      const headers = ctx().headers(type);
+      if (headers === undefined) return WasmResult.NotFound;
+      const pairs = decodeHeaderPairs(mem().copy(dataPtr, dataSize));
+      headers.length = 0;
+      headers.push(...pairs.map(([name, value]): [string, string] => [name.toLowerCase(), value]));
+      return WasmResult.Ok;
+    },
+    proxy_get_header_map_size: (type: number, sizePtr: number) => {
+      const headers = ctx().headers(type);
+      if (headers === undefined) return WasmResult.NotFound;
+      mem().writeU32(sizePtr, encodeHeaderPairs(headers).length);
+      return WasmResult.Ok;
+    },
+    proxy_get_shared_data: (keyPtr: number, keySize: number, dataPtr: number, sizePtr: number, casPtr: number) => {
+      const entry = host.shared.get(mem().string(keyPtr, keySize));
+      if (entry === undefined) return WasmResult.NotFound;
+      mem().returnBytes(entry.value, dataPtr, sizePtr);
+      mem().writeU32(casPtr, entry.cas);
+      return WasmResult.Ok;
+    },
+    proxy_set_shared_data: (keyPtr: number, keySize: number, valuePtr: number, valueSize: number, cas: number) =>
+      host.shared.set(mem().string(keyPtr, keySize), mem().copy(valuePtr, valueSize), cas >>> 0),
+    proxy_register_shared_queue: (namePtr: number, nameSize: number, tokenPtr: number) => {
+      mem().writeU32(tokenPtr, host.shared.registerQueue(mem().string(namePtr, nameSize)));
+      return WasmResult.Ok;
+    },
+    proxy_resolve_shared_queue: (_vmIdPtr: number, _vmIdSize: number, namePtr: number, nameSize: number, tokenPtr: number) => {
+      const token = host.shared.resolveQueue(mem().string(namePtr, nameSize));
+      if (token === undefined) return WasmResult.NotFound;
+      mem().writeU32(tokenPtr, token);
+      return WasmResult.Ok;
+    },
+    proxy_enqueue_shared_queue: (token: number, dataPtr: number, dataSize: number) =>
+      host.shared.enqueue(token, mem().copy(dataPtr, dataSize)),
+    proxy_dequeue_shared_queue: (token: number, dataPtr: number, sizePtr: number) => {
+      const item = host.shared.dequeue(token);
+      return typeof item === "number" ? item : returnBytes(item, dataPtr, sizePtr);
+    },
+    proxy_define_metric: (type: number, namePtr: number, nameSize: number, idPtr: number) => {
+      const id = host.metrics.define(type, mem().string(namePtr, nameSize));
+      if (id === undefined) return WasmResult.BadArgument;
+      mem().writeU32(idPtr, id);
+      return WasmResult.Ok;
+    },
+    proxy_increment_metric: (id: number, offset: bigint) =>
+      host.metrics.increment(id, BigInt(offset)) ? WasmResult.Ok : WasmResult.NotFound,
+    proxy_record_metric: (id: number, value: bigint) =>
+      host.metrics.record(id, BigInt.asUintN(64, BigInt(value))) ? WasmResult.Ok : WasmResult.NotFound,
+    proxy_get_metric: (id: number, valuePtr: number) => {
+      const metric = host.metrics.get(id);
+      if (metric === undefined) return WasmResult.NotFound;
+      mem().writeU64(valuePtr, metric.value);
+      return WasmResult.Ok;
+    },
+    proxy_set_effective_context: (id: number) => host.setEffectiveContext(id),
+    proxy_done: () => host.done(),
+    proxy_call_foreign_function: (namePtr: number, nameSize: number, argsPtr: number, argsSize: number,
+      dataPtr: number, sizePtr: number) => {
+      const result = ctx().callForeign(mem().string(namePtr, nameSize), mem().copy(argsPtr, argsSize));
+      if (result.status !== WasmResult.Ok) return result.status;
+      return returnBytes(result.data ?? Buffer.alloc(0), dataPtr, sizePtr);
+    },
+    // Outbound calls need Envoy's cluster manager; the local runner has none to offer.
+    proxy_http_call: unimplemented,
+    proxy_grpc_call: unimplemented,
+    proxy_grpc_stream: unimplemented,
+    proxy_grpc_send: unimplemented,
+    proxy_grpc_cancel: unimplemented,
+    proxy_grpc_close: unimplemented,
+    // ABI 0.1.0 names that older SDKs still import.
+    proxy_get_configuration: (dataPtr: number, sizePtr: number) => returnBytes(host.pluginConfiguration(), dataPtr, sizePtr),
+    proxy_continue_request: () => ctx().continueStream(0),
+    proxy_continue_response: () => ctx().continueStream(1),
+    proxy_clear_route_cache: () => WasmResult.Ok,
+  };
+
+  const restricted: Record<string, HostFunction> = { proxy_log: (level: number, ptr: number, size: number) => {
+    host.log(level, mem().string(ptr, size));
+    return WasmResult.Ok;
+  } };
+  for (const [name, fn] of Object.entries(proxy)) {
+    restricted[name] = (...args: never[]) => {
+      if (host.restricted) throw new RestrictedCallError(`${name} called while the VM starts; only proxy_log and WASI are allowed then`);
+      return fn(...args);
+    };
+  }
+
+  const wasi = createWasi(host);
+  return {
+    env: {
+      ...restricted,
+      emscripten_notify_memory_growth: () => undefined,
+      pthread_equal: (a: number, b: number) => (a === b ? 1 : 0),
+    },
+    wasi_snapshot_preview1: wasi,
+    wasi_unstable: wasi,
+  };
+}
+
+const WASI_SUCCESS = 0;
+const WASI_EBADF = 8;
+const WASI_ENOSYS = 52;
+
+/** The WASI subset Envoy offers: stdout/stderr go to the log, clocks and randomness work, no files. */
+function createWasi(host: AbiHost): Record<string, HostFunction> {
+  const mem = () => host.memory;
+  return {
+    fd_write: (fd: number, iovs: number, iovsLength: number, writtenPtr: number) => {
+      if (fd !== 1 && fd !== 2) return WASI_EBADF;
+      const view = mem();
+      let text = "";
+      let written = 0;
+      for (let i = 0; i < iovsLength; i++) {
+        const header = view.copy(iovs + i * 8, 8);
+        const ptr = header.readUInt32LE(0);
+        const length = header.readUInt32LE(4);
+        text += view.string(ptr, length);
+        written += length;
+      }
+      host.log(fd === 1 ? 2 : 4, text.replace(/\n$/, ""));
+      view.writeU32(writtenPtr, written);
+      return WASI_SUCCESS;
+    },
+    fd_read: () => WASI_EBADF,
+    fd_seek: () => WASI_EBADF,
+    fd_close: () => WASI_EBADF,
+    fd_fdstat_get: () => WASI_EBADF,
+    fd_prestat_get: () => WASI_EBADF,
+    fd_prestat_dir_name: () => WASI_EBADF,
+    environ_sizes_get: (countPtr: number, sizePtr: number) => {
+      mem().writeU32(countPtr, 0);
+      mem().writeU32(sizePtr, 0);
+      return WASI_SUCCESS;
+    },
+    environ_get: () => WASI_SUCCESS,
+    args_sizes_get: (countPtr: number, sizePtr: number) => {
+      mem().writeU32(countPtr, 0);
+      mem().writeU32(sizePtr, 0);
+      return WASI_SUCCESS;
+    },
+    args_get: () => WASI_SUCCESS,
+    clock_time_get: (clock: number, _precision: bigint, timePtr: number) => {
+      // Clock 0 is wall time; the others are monotonic.
+      mem().writeU64(timePtr, clock === 0 ? BigInt(Date.now()) * 1_000_000n : process.hrtime.bigint());
+      return WASI_SUCCESS;
+    },
+    random_get: (ptr: number, length: number) => {
+      mem().write(ptr, randomFillSync(Buffer.alloc(length)));
+      return WASI_SUCCESS;
+    },
+    sched_yield: () => WASI_SUCCESS,
+    poll_oneoff: () => WASI_ENOSYS,
+    proc_exit: (code: number) => {
+      throw new ProcExit(code);
+    },
+  };
+}

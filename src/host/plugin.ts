@@ -1,0 +1,193 @@
+// A configured proxy-wasm plugin: the module, its root context and its configuration, as Envoy's
+// wasm filter config holds them. Owns the VM and replaces it after a failure, as
+// proxy-wasm-cpp-host's getOrCreateThreadLocalPlugin does ("should not end up using the failed VM").
+import { BufferType, LOG_LEVEL_NAMES, LogLevel, type LogLevelName } from "./abi.js";
+import { BaseHostContext } from "./context.js";
+import { MetricRegistry } from "./metrics.js";
+import { pluginProperty, type PluginIdentity } from "./properties.js";
+import { SharedData } from "./shared-data.js";
+import { CompiledModule, WasmLoadError, WasmTrap, WasmVm } from "./vm.js";
+
+export interface PluginSpec extends PluginIdentity {
+  /** Where the code came from, for messages (a file name, or "inline"). */
+  source: string;
+  code: Uint8Array;
+  configuration: Buffer;
+  vmConfiguration: Buffer;
+  /** Envoy's PluginConfig.fail_open: on a VM failure let traffic through instead of closing it. */
+  failOpen: boolean;
+}
+
+export interface LogRecord {
+  level: LogLevelName;
+  plugin: string;
+  message: string;
+}
+
+export type LogSink = (record: LogRecord) => void;
+
+export interface PluginOptions {
+  log: LogSink;
+  /** Lowest level forwarded to the sink; also what proxy_get_log_level reports. */
+  logLevel?: LogLevelName;
+}
+
+/** Configure (or vm start) returned false, or the module did not load: Envoy rejects the config. */
+export class PluginConfigError extends Error {}
+
+/** Counters of VM failures, for the runner's stats. */
+export interface PluginFailureCounters {
+  traps: number;
+  reloads: number;
+  reloadFailures: number;
+}
+
+class RootHostContext extends BaseHostContext {
+  readonly isRoot = true;
+
+  constructor(readonly id: number, private readonly spec: PluginSpec) {
+    super();
+  }
+
+  override property(path: readonly string[]): Uint8Array | undefined {
+    return pluginProperty(path.join("."), this.spec);
+  }
+
+  override buffer(type: number): Buffer | undefined {
+    if (type === BufferType.PluginConfiguration) return this.spec.configuration;
+    if (type === BufferType.VmConfiguration) return this.spec.vmConfiguration;
+    return undefined;
+  }
+}
+
+export interface ActiveVm {
+  vm: WasmVm;
+  root: RootHostContext;
+}
+
+export class Plugin {
+  readonly metrics = new MetricRegistry();
+  readonly failures: PluginFailureCounters = { traps: 0, reloads: 0, reloadFailures: 0 };
+  private readonly shared = new SharedData();
+  private readonly level: number;
+  private active: ActiveVm | undefined;
+  private tick: NodeJS.Timeout | undefined;
+  /** Log lines at warn or above during configure, quoted when configure fails. */
+  private configureLog: string[] | undefined;
+
+  private constructor(readonly spec: PluginSpec, private readonly compiled: CompiledModule, private readonly options: PluginOptions) {
+    this.level = LogLevel[options.logLevel ?? "info"];
+  }
+
+  static async load(spec: PluginSpec, options: PluginOptions): Promise<Plugin> {
+    let compiled: CompiledModule;
+    try {
+      compiled = await CompiledModule.compile(spec.code, spec.source);
+    } catch (error) {
+      throw new PluginConfigError(`plugin '${spec.name}': ${(error as Error).message}`);
+    }
+    const plugin = new Plugin(spec, compiled, options);
+    plugin.active = plugin.startVm();
+    return plugin;
+  }
+
+  get abiVersion(): string {
+    return this.compiled.abiVersion;
+  }
+
+  exports(name: string): boolean {
+    return this.compiled.exports.has(name);
+  }
+
+  log(level: number, message: string): void {
+    if (level >= LogLevel.warn) this.configureLog?.push(message);
+    if (level >= this.level) this.options.log({ level: LOG_LEVEL_NAMES[level] ?? "info", plugin: this.spec.name, message });
+  }
+
+  /** The running VM; a failed one is replaced first. Undefined when no healthy VM can be had. */
+  vm(): ActiveVm | undefined {
+    if (this.active !== undefined && this.active.vm.failure === undefined) return this.active;
+    try {
+      this.active = this.startVm();
+      this.failures.reloads++;
+      this.log(LogLevel.info, "wasm VM reloaded after a failure");
+      return this.active;
+    } catch (error) {
+      this.failures.reloadFailures++;
+      this.log(LogLevel.error, `wasm VM reload failed: ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+
+  /** Records a trap for the stats and the log. */
+  trapped(trap: WasmTrap, where: string): void {
+    this.failures.traps++;
+    this.log(LogLevel.error, `wasm trap in ${where}: ${trap.message}`);
+  }
+
+  close(): void {
+    if (this.tick !== undefined) clearInterval(this.tick);
+    this.tick = undefined;
+  }
+
+  private startVm(): ActiveVm {
+    const { spec } = this;
+    const label = `plugin '${spec.name}' (${spec.source})`;
+    let vm: WasmVm;
+    try {
+      vm = WasmVm.start(this.compiled, {
+        label,
+        metrics: this.metrics,
+        shared: this.shared,
+        log: (level, message) => this.log(level, message),
+        logLevel: () => this.level,
+        setTickPeriod: (ms) => this.setTickPeriod(ms),
+        pluginConfiguration: () => spec.configuration,
+      });
+    } catch (error) {
+      throw new PluginConfigError((error as Error).message);
+    }
+    const root = new RootHostContext(vm.newContextId(), spec);
+    vm.register(root);
+    this.configureLog = [];
+    try {
+      vm.call(root, "proxy_on_context_create", 0, root.id, 0);
+      if (vm.call(root, "proxy_on_vm_start", 1, root.id, spec.vmConfiguration.length) === 0) {
+        throw new PluginConfigError(`${label}: proxy_on_vm_start returned false${this.quoteLog()}`);
+      }
+      if (vm.call(root, "proxy_on_configure", 1, root.id, spec.configuration.length) === 0) {
+        throw new PluginConfigError(`${label}: proxy_on_configure rejected the configuration${this.quoteLog()}`);
+      }
+    } catch (error) {
+      if (error instanceof WasmTrap) throw new PluginConfigError(`${label}: ${error.message}${this.quoteLog()}`);
+      throw error;
+    } finally {
+      this.configureLog = undefined;
+    }
+    return { vm, root };
+  }
+
+  private quoteLog(): string {
+    const lines = this.configureLog ?? [];
+    return lines.length === 0 ? "" : `: ${lines.join("; ")}`;
+  }
+
+  private setTickPeriod(milliseconds: number): void {
+    if (this.tick !== undefined) clearInterval(this.tick);
+    this.tick = undefined;
+    if (milliseconds === 0) return;
+    this.tick = setInterval(() => {
+      const active = this.vm();
+      if (active === undefined) return;
+      try {
+        active.vm.call(active.root, "proxy_on_tick", 0, active.root.id);
+      } catch (error) {
+        if (error instanceof WasmTrap) this.trapped(error, "proxy_on_tick");
+        else throw error;
+      }
+    }, milliseconds);
+    this.tick.unref();
+  }
+}
+
+export { WasmLoadError, WasmTrap };

@@ -1,0 +1,171 @@
+// One instance of a proxy-wasm module on V8 (Node's WebAssembly), driven the way Envoy's host
+// drives it: ABI version check, allocator lookup (malloc, else proxy_on_memory_allocate),
+// _initialize or _start in restricted mode, then callbacks with an effective context. A trap
+// marks the VM failed; the plugin decides what that means for traffic and replaces the VM.
+import { SUPPORTED_ABI_EXPORTS, WasmResult, type WasmResultCode } from "./abi.js";
+import type { HostContext } from "./context.js";
+import { createImports, providedImports, type AbiHost } from "./imports.js";
+import { GuestMemory } from "./memory.js";
+import type { MetricRegistry } from "./metrics.js";
+import type { SharedData } from "./shared-data.js";
+
+export class WasmLoadError extends Error {}
+
+/** An exception inside a guest call: a trap, a bad memory access, a forbidden call. */
+export class WasmTrap extends Error {}
+
+/** A compiled module that passed the checks Envoy makes before instantiating it. */
+export class CompiledModule {
+  private constructor(
+    readonly module: WebAssembly.Module,
+    readonly abiVersion: string,
+    readonly exports: ReadonlySet<string>,
+  ) {}
+
+  static async compile(bytes: Uint8Array, label: string): Promise<CompiledModule> {
+    let module: WebAssembly.Module;
+    try {
+      module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+    } catch (error) {
+      throw new WasmLoadError(`${label}: not a valid WebAssembly module: ${(error as Error).message}`);
+    }
+    const exports = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
+    const abiVersion = SUPPORTED_ABI_EXPORTS.find((name) => exports.has(name));
+    if (abiVersion === undefined) {
+      const found = [...exports].filter((name) => name.startsWith("proxy_abi_version_"));
+      throw new WasmLoadError(`${label}: missing or unsupported proxy-wasm ABI version` +
+        ` (exports ${found.length > 0 ? found.join(", ") : "none"}; this host runs ${SUPPORTED_ABI_EXPORTS.join(", ")})`);
+    }
+    if (!exports.has("malloc") && !exports.has("proxy_on_memory_allocate")) {
+      throw new WasmLoadError(`${label}: exports neither malloc nor proxy_on_memory_allocate`);
+    }
+    if (!exports.has("memory")) throw new WasmLoadError(`${label}: does not export its memory`);
+    return new CompiledModule(module, abiVersion.replace("proxy_abi_version_", "").replaceAll("_", "."), exports);
+  }
+}
+
+export interface VmServices {
+  readonly label: string;
+  readonly metrics: MetricRegistry;
+  readonly shared: SharedData;
+  log(level: number, message: string): void;
+  logLevel(): number;
+  setTickPeriod(milliseconds: number): void;
+  pluginConfiguration(): Buffer;
+}
+
+type Export = (...args: number[]) => number | undefined;
+
+export class WasmVm implements AbiHost {
+  readonly memory: GuestMemory;
+  restricted = true;
+  failure: string | undefined;
+  private readonly exports: Record<string, Export>;
+  private readonly contexts = new Map<number, HostContext>();
+  private current: HostContext | undefined;
+  private nextContextId = 1;
+
+  private constructor(readonly compiled: CompiledModule, private readonly services: VmServices) {
+    const provided = providedImports(this);
+    const missing = WebAssembly.Module.imports(compiled.module)
+      .map((i) => `${i.module}.${i.name}`)
+      .filter((name) => !provided.has(name));
+    if (missing.length > 0) {
+      throw new WasmLoadError(`${services.label}: imports functions no proxy-wasm host provides: ${missing.join(", ")}`);
+    }
+    const instance = new WebAssembly.Instance(compiled.module, createImports(this) as WebAssembly.Imports);
+    this.exports = instance.exports as unknown as Record<string, Export>;
+    const allocator = this.exports.malloc ?? this.exports.proxy_on_memory_allocate!;
+    this.memory = new GuestMemory(instance.exports.memory as WebAssembly.Memory, (size) => allocator(size)! >>> 0);
+  }
+
+  /** Instantiates and starts the module (_initialize, else _start) in restricted mode. */
+  static start(compiled: CompiledModule, services: VmServices): WasmVm {
+    const vm = new WasmVm(compiled, services);
+    const start = compiled.exports.has("_initialize") ? "_initialize" : compiled.exports.has("_start") ? "_start" : undefined;
+    try {
+      if (start !== undefined) vm.exports[start]!();
+    } catch (error) {
+      throw new WasmLoadError(`${services.label}: ${start} failed: ${(error as Error).message}`);
+    } finally {
+      vm.restricted = false;
+    }
+    return vm;
+  }
+
+  get metrics(): MetricRegistry {
+    return this.services.metrics;
+  }
+
+  get shared(): SharedData {
+    return this.services.shared;
+  }
+
+  has(name: string): boolean {
+    return this.compiled.exports.has(name);
+  }
+
+  newContextId(): number {
+    return this.nextContextId++;
+  }
+
+  register(context: HostContext): void {
+    this.contexts.set(context.id, context);
+  }
+
+  unregister(id: number): void {
+    this.contexts.delete(id);
+  }
+
+  /**
+   * Calls an export with `context` as the effective context. Returns `fallback` when the module
+   * does not export it (Envoy skips missing callbacks). Any exception fails the VM.
+   */
+  call(context: HostContext, name: string, fallback: number, ...args: number[]): number {
+    if (this.failure !== undefined) throw new WasmTrap(this.failure);
+    const fn = this.exports[name];
+    if (fn === undefined) return fallback;
+    const previous = this.current;
+    this.current = context;
+    try {
+      return (fn(...args) ?? fallback) >>> 0;
+    } catch (error) {
+      this.failure = `${name} trapped: ${(error as Error).message}`;
+      throw new WasmTrap(this.failure);
+    } finally {
+      this.current = previous;
+    }
+  }
+
+  effective(): HostContext {
+    if (this.current === undefined) throw new Error("host call outside of any callback");
+    return this.current;
+  }
+
+  setEffectiveContext(id: number): WasmResultCode {
+    const context = this.contexts.get(id);
+    if (context === undefined) return WasmResult.BadArgument;
+    this.current = context;
+    return WasmResult.Ok;
+  }
+
+  log(level: number, message: string): void {
+    this.services.log(level, message);
+  }
+
+  logLevel(): number {
+    return this.services.logLevel();
+  }
+
+  setTickPeriod(milliseconds: number): void {
+    this.services.setTickPeriod(milliseconds);
+  }
+
+  done(): WasmResultCode {
+    return WasmResult.Ok;
+  }
+
+  pluginConfiguration(): Buffer {
+    return this.services.pluginConfiguration();
+  }
+}
