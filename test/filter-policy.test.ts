@@ -1,0 +1,155 @@
+// The JSON policy: each matcher and action, first match wins, and every bad configuration named.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { loadFilter, routeOnce } from "./helpers.js";
+
+const rule = (match: object, action: object, name?: string) => ({ ...(name ? { name } : {}), match, action });
+
+describe("policy matchers", () => {
+  it("source CIDRs, IPv4 and IPv6, with IPv4-mapped sources matching IPv4 CIDRs", async () => {
+    const filter = await loadFilter({
+      rules: [
+        rule({ source_cidrs: ["10.1.0.0/16", "192.168.7.7"] }, { cluster: "v4" }),
+        rule({ source_cidrs: ["2001:db8:1::/48"] }, { cluster: "v6" }),
+      ],
+      default: { cluster: "other" },
+    });
+    assert.equal(routeOnce(filter, "10.1.200.3:1"), "v4");
+    assert.equal(routeOnce(filter, "[::ffff:10.1.0.9]:1"), "v4");
+    assert.equal(routeOnce(filter, "192.168.7.7:1"), "v4");
+    assert.equal(routeOnce(filter, "192.168.7.8:1"), "other");
+    assert.equal(routeOnce(filter, "10.2.0.1:1"), "other");
+    assert.equal(routeOnce(filter, "[2001:db8:1:ffff::1]:1"), "v6");
+    assert.equal(routeOnce(filter, "[2001:db8:2::1]:1"), "other");
+  });
+
+  it("source parity", async () => {
+    const filter = await loadFilter({ rules: [rule({ source_parity: "odd" }, { cluster: "odd" })], default: { cluster: "even" } });
+    assert.equal(routeOnce(filter, "10.0.0.1:1"), "odd");
+    assert.equal(routeOnce(filter, "10.0.0.2:1"), "even");
+  });
+
+  it("destination CIDRs and ports, single and ranges", async () => {
+    const filter = await loadFilter({
+      rules: [
+        rule({ destination_cidrs: ["203.0.113.0/24"], destination_ports: [443] }, { cluster: "tls-net" }),
+        rule({ destination_ports: ["8000-8100", 22] }, { cluster: "ranged" }),
+      ],
+      default: { passthrough: true },
+    });
+    assert.equal(routeOnce(filter, "10.0.0.1:1", "203.0.113.9:443"), "tls-net");
+    assert.equal(routeOnce(filter, "10.0.0.1:1", "203.0.114.9:443"), undefined);
+    assert.equal(routeOnce(filter, "10.0.0.1:1", "1.1.1.1:8000"), "ranged");
+    assert.equal(routeOnce(filter, "10.0.0.1:1", "1.1.1.1:8100"), "ranged");
+    assert.equal(routeOnce(filter, "10.0.0.1:1", "1.1.1.1:8101"), undefined);
+    assert.equal(routeOnce(filter, "10.0.0.1:1", "[2001:db8::1]:22"), "ranged");
+  });
+
+  it("SNI exact and *.suffix, case-insensitive; no SNI never matches", async () => {
+    const filter = await loadFilter({
+      rules: [rule({ server_names: ["api.example.com", "*.example.org"] }, { cluster: "named" })],
+      default: { cluster: "plain" },
+    });
+    assert.equal(routeOnce(filter, "10.0.0.1:1", undefined, "api.example.com"), "named");
+    assert.equal(routeOnce(filter, "10.0.0.1:1", undefined, "API.Example.COM"), "named");
+    assert.equal(routeOnce(filter, "10.0.0.1:1", undefined, "www.example.org"), "named");
+    assert.equal(routeOnce(filter, "10.0.0.1:1", undefined, "a.b.example.org"), "named");
+    assert.equal(routeOnce(filter, "10.0.0.1:1", undefined, "example.org"), "plain");
+    assert.equal(routeOnce(filter, "10.0.0.1:1", undefined, "www.example.com"), "plain");
+    assert.equal(routeOnce(filter, "10.0.0.1:1"), "plain");
+  });
+
+  it("combines matchers in one rule (all must hold) and the first matching rule wins", async () => {
+    const filter = await loadFilter({
+      rules: [
+        rule({ source_cidrs: ["10.0.0.0/8"], destination_ports: [443], server_names: ["*.corp"] }, { cluster: "first" }, "corp-tls"),
+        rule({ source_cidrs: ["10.0.0.0/8"] }, { cluster: "second" }, "ten"),
+        rule({ source_cidrs: ["10.0.0.0/8"] }, { cluster: "never" }),
+      ],
+    });
+    assert.equal(routeOnce(filter, "10.0.0.8:1", "1.2.3.4:443", "git.corp"), "first");
+    assert.equal(routeOnce(filter, "10.0.0.8:1", "1.2.3.4:80", "git.corp"), "second");
+    assert.equal(routeOnce(filter, "10.0.0.8:1", "1.2.3.4:443", "git.example"), "second");
+    // No rule matches: the default is the reference routing.
+    assert.equal(routeOnce(filter, "11.0.0.8:1"), "egress-router1");
+    assert.equal(filter.metric("wasmerang.rule.corp-tls.matched"), 1n);
+    assert.equal(filter.metric("wasmerang.rule.ten.matched"), 2n);
+    assert.equal(filter.metric("wasmerang.unmatched"), 1n);
+    assert.ok(filter.logs.some((r) => r.message.includes("rule=corp-tls cluster=first")));
+  });
+});
+
+describe("policy actions", () => {
+  it("cluster names with {dst_port}", async () => {
+    const filter = await loadFilter({ default: { cluster: "outbound|{dst_port}||egress.svc" } });
+    assert.equal(routeOnce(filter, "10.0.0.1:1", "1.2.3.4:8443"), "outbound|8443||egress.svc");
+  });
+
+  it("hash: same source, same cluster; spread follows the weights", async () => {
+    const filter = await loadFilter({ default: { hash: ["a", { cluster: "b", weight: 3 }] } });
+    const counts: Record<string, number> = { a: 0, b: 0 };
+    for (let i = 0; i < 2000; i++) {
+      const source = `10.${(i >> 8) & 255}.${i & 255}.${(i * 7) & 255}:1`;
+      const cluster = routeOnce(filter, source)!;
+      assert.equal(routeOnce(filter, source.replace(":1", ":2")), cluster, "port must not change the choice");
+      counts[cluster]!++;
+    }
+    assert.ok(counts.a! > 380 && counts.a! < 620, `a got ${counts.a} of 2000, expected about 500`);
+    assert.ok(counts.b! > 1380 && counts.b! < 1620, `b got ${counts.b} of 2000, expected about 1500`);
+  });
+
+  it("reject closes the connection, stops the chain and counts", async () => {
+    const filter = await loadFilter({ rules: [rule({ destination_ports: [25] }, { reject: true }, "no-smtp")] });
+    const connection = filter.connect({ source: "10.0.0.1:1", destination: "1.2.3.4:25" });
+    assert.equal(connection.status, "pause");
+    assert.match(connection.closedReason ?? "", /closed by the wasm filter/);
+    assert.equal(connection.cluster, undefined);
+    assert.equal(filter.metric("wasmerang.rejected"), 1n);
+    assert.ok(filter.logs.some((r) => r.message.includes("rule=no-smtp action=reject")));
+  });
+
+  it("passthrough leaves tcp_proxy's cluster", async () => {
+    const filter = await loadFilter({ default: { passthrough: true } });
+    const connection = filter.connect({ source: "10.0.0.1:1" });
+    assert.equal(connection.cluster, undefined);
+    assert.equal(connection.status, "continue");
+    assert.equal(filter.metric("wasmerang.passthrough"), 1n);
+  });
+
+  it("log_level silences decision lines", async () => {
+    const filter = await loadFilter({ log_level: "warn" });
+    routeOnce(filter, "10.0.0.1:1");
+    assert.deepEqual(filter.logs.filter((r) => r.message.includes("source=")), []);
+  });
+});
+
+describe("bad configuration is refused at configure time, naming the field", () => {
+  const cases: [string, string | object, RegExp][] = [
+    ["invalid JSON", "{\"rules\": [", /invalid JSON at offset \d+/],
+    ["a bad CIDR", { rules: [rule({ source_cidrs: ["10.0.0.0/33"] }, { cluster: "x" })] }, /rules\[0\]\.match\.source_cidrs\[0\]: invalid CIDR '10\.0\.0\.0\/33'/],
+    ["an IPv6 CIDR too long", { rules: [rule({ destination_cidrs: ["2001:db8::/129"] }, { cluster: "x" })] }, /rules\[0\]\.match\.destination_cidrs\[0\]/],
+    ["an unknown matcher", { rules: [rule({ source_ip: "1.2.3.4" }, { cluster: "x" })] }, /rules\[0\]\.match\.source_ip: unknown field/],
+    ["an unknown top-level field", { rulez: [] }, /configuration\.rulez: unknown field/],
+    ["an empty hash list", { rules: [rule({}, { hash: [] })] }, /rules\[0\]\.action\.hash: needs at least one cluster/],
+    ["a zero weight", { default: { hash: [{ cluster: "a", weight: 0 }] } }, /default\.hash\[0\]\.weight: must be a whole number from 1 to 10000/],
+    ["a negative weight", { default: { hash: [{ cluster: "a", weight: -2 }] } }, /default\.hash\[0\]\.weight/],
+    ["two actions", { default: { cluster: "a", reject: true } }, /default: must have exactly one of/],
+    ["a missing action", { rules: [{ match: {} }] }, /rules\[0\]\.action: is required/],
+    ["an empty cluster name", { default: { cluster: "" } }, /default\.cluster: must be a non-empty string/],
+    ["an unknown placeholder", { default: { cluster: "x-{src_ip}" } }, /default\.cluster: unknown placeholder '\{src_ip\}'/],
+    ["a bad parity", { rules: [rule({ source_parity: "3" }, { cluster: "x" })] }, /rules\[0\]\.match\.source_parity: must be 'even' or 'odd'/],
+    ["a port out of range", { rules: [rule({ destination_ports: [70000] }, { cluster: "x" })] }, /rules\[0\]\.match\.destination_ports\[0\]: port must be/],
+    ["an inverted range", { rules: [rule({ destination_ports: ["90-80"] }, { cluster: "x" })] }, /low end above its high end/],
+    ["a bad log level", { log_level: "loud" }, /log_level: must be one of/],
+    ["a bad mode", { mode: "envoy" }, /mode: must be 'standalone' or 'istio'/],
+  ];
+  for (const [what, configuration, message] of cases) {
+    it(what, async () => {
+      await assert.rejects(loadFilter(configuration), (error: Error) => {
+        assert.match(error.message, /proxy_on_configure rejected the configuration/);
+        assert.match(error.message, message);
+        return true;
+      });
+    });
+  }
+});
