@@ -30,8 +30,7 @@ type Direction = typeof BufferType.DownstreamData | typeof BufferType.UpstreamDa
 export class NetworkFilterSession extends BaseHostContext {
   readonly isRoot = false;
   readonly id: number;
-  /** Filter state written through set_envoy_filter_state, by key. */
-  readonly filterState = new Map<string, string>();
+
   private readonly properties = new Map<string, Buffer>();
   /** Replaced attribute values; null removes the attribute. */
   private overrides: Map<string, Buffer | null> | undefined;
@@ -42,7 +41,16 @@ export class NetworkFilterSession extends BaseHostContext {
   private finished = false;
   private pending: { type: Direction; data: Buffer } | undefined;
 
-  constructor(private readonly plugin: Plugin, readonly info: ConnectionInfo, private readonly control: ConnectionControl) {
+  /**
+   * @param filterState the connection's filter state, shared by every filter of the connection
+   *   as in Envoy; set_envoy_filter_state writes into it.
+   */
+  constructor(
+    private readonly plugin: Plugin,
+    readonly info: ConnectionInfo,
+    private readonly control: ConnectionControl,
+    readonly filterState: Map<string, string> = new Map(),
+  ) {
     super();
     this.active = plugin.vm();
     this.id = this.active?.vm.newContextId() ?? 0;

@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+// The `wasmerang` command: thin wrappers over the library (runner, validator, egress router, demo).
+import { Command, InvalidArgumentError, Option } from "commander";
+import { loadRunnerConfig, validateFile, ConfigError } from "./envoy/load.js";
+import { LOG_LEVEL_NAMES, type LogLevelName } from "./host/abi.js";
+import { createLogger, type LogFormat } from "./logging.js";
+import { Runner } from "./runner/runner.js";
+
+function duration(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s)$/.exec(value);
+  if (!match) throw new InvalidArgumentError(`'${value}' is not a duration such as 10s or 500ms`);
+  return Number(match[1]) * (match[2] === "s" ? 1000 : 1);
+}
+
+const logOptions = (command: Command): Command => command
+  .addOption(new Option("--log-level <level>", "process log level").choices(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"))
+  .addOption(new Option("--log-format <format>", "text, or JSON lines").choices(["text", "json"]).default("text"));
+
+export function buildProgram(): Command {
+  const program = new Command("wasmerang")
+    .description("Programmable L4 traffic steering for Envoy and Istio: run, validate and test proxy-wasm filters locally")
+    .showHelpAfterError();
+
+  logOptions(program.command("run")
+    .description("serve an Envoy v3 bootstrap YAML on this machine (listeners, Wasm network filters, tcp_proxy, clusters, admin)")
+    .requiredOption("-c, --config <file>", "Envoy bootstrap YAML")
+    .addOption(new Option("--wasm-log-level <level>", "lowest level of Wasm module logs shown").choices([...LOG_LEVEL_NAMES]).default("info"))
+    .option("--drain-time <duration>", "on SIGTERM, how long open connections may finish", duration, 10_000))
+    .action(async (options: { config: string; logLevel: string; logFormat: LogFormat; wasmLogLevel: LogLevelName; drainTime: number }) => {
+      const logger = createLogger(options.logLevel, options.logFormat);
+      const runner = await Runner.start(await loadRunnerConfig(options.config), { logger, wasmLogLevel: options.wasmLogLevel });
+      process.on("SIGHUP", () => {
+        loadRunnerConfig(options.config)
+          .then((config) => runner.reload(config))
+          .catch((error: Error) => logger.error(`reload refused, the running configuration keeps serving: ${error.message}`));
+      });
+      const stop = (signal: string) => {
+        logger.info(`${signal}: draining for up to ${options.drainTime} ms`);
+        void runner.drain(options.drainTime).then(() => process.exit(0));
+      };
+      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.once("SIGINT", () => stop("SIGINT"));
+    });
+
+  program.command("validate")
+    .description("check Envoy bootstrap YAML files against Envoy's API protos (and, with --runner, against what the local runner supports)")
+    .argument("<files...>")
+    .option("--runner", "also refuse what the local runner does not implement")
+    .action(async (files: string[], options: { runner?: boolean }) => {
+      let failed = 0;
+      for (const file of files) {
+        try {
+          if (options.runner) await loadRunnerConfig(file);
+          else await validateFile(file);
+          console.log(`${file}: OK`);
+        } catch (error) {
+          failed++;
+          console.error(error instanceof ConfigError ? error.message : `${file}: ${(error as Error).message}`);
+        }
+      }
+      process.exitCode = failed > 0 ? 1 : 0;
+    });
+
+  return program;
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("/wasmerang")) {
+  buildProgram().parseAsync(process.argv).catch((error: Error) => {
+    console.error(error instanceof ConfigError ? error.message : `wasmerang: ${error.message}`);
+    process.exit(1);
+  });
+}

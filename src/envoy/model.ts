@@ -1,0 +1,72 @@
+// The subset of an Envoy bootstrap the local runner implements, after validation (subset.ts).
+
+export interface SocketAddressConfig {
+  address: string;
+  port: number;
+}
+
+export interface WasmPluginConfig {
+  name: string;
+  rootId: string;
+  vmId: string;
+  /** The module file, or undefined for inline code. */
+  filename: string | undefined;
+  inlineCode: Buffer | undefined;
+  configuration: Buffer;
+  vmConfiguration: Buffer;
+  failOpen: boolean;
+  /** Where in the YAML this filter is, for messages. */
+  path: string;
+}
+
+export interface AccessLogConfig {
+  /** A file path, or "/dev/stdout" / "/dev/stderr" for the stream loggers. */
+  path: string;
+  format: string;
+}
+
+export interface WeightedCluster {
+  name: string;
+  weight: number;
+}
+
+export interface TcpProxyConfig {
+  statPrefix: string;
+  cluster: string | undefined;
+  weightedClusters: WeightedCluster[] | undefined;
+  idleTimeoutMs: number;
+  maxConnectAttempts: number;
+  accessLogs: AccessLogConfig[];
+}
+
+export type ListenerFilterName = "tls_inspector" | "proxy_protocol" | "original_dst";
+
+export interface ListenerConfig {
+  name: string;
+  address: SocketAddressConfig;
+  listenerFilters: ListenerFilterName[];
+  /** proxy_protocol's allow_requests_without_proxy_protocol. */
+  allowWithoutProxyProtocol: boolean;
+  wasmFilters: WasmPluginConfig[];
+  tcpProxy: TcpProxyConfig;
+}
+
+export type ClusterType = "STATIC" | "STRICT_DNS" | "LOGICAL_DNS" | "ORIGINAL_DST";
+
+export interface ClusterConfig {
+  name: string;
+  type: ClusterType;
+  connectTimeoutMs: number;
+  endpoints: SocketAddressConfig[];
+  dnsRefreshMs: number;
+  /** The upstream PROXY protocol transport socket's version, when the cluster has one. */
+  upstreamProxyProtocol: "V1" | "V2" | undefined;
+}
+
+export interface RunnerConfig {
+  /** The file it came from. */
+  source: string;
+  listeners: ListenerConfig[];
+  clusters: ClusterConfig[];
+  admin: SocketAddressConfig | undefined;
+}

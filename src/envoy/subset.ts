@@ -1,0 +1,314 @@
+// Turns a validated bootstrap into the runner's model, refusing — by path — every field the
+// runner does not implement: a config that would behave differently here than in Envoy must
+// not start quietly.
+import { resolve } from "node:path";
+import type { Json } from "./validate.js";
+import type {
+  AccessLogConfig, ClusterConfig, ClusterType, ListenerConfig, ListenerFilterName, RunnerConfig, SocketAddressConfig,
+  TcpProxyConfig, WasmPluginConfig,
+} from "./model.js";
+
+type JsonObject = { [key: string]: Json };
+
+const TYPE = {
+  wasm: "envoy.extensions.filters.network.wasm.v3.Wasm",
+  tcpProxy: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+  tlsInspector: "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
+  proxyProtocol: "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol",
+  originalDst: "envoy.extensions.filters.listener.original_dst.v3.OriginalDst",
+  upstreamProxyProtocol: "envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport",
+  rawBuffer: "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
+  fileLog: "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+  stdoutLog: "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+  stderrLog: "envoy.extensions.access_loggers.stream.v3.StderrAccessLog",
+  stringValue: "google.protobuf.StringValue",
+  bytesValue: "google.protobuf.BytesValue",
+} as const;
+
+const LISTENER_FILTERS: Record<string, ListenerFilterName> = {
+  [TYPE.tlsInspector]: "tls_inspector",
+  [TYPE.proxyProtocol]: "proxy_protocol",
+  [TYPE.originalDst]: "original_dst",
+};
+
+/** Envoy's documented default access log format for TCP (docs: access_log/usage). */
+export const DEFAULT_ACCESS_LOG_FORMAT =
+  "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% " +
+  "%BYTES_RECEIVED% %BYTES_SENT% %DURATION% \"%UPSTREAM_HOST%\"\n";
+
+export function durationMs(value: Json | undefined, fallback: number): number {
+  if (typeof value !== "string") return fallback;
+  return Math.round(Number(value.slice(0, -1)) * 1000);
+}
+
+export class SubsetReader {
+  readonly problems: string[] = [];
+
+  constructor(private readonly source: string) {}
+
+  read(bootstrap: JsonObject): RunnerConfig {
+    this.only(bootstrap, "", ["static_resources", "admin", "node"]);
+    const resources = this.object(bootstrap.static_resources, "static_resources");
+    this.only(resources, "static_resources", ["listeners", "clusters"]);
+    const listeners = this.list(resources.listeners, "static_resources.listeners")
+      .map((listener, i) => this.listener(listener as JsonObject, `static_resources.listeners[${i}]`));
+    const clusters = this.list(resources.clusters, "static_resources.clusters")
+      .map((cluster, i) => this.cluster(cluster as JsonObject, `static_resources.clusters[${i}]`));
+    let admin: SocketAddressConfig | undefined;
+    if (bootstrap.admin != null) {
+      const adminConfig = this.object(bootstrap.admin, "admin");
+      this.only(adminConfig, "admin", ["address"]);
+      admin = this.socketAddress(adminConfig.address, "admin.address");
+    }
+    const names = new Set<string>();
+    clusters.forEach((cluster, i) => {
+      if (names.has(cluster.name)) this.refuse(`static_resources.clusters[${i}].name`, `duplicate cluster name '${cluster.name}'`);
+      names.add(cluster.name);
+    });
+    return { source: this.source, listeners, clusters, admin };
+  }
+
+  private refuse(path: string, message: string): void {
+    this.problems.push(`${path}: ${message}`);
+  }
+
+  private only(value: JsonObject, path: string, supported: string[]): void {
+    for (const key of Object.keys(value)) {
+      if (!supported.includes(key) && value[key] !== null) {
+        this.refuse(path === "" ? key : `${path}.${key}`, "not supported by the local runner (supported here: " + supported.join(", ") + ")");
+      }
+    }
+  }
+
+  private object(value: Json | undefined, path: string): JsonObject {
+    if (value === undefined || value === null || typeof value !== "object" || Array.isArray(value)) {
+      this.refuse(path, "is required");
+      return {};
+    }
+    return value;
+  }
+
+  private list(value: Json | undefined, path: string): Json[] {
+    return Array.isArray(value) ? value : (value == null ? [] : (this.refuse(path, "expected a list"), []));
+  }
+
+  private socketAddress(value: Json | undefined, path: string): SocketAddressConfig {
+    const address = this.object(value, path);
+    this.only(address, path, ["socket_address"]);
+    const socket = this.object(address.socket_address, `${path}.socket_address`);
+    this.only(socket, `${path}.socket_address`, ["address", "port_value", "protocol"]);
+    if (socket.protocol != null && socket.protocol !== "TCP") this.refuse(`${path}.socket_address.protocol`, "only TCP is supported");
+    if (typeof socket.address !== "string") this.refuse(`${path}.socket_address.address`, "is required");
+    return { address: String(socket.address ?? ""), port: Number(socket.port_value ?? 0) };
+  }
+
+  private typed(value: JsonObject, path: string): { type: string; config: JsonObject } {
+    const config = this.object(value.typed_config, `${path}.typed_config`);
+    return { type: String(config["@type"] ?? ""), config };
+  }
+
+  private listener(listener: JsonObject, path: string): ListenerConfig {
+    this.only(listener, path, ["name", "address", "listener_filters", "filter_chains", "traffic_direction"]);
+    const listenerFilters: ListenerFilterName[] = [];
+    let allowWithoutProxyProtocol = false;
+    this.list(listener.listener_filters, `${path}.listener_filters`).forEach((entry, i) => {
+      const filterPath = `${path}.listener_filters[${i}]`;
+      const filter = entry as JsonObject;
+      this.only(filter, filterPath, ["name", "typed_config"]);
+      const { type, config } = this.typed(filter, filterPath);
+      const name = LISTENER_FILTERS[type];
+      if (name === undefined) {
+        this.refuse(`${filterPath}.typed_config.@type`, `listener filter ${type} is not supported by the local runner (supported: ${Object.keys(LISTENER_FILTERS).join(", ")})`);
+        return;
+      }
+      this.only(config, `${filterPath}.typed_config`, name === "proxy_protocol" ? ["@type", "allow_requests_without_proxy_protocol"] : ["@type"]);
+      if (name === "proxy_protocol") allowWithoutProxyProtocol = config.allow_requests_without_proxy_protocol === true;
+      listenerFilters.push(name);
+    });
+    const chains = this.list(listener.filter_chains, `${path}.filter_chains`);
+    if (chains.length !== 1) this.refuse(`${path}.filter_chains`, `the local runner serves exactly one filter chain per listener, found ${chains.length}`);
+    const chainPath = `${path}.filter_chains[0]`;
+    const chain = (chains[0] ?? {}) as JsonObject;
+    this.only(chain, chainPath, ["name", "filters"]);
+    const filters = this.list(chain.filters, `${chainPath}.filters`);
+    const wasmFilters: WasmPluginConfig[] = [];
+    let tcpProxy: TcpProxyConfig | undefined;
+    filters.forEach((entry, i) => {
+      const filterPath = `${chainPath}.filters[${i}]`;
+      const filter = entry as JsonObject;
+      this.only(filter, filterPath, ["name", "typed_config"]);
+      const { type, config } = this.typed(filter, filterPath);
+      if (type === TYPE.wasm && tcpProxy === undefined) {
+        wasmFilters.push(this.wasm(config, `${filterPath}.typed_config`));
+      } else if (type === TYPE.tcpProxy && i === filters.length - 1) {
+        tcpProxy = this.tcpProxy(config, `${filterPath}.typed_config`);
+      } else {
+        this.refuse(`${filterPath}.typed_config.@type`, `${type} here is not supported by the local runner: a chain is envoy.filters.network.wasm filters followed by a terminal envoy.filters.network.tcp_proxy`);
+      }
+    });
+    if (tcpProxy === undefined && filters.length > 0) this.refuse(`${chainPath}.filters`, "must end with envoy.filters.network.tcp_proxy");
+    return {
+      name: String(listener.name ?? `listener_${path}`),
+      address: this.socketAddress(listener.address, `${path}.address`),
+      listenerFilters,
+      allowWithoutProxyProtocol,
+      wasmFilters,
+      tcpProxy: tcpProxy ?? { statPrefix: "", cluster: undefined, weightedClusters: undefined, idleTimeoutMs: 0, maxConnectAttempts: 1, accessLogs: [] },
+    };
+  }
+
+  private anyBytes(value: Json | undefined, path: string): Buffer {
+    if (value == null) return Buffer.alloc(0);
+    const any = value as JsonObject;
+    if (any["@type"] === TYPE.stringValue) return Buffer.from(String(any.value ?? ""));
+    if (any["@type"] === TYPE.bytesValue) return Buffer.from(String(any.value ?? ""), "base64");
+    this.refuse(`${path}.@type`, `the local runner passes only ${TYPE.stringValue} or ${TYPE.bytesValue} configurations; ` +
+      "Envoy hands other types to the module as serialized protobuf (Istio wraps JSON in a StringValue)");
+    return Buffer.alloc(0);
+  }
+
+  private wasm(config: JsonObject, path: string): WasmPluginConfig {
+    this.only(config, path, ["@type", "config"]);
+    const plugin = this.object(config.config, `${path}.config`);
+    const pluginPath = `${path}.config`;
+    this.only(plugin, pluginPath, ["name", "root_id", "vm_config", "configuration", "fail_open"]);
+    const vm = this.object(plugin.vm_config, `${pluginPath}.vm_config`);
+    const vmPath = `${pluginPath}.vm_config`;
+    this.only(vm, vmPath, ["vm_id", "runtime", "code", "configuration", "allow_precompiled"]);
+    if (vm.runtime != null && vm.runtime !== "envoy.wasm.runtime.v8" && vm.runtime !== "") {
+      this.refuse(`${vmPath}.runtime`, `the local runner runs modules on V8 only (envoy.wasm.runtime.v8), got '${String(vm.runtime)}'`);
+    }
+    const code = this.object(vm.code, `${vmPath}.code`);
+    this.only(code, `${vmPath}.code`, ["local"]);
+    const local = this.object(code.local, `${vmPath}.code.local`);
+    this.only(local, `${vmPath}.code.local`, ["filename", "inline_bytes", "inline_string"]);
+    const inlineCode = typeof local.inline_bytes === "string" ? Buffer.from(local.inline_bytes, "base64")
+      : typeof local.inline_string === "string" ? Buffer.from(local.inline_string) : undefined;
+    // Like Envoy, a relative filename is relative to the working directory, not to the YAML file.
+    const filename = typeof local.filename === "string" ? resolve(local.filename) : undefined;
+    if (filename === undefined && inlineCode === undefined) this.refuse(`${vmPath}.code.local`, "needs filename, inline_bytes or inline_string");
+    return {
+      name: String(plugin.name ?? ""),
+      rootId: String(plugin.root_id ?? ""),
+      vmId: String(vm.vm_id ?? ""),
+      filename,
+      inlineCode,
+      configuration: this.anyBytes(plugin.configuration, `${pluginPath}.configuration`),
+      vmConfiguration: this.anyBytes(vm.configuration, `${vmPath}.configuration`),
+      failOpen: plugin.fail_open === true,
+      path,
+    };
+  }
+
+  private tcpProxy(config: JsonObject, path: string): TcpProxyConfig {
+    this.only(config, path, ["@type", "stat_prefix", "cluster", "weighted_clusters", "idle_timeout", "max_connect_attempts", "access_log"]);
+    let weightedClusters: TcpProxyConfig["weightedClusters"];
+    if (config.weighted_clusters != null) {
+      const weighted = config.weighted_clusters as JsonObject;
+      this.only(weighted, `${path}.weighted_clusters`, ["clusters"]);
+      weightedClusters = this.list(weighted.clusters, `${path}.weighted_clusters.clusters`).map((entry, i) => {
+        const cluster = entry as JsonObject;
+        this.only(cluster, `${path}.weighted_clusters.clusters[${i}]`, ["name", "weight"]);
+        return { name: String(cluster.name), weight: Number(cluster.weight ?? 0) };
+      });
+    }
+    if (config.cluster == null && weightedClusters === undefined) this.refuse(`${path}`, "needs cluster or weighted_clusters");
+    return {
+      statPrefix: String(config.stat_prefix ?? ""),
+      cluster: typeof config.cluster === "string" ? config.cluster : undefined,
+      weightedClusters,
+      // Envoy's default idle timeout is one hour; 0s disables it.
+      idleTimeoutMs: durationMs(config.idle_timeout, 3_600_000),
+      maxConnectAttempts: Number(config.max_connect_attempts ?? 1),
+      accessLogs: this.list(config.access_log, `${path}.access_log`)
+        .map((entry, i) => this.accessLog(entry as JsonObject, `${path}.access_log[${i}]`)),
+    };
+  }
+
+  private accessLog(entry: JsonObject, path: string): AccessLogConfig {
+    this.only(entry, path, ["name", "typed_config"]);
+    const { type, config } = this.typed(entry, path);
+    const configPath = `${path}.typed_config`;
+    const streams: Record<string, string> = { [TYPE.stdoutLog]: "/dev/stdout", [TYPE.stderrLog]: "/dev/stderr" };
+    if (type !== TYPE.fileLog && streams[type] === undefined) {
+      this.refuse(`${configPath}.@type`, `access logger ${type} is not supported by the local runner`);
+      return { path: "/dev/null", format: DEFAULT_ACCESS_LOG_FORMAT };
+    }
+    this.only(config, configPath, type === TYPE.fileLog ? ["@type", "path", "log_format", "format"] : ["@type", "log_format"]);
+    let format = typeof config.format === "string" ? config.format : DEFAULT_ACCESS_LOG_FORMAT;
+    if (config.log_format != null) {
+      const logFormat = config.log_format as JsonObject;
+      this.only(logFormat, `${configPath}.log_format`, ["text_format_source", "text_format"]);
+      const source = logFormat.text_format_source as JsonObject | null | undefined;
+      if (source != null) {
+        this.only(source, `${configPath}.log_format.text_format_source`, ["inline_string"]);
+        format = String(source.inline_string ?? "");
+      } else if (typeof logFormat.text_format === "string") {
+        format = logFormat.text_format;
+      }
+    }
+    return { path: streams[type] ?? String(config.path), format };
+  }
+
+  private cluster(cluster: JsonObject, path: string): ClusterConfig {
+    this.only(cluster, path, ["name", "type", "connect_timeout", "lb_policy", "load_assignment", "transport_socket",
+      "dns_refresh_rate", "dns_lookup_family"]);
+    const type = String(cluster.type ?? "STATIC") as ClusterType;
+    if (!["STATIC", "STRICT_DNS", "LOGICAL_DNS", "ORIGINAL_DST"].includes(type)) {
+      this.refuse(`${path}.type`, `cluster type ${type} is not supported by the local runner`);
+    }
+    const lbPolicy = String(cluster.lb_policy ?? "ROUND_ROBIN");
+    const expectedPolicy = type === "ORIGINAL_DST" ? "CLUSTER_PROVIDED" : "ROUND_ROBIN";
+    if (lbPolicy !== expectedPolicy && !(type !== "ORIGINAL_DST" && lbPolicy === "ROUND_ROBIN")) {
+      this.refuse(`${path}.lb_policy`, `the local runner supports ${expectedPolicy} for ${type} clusters, got ${lbPolicy}`);
+    }
+    const endpoints: SocketAddressConfig[] = [];
+    if (cluster.load_assignment != null) {
+      const assignment = cluster.load_assignment as JsonObject;
+      const assignmentPath = `${path}.load_assignment`;
+      this.only(assignment, assignmentPath, ["cluster_name", "endpoints"]);
+      this.list(assignment.endpoints, `${assignmentPath}.endpoints`).forEach((locality, i) => {
+        const localityPath = `${assignmentPath}.endpoints[${i}]`;
+        this.only(locality as JsonObject, localityPath, ["lb_endpoints"]);
+        this.list((locality as JsonObject).lb_endpoints, `${localityPath}.lb_endpoints`).forEach((lbEndpoint, k) => {
+          const lbPath = `${localityPath}.lb_endpoints[${k}]`;
+          this.only(lbEndpoint as JsonObject, lbPath, ["endpoint"]);
+          const endpoint = this.object((lbEndpoint as JsonObject).endpoint, `${lbPath}.endpoint`);
+          this.only(endpoint, `${lbPath}.endpoint`, ["address"]);
+          endpoints.push(this.socketAddress(endpoint.address, `${lbPath}.endpoint.address`));
+        });
+      });
+    }
+    if (type === "ORIGINAL_DST" && endpoints.length > 0) this.refuse(`${path}.load_assignment`, "an ORIGINAL_DST cluster takes no endpoints");
+    if (type !== "ORIGINAL_DST" && endpoints.length === 0) this.refuse(`${path}.load_assignment`, `a ${type} cluster needs endpoints`);
+    return {
+      name: String(cluster.name ?? ""),
+      type,
+      connectTimeoutMs: durationMs(cluster.connect_timeout, 5000),
+      endpoints,
+      dnsRefreshMs: durationMs(cluster.dns_refresh_rate, 5000),
+      upstreamProxyProtocol: this.transportSocket(cluster.transport_socket, `${path}.transport_socket`),
+    };
+  }
+
+  private transportSocket(value: Json | undefined, path: string): "V1" | "V2" | undefined {
+    if (value == null) return undefined;
+    const socket = value as JsonObject;
+    this.only(socket, path, ["name", "typed_config"]);
+    const { type, config } = this.typed(socket, path);
+    if (type === TYPE.rawBuffer) return undefined;
+    if (type !== TYPE.upstreamProxyProtocol) {
+      this.refuse(`${path}.typed_config.@type`, `transport socket ${type} is not supported by the local runner`);
+      return undefined;
+    }
+    const configPath = `${path}.typed_config`;
+    this.only(config, configPath, ["@type", "config", "transport_socket"]);
+    const proxy = (config.config ?? {}) as JsonObject;
+    this.only(proxy, `${configPath}.config`, ["version"]);
+    const inner = config.transport_socket as JsonObject | undefined;
+    if (inner != null && this.typed(inner, `${configPath}.transport_socket`).type !== TYPE.rawBuffer) {
+      this.refuse(`${configPath}.transport_socket`, "the local runner wraps only raw_buffer in the PROXY protocol socket");
+    }
+    return proxy.version === "V2" ? "V2" : "V1";
+  }
+}

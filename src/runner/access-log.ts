@@ -1,0 +1,79 @@
+// tcp_proxy access logs: Envoy's format strings (docs: configuration/observability/access_log/usage)
+// compiled once into a function. Operators this runner cannot fill are refused at load time.
+import { createWriteStream, type WriteStream } from "node:fs";
+import type { AccessLogConfig } from "../envoy/model.js";
+
+export interface AccessRecord {
+  startTime: Date;
+  upstreamCluster: string | undefined;
+  downstreamRemote: string;
+  downstreamLocal: string;
+  upstreamHost: string | undefined;
+  bytesSent: number;
+  bytesReceived: number;
+  durationMs: number;
+  /** Envoy's short response flags: NC (no cluster), UH (no healthy host), UF (connect failure)… */
+  responseFlags: readonly string[];
+}
+
+type Field = (record: AccessRecord) => string;
+
+const dash = (value: string | undefined): string => (value === undefined || value === "" ? "-" : value);
+
+const OPERATORS: Record<string, Field> = {
+  START_TIME: (r) => r.startTime.toISOString(),
+  UPSTREAM_CLUSTER: (r) => dash(r.upstreamCluster),
+  DOWNSTREAM_REMOTE_ADDRESS: (r) => r.downstreamRemote,
+  DOWNSTREAM_LOCAL_ADDRESS: (r) => r.downstreamLocal,
+  UPSTREAM_HOST: (r) => dash(r.upstreamHost),
+  BYTES_SENT: (r) => String(r.bytesSent),
+  BYTES_RECEIVED: (r) => String(r.bytesReceived),
+  DURATION: (r) => String(r.durationMs),
+  RESPONSE_FLAGS: (r) => (r.responseFlags.length === 0 ? "-" : r.responseFlags.join(",")),
+  // HTTP-only operators in Envoy's default format print what Envoy prints for a TCP connection.
+  PROTOCOL: () => "-",
+  RESPONSE_CODE: () => "0",
+};
+const HTTP_ONLY = /^REQ\([^)]*\)$/;
+
+export class AccessLogFormatError extends Error {}
+
+export function compileFormat(format: string): Field {
+  const pieces: Field[] = [];
+  const pattern = /%([A-Z_]+(?:\([^)]*\))?)%/g;
+  let last = 0;
+  for (const match of format.matchAll(pattern)) {
+    const literal = format.slice(last, match.index);
+    if (literal !== "") pieces.push(() => literal);
+    const name = match[1]!;
+    const operator = OPERATORS[name] ?? (HTTP_ONLY.test(name) ? () => "-" : undefined);
+    if (operator === undefined) {
+      throw new AccessLogFormatError(`format operator %${name}% is not supported by the local runner (supported: ${Object.keys(OPERATORS).map((o) => `%${o}%`).join(" ")})`);
+    }
+    pieces.push(operator);
+    last = match.index + match[0].length;
+  }
+  const tail = format.slice(last);
+  if (tail !== "") pieces.push(() => tail);
+  return (record) => pieces.map((piece) => piece(record)).join("");
+}
+
+export class AccessLog {
+  private readonly render: Field;
+  private readonly stream: WriteStream | NodeJS.WriteStream;
+
+  constructor(config: AccessLogConfig) {
+    this.render = compileFormat(config.format);
+    this.stream = config.path === "/dev/stdout" ? process.stdout
+      : config.path === "/dev/stderr" ? process.stderr
+      : createWriteStream(config.path, { flags: "a" });
+  }
+
+  write(record: AccessRecord): void {
+    this.stream.write(this.render(record));
+  }
+
+  close(): void {
+    if (this.stream !== process.stdout && this.stream !== process.stderr) (this.stream as WriteStream).end();
+  }
+}

@@ -1,0 +1,404 @@
+// One downstream connection through a listener: listener filters, the network filter chain
+// (Wasm filters, then tcp_proxy) with the iteration rules of Envoy's FilterManagerImpl
+// (source/common/network/filter_manager_impl.cc, onContinueReading), the upstream connection,
+// and teardown that always closes both sockets, logs and counts.
+import { connect, type Socket } from "node:net";
+import { NetworkFilterSession } from "../host/network-filter.js";
+import { formatEndpoint, type Endpoint } from "../host/properties.js";
+import { decodeProxyHeader, encodeProxyHeader, startsLikeProxyHeader } from "../egress/proxy-protocol.js";
+import type { Cluster } from "./cluster.js";
+import { LISTENER_FILTERS_TIMEOUT_MS, type ListenerRuntime } from "./listener-runtime.js";
+import { originalDestination } from "./original-dst.js";
+import { MAX_CLIENT_HELLO_BYTES, peekServerName } from "./tls-sni.js";
+
+let nextConnectionId = 1;
+
+const EMPTY: Buffer = Buffer.alloc(0);
+
+interface ReadFilter {
+  initialized: boolean;
+  onNewConnection(): "continue" | "pause";
+  onData(data: Buffer, endOfStream: boolean): "continue" | "pause";
+}
+
+export class ProxyConnection {
+  private readonly id = nextConnectionId++;
+  private readonly startTime = new Date();
+  private source: Endpoint;
+  private destination: Endpoint;
+  private serverName = "";
+  private readonly filterState = new Map<string, string>();
+  private sessions: NetworkFilterSession[] = [];
+  private readonly chain: ReadFilter[] = [];
+  /** Downstream bytes read but not yet taken by tcp_proxy (Envoy's connection read buffer). */
+  private readBuffer: Buffer = EMPTY;
+  private downstreamEnded = false;
+  private upstream: Socket | undefined;
+  private upstreamConnected = false;
+  private upstreamHost: Endpoint | undefined;
+  private cluster: Cluster | undefined;
+  /** Bytes tcp_proxy took before the upstream was connected. */
+  private upstreamQueue: Buffer[] = [];
+  private upstreamEndPending = false;
+  private attempts = 0;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private closing = false;
+  private downstreamClosed = false;
+  private upstreamClosed = true;
+  private closedBy: "local" | "remote" = "remote";
+  private readonly responseFlags: string[] = [];
+  private bytesReceived = 0;
+  private bytesSent = 0;
+  private finished = false;
+
+  constructor(private readonly runtime: ListenerRuntime, private readonly downstream: Socket) {
+    this.source = { address: downstream.remoteAddress ?? "", port: downstream.remotePort ?? 0 };
+    this.destination = { address: downstream.localAddress ?? "", port: downstream.localPort ?? 0 };
+    runtime.stats.downstreamCxTotal.value++;
+    runtime.stats.downstreamCxActive.value++;
+    runtime.tcpStats.downstreamCxTotal.value++;
+    downstream.setNoDelay(true);
+    downstream.on("error", (error) => this.onSocketError("downstream", error));
+    downstream.on("close", () => this.onDownstreamClose());
+    this.runListenerFilters();
+  }
+
+  // ---- listener filters ----------------------------------------------------------------------
+
+  private runListenerFilters(): void {
+    const filters = this.runtime.config.listenerFilters;
+    if (filters.includes("original_dst")) {
+      const original = originalDestination(this.downstream);
+      if (original !== undefined) this.destination = original;
+    }
+    const needsBytes = filters.filter((name) => name !== "original_dst");
+    if (needsBytes.length === 0) {
+      this.startFilterChain();
+      return;
+    }
+    let buffered: Buffer = EMPTY;
+    let pending = [...needsBytes];
+    const timer = setTimeout(() => this.failListenerFilter(`listener filter ${pending[0]} timed out after ${LISTENER_FILTERS_TIMEOUT_MS} ms`), LISTENER_FILTERS_TIMEOUT_MS);
+    const onData = (chunk: Buffer) => {
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      while (pending.length > 0) {
+        const outcome = this.runListenerFilter(pending[0]!, buffered);
+        if (outcome === "wait") return;
+        if (outcome === "closed") {
+          clearTimeout(timer);
+          this.downstream.off("data", onData);
+          return;
+        }
+        buffered = outcome;
+        pending = pending.slice(1);
+      }
+      clearTimeout(timer);
+      this.downstream.off("data", onData);
+      this.readBuffer = buffered;
+      this.startFilterChain();
+    };
+    this.downstream.on("data", onData);
+    this.downstream.once("end", () => {
+      if (pending.length === 0) return;
+      clearTimeout(timer);
+      this.failListenerFilter(`connection ended before listener filter ${pending[0]} finished`);
+    });
+  }
+
+  /** Returns the bytes left for the next stage, "wait" for more, or "closed". */
+  private runListenerFilter(name: string, data: Buffer): Buffer | "wait" | "closed" {
+    if (name === "tls_inspector") {
+      const peek = peekServerName(data);
+      if (peek.kind === "incomplete" && data.length < MAX_CLIENT_HELLO_BYTES) return "wait";
+      if (peek.kind === "tls") this.serverName = peek.serverName;
+      return data;
+    }
+    const decoded = decodeProxyHeader(data);
+    if (decoded.kind === "incomplete") return "wait";
+    if (decoded.kind === "error") {
+      if (this.runtime.config.allowWithoutProxyProtocol && !startsLikeProxyHeader(data)) return data;
+      this.failListenerFilter(`bad PROXY protocol header: ${decoded.reason}`);
+      return "closed";
+    }
+    const { header } = decoded;
+    if (!header.local && header.source !== undefined && header.destination !== undefined) {
+      this.source = header.source;
+      this.destination = header.destination;
+    }
+    return data.subarray(decoded.length);
+  }
+
+  private failListenerFilter(reason: string): void {
+    this.runtime.stats.downstreamListenerFilterError.value++;
+    this.runtime.logger.warn({ connection: this.id, source: formatEndpoint(this.source), reason }, "listener filter closed the connection");
+    this.close(reason, "local");
+  }
+
+  // ---- network filter chain ------------------------------------------------------------------
+
+  private startFilterChain(): void {
+    if (this.closing) return;
+    const info = { connectionId: this.id, source: this.source, destination: this.destination, serverName: this.serverName, mtls: false };
+    this.sessions = this.runtime.plugins.map((plugin, index) => new NetworkFilterSession(plugin, info, {
+      close: (reason) => {
+        this.runtime.stats.downstreamCxFilterClosed.value++;
+        this.close(reason, "local");
+      },
+      continueReading: () => setImmediate(() => this.continueReading(index + 1)),
+    }, this.filterState));
+    for (const session of this.sessions) {
+      this.chain.push({
+        initialized: false,
+        onNewConnection: () => session.onNewConnection(),
+        onData: (data, endOfStream) => {
+          const result = session.onDownstreamData(data, endOfStream);
+          this.readBuffer = result.data;
+          return result.status;
+        },
+      });
+    }
+    this.chain.push({ initialized: false, onNewConnection: () => this.tcpProxyNewConnection(), onData: (data, eos) => this.tcpProxyData(data, eos) });
+    const wantsDownstreamData = this.sessions.some((s) => s.wantsData);
+    this.downstream.on("data", (chunk: Buffer) => {
+      this.bytesReceived += chunk.length;
+      this.idleTimer?.refresh();
+      this.readBuffer = this.readBuffer.length === 0 ? chunk : Buffer.concat([this.readBuffer, chunk]);
+      if (wantsDownstreamData || !this.chain[this.chain.length - 1]!.initialized) this.continueReading(0);
+      else this.tcpProxyData(this.takeReadBuffer(), false);
+    });
+    this.downstream.on("end", () => {
+      this.downstreamEnded = true;
+      this.continueReading(0);
+    });
+    this.continueReading(0);
+  }
+
+  private takeReadBuffer(): Buffer {
+    const data = this.readBuffer;
+    this.readBuffer = EMPTY;
+    return data;
+  }
+
+  /** Envoy's onContinueReading: new filters get onNewConnection, initialized ones the buffered data. */
+  private continueReading(from: number): void {
+    for (let i = from; i < this.chain.length; i++) {
+      if (this.closing) return;
+      const filter = this.chain[i]!;
+      if (!filter.initialized) {
+        filter.initialized = true;
+        if (filter.onNewConnection() === "pause" || this.closing) return;
+      }
+      if (this.readBuffer.length > 0 || this.downstreamEnded) {
+        if (filter.onData(this.readBuffer, this.downstreamEnded) === "pause" || this.closing) return;
+      }
+    }
+  }
+
+  // ---- tcp_proxy -----------------------------------------------------------------------------
+
+  private tcpProxyNewConnection(): "pause" {
+    const clusterName = this.runtime.routeCluster(this.filterState.get("envoy.tcp_proxy.cluster"));
+    const cluster = clusterName === undefined ? undefined : this.runtime.clusters.get(clusterName);
+    if (cluster === undefined) {
+      this.runtime.tcpStats.downstreamCxNoRoute.value++;
+      this.responseFlags.push("NC");
+      this.close(`no cluster '${clusterName ?? ""}' (tcp_proxy NoClusterFound)`, "local");
+      return "pause";
+    }
+    this.cluster = cluster;
+    const idle = this.runtime.config.tcpProxy.idleTimeoutMs;
+    if (idle > 0) {
+      this.idleTimer = setTimeout(() => {
+        this.runtime.tcpStats.idleTimeout.value++;
+        this.close(`idle for ${idle} ms`, "local");
+      }, idle);
+      this.idleTimer.unref();
+    }
+    this.connectUpstream();
+    return "pause";
+  }
+
+  /** tcp_proxy is terminal: it takes the bytes, sends them when the upstream is up, and stops the chain. */
+  private tcpProxyData(data: Buffer, endOfStream: boolean): "pause" {
+    this.readBuffer = EMPTY;
+    if (this.upstreamConnected && this.upstream !== undefined) {
+      if (data.length > 0 && !this.upstream.write(data)) this.applyBackpressure(this.downstream, this.upstream);
+      if (endOfStream) this.upstream.end();
+    } else {
+      if (data.length > 0) this.upstreamQueue.push(data);
+      if (endOfStream) this.upstreamEndPending = true;
+    }
+    return "pause";
+  }
+
+  /** A slow reader on `to` stops reading from `from` until `to` drains: memory stays bounded. */
+  private applyBackpressure(from: Socket, to: Socket): void {
+    from.pause();
+    to.once("drain", () => from.resume());
+  }
+
+  private originalDestination(): Endpoint {
+    const override = this.filterState.get("envoy.network.transport_socket.original_dst_address");
+    if (override !== undefined) {
+      const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(override);
+      if (match) return { address: match[1]!, port: Number(match[2]) };
+    }
+    return this.destination;
+  }
+
+  private connectUpstream(): void {
+    const cluster = this.cluster!;
+    const host = cluster.pickHost(this.originalDestination());
+    if (host === undefined) {
+      cluster.stats.upstreamCxNoneHealthy.value++;
+      this.responseFlags.push("UH");
+      this.close(`cluster '${cluster.config.name}' has no hosts`, "local");
+      return;
+    }
+    this.attempts++;
+    this.upstreamHost = host;
+    cluster.stats.upstreamCxTotal.value++;
+    const upstream = connect({ host: host.address, port: host.port, allowHalfOpen: true });
+    this.upstream = upstream;
+    this.upstreamClosed = false;
+    upstream.setNoDelay(true);
+    this.connectTimer = setTimeout(() => {
+      cluster.stats.upstreamCxConnectTimeout.value++;
+      this.upstreamFailed(upstream, `connect timeout after ${cluster.config.connectTimeoutMs} ms`);
+    }, cluster.config.connectTimeoutMs);
+    upstream.once("connect", () => this.upstreamReady(upstream));
+    upstream.on("error", (error) => {
+      if (!this.upstreamConnected) {
+        cluster.stats.upstreamCxConnectFail.value++;
+        this.upstreamFailed(upstream, error.message);
+      } else {
+        this.onSocketError("upstream", error);
+      }
+    });
+    upstream.on("close", () => this.onUpstreamClose(upstream));
+  }
+
+  private upstreamFailed(upstream: Socket, reason: string): void {
+    clearTimeout(this.connectTimer);
+    upstream.removeAllListeners("close");
+    upstream.destroy();
+    this.upstreamClosed = true;
+    const cluster = this.cluster!;
+    this.runtime.logger.debug({ connection: this.id, cluster: cluster.config.name, host: formatEndpoint(this.upstreamHost!), reason }, "upstream connect failed");
+    if (this.closing) return;
+    if (this.attempts < this.runtime.config.tcpProxy.maxConnectAttempts) {
+      this.connectUpstream();
+      return;
+    }
+    this.responseFlags.push("UF");
+    this.close(`upstream connect to ${formatEndpoint(this.upstreamHost!)} failed: ${reason}`, "local");
+  }
+
+  private upstreamReady(upstream: Socket): void {
+    clearTimeout(this.connectTimer);
+    if (this.closing) return;
+    const cluster = this.cluster!;
+    this.upstreamConnected = true;
+    cluster.stats.upstreamCxActive.value++;
+    const host = { address: upstream.remoteAddress ?? this.upstreamHost!.address, port: upstream.remotePort ?? this.upstreamHost!.port };
+    for (const session of this.sessions) session.setUpstream(host);
+    const version = cluster.config.upstreamProxyProtocol;
+    // Envoy's upstream PROXY protocol socket: downstream remote address, and the downstream
+    // local address as the original destination (restored by original_dst or a PROXY header).
+    if (version !== undefined) upstream.write(encodeProxyHeader(version === "V1" ? 1 : 2, this.source, this.destination));
+    for (const chunk of this.upstreamQueue) upstream.write(chunk);
+    this.upstreamQueue = [];
+    if (this.upstreamEndPending) upstream.end();
+    const writeFilters = this.sessions.filter((s) => s.wantsData).reverse();
+    upstream.on("data", (chunk: Buffer) => {
+      this.idleTimer?.refresh();
+      let data = chunk;
+      for (const session of writeFilters) {
+        const result = session.onUpstreamData(data, false);
+        data = result.data;
+        if (result.status === "pause" || this.closing) return;
+      }
+      this.bytesSent += data.length;
+      if (!this.downstream.write(data)) this.applyBackpressure(upstream, this.downstream);
+    });
+    upstream.on("end", () => {
+      for (const session of writeFilters) session.onUpstreamData(EMPTY, true);
+      this.downstream.end();
+    });
+  }
+
+  // ---- teardown ------------------------------------------------------------------------------
+
+  private onSocketError(side: "downstream" | "upstream", error: Error): void {
+    this.runtime.logger.debug({ connection: this.id, side, error: error.message }, "socket error");
+    this.close(`${side} ${error.message}`, "remote");
+  }
+
+  /** Closes both sides now. The first reason is the one logged. */
+  private close(reason: string, by: "local" | "remote"): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.closedBy = by;
+    this.runtime.logger.debug({ connection: this.id, reason }, "connection closed");
+    clearTimeout(this.connectTimer);
+    this.downstream.destroy();
+    this.upstream?.destroy();
+  }
+
+  private onDownstreamClose(): void {
+    this.downstreamClosed = true;
+    if (!this.closing && this.upstream !== undefined && !this.upstreamClosed) {
+      // Downstream went away: flush what is queued upstream, then close it (Envoy: FlushWrite).
+      this.upstream.end();
+      this.upstream.once("finish", () => this.upstream?.destroy());
+    }
+    this.maybeFinish();
+  }
+
+  private onUpstreamClose(upstream: Socket): void {
+    if (upstream !== this.upstream) return;
+    this.upstreamClosed = true;
+    if (this.upstreamConnected) this.cluster!.stats.upstreamCxActive.value--;
+    if (!this.downstreamClosed) {
+      this.downstream.end();
+      this.downstream.once("finish", () => this.downstream.destroy());
+    }
+    this.maybeFinish();
+  }
+
+  private maybeFinish(): void {
+    if (this.finished || !this.downstreamClosed || !this.upstreamClosed) return;
+    this.finished = true;
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.connectTimer);
+    const { stats, tcpStats } = this.runtime;
+    stats.downstreamCxActive.value--;
+    stats.downstreamCxDestroy.value++;
+    tcpStats.downstreamCxRxBytesTotal.value += this.bytesReceived;
+    tcpStats.downstreamCxTxBytesTotal.value += this.bytesSent;
+    if (this.cluster !== undefined && this.upstream !== undefined) {
+      this.cluster.stats.upstreamCxTxBytesTotal.value += this.upstream.bytesWritten;
+      this.cluster.stats.upstreamCxRxBytesTotal.value += this.upstream.bytesRead;
+    }
+    for (const session of this.sessions) {
+      session.onDownstreamClose(this.closedBy === "local" ? "local" : "remote");
+      if (this.upstream !== undefined) session.onUpstreamClose(this.closedBy === "local" ? "local" : "remote");
+      session.finish();
+    }
+    if (this.runtime.accessLogs.length > 0) {
+      const record = {
+        startTime: this.startTime,
+        upstreamCluster: this.cluster?.config.name,
+        downstreamRemote: formatEndpoint(this.source),
+        downstreamLocal: formatEndpoint(this.destination),
+        upstreamHost: this.upstreamConnected && this.upstreamHost !== undefined ? formatEndpoint(this.upstreamHost) : undefined,
+        bytesSent: this.bytesSent,
+        bytesReceived: this.bytesReceived,
+        durationMs: Date.now() - this.startTime.getTime(),
+        responseFlags: this.responseFlags,
+      };
+      for (const log of this.runtime.accessLogs) log.write(record);
+    }
+  }
+}

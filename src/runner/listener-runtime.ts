@@ -1,0 +1,52 @@
+// Everything a listener's connections need, built once per configuration generation: the loaded
+// Wasm plugins, the clusters, access logs and pre-resolved stats. A reload builds a new one;
+// connections keep the generation they started with.
+import type { Logger } from "pino";
+import type { ListenerConfig } from "../envoy/model.js";
+import type { Plugin } from "../host/plugin.js";
+import { AccessLog } from "./access-log.js";
+import type { Cluster } from "./cluster.js";
+import { listenerStatName, listenerStats, tcpProxyStats, type ListenerStats, type StatsStore, type TcpProxyStats } from "./stats.js";
+
+/** Envoy's listener_filters_timeout default: a listener filter that waits longer closes the connection. */
+export const LISTENER_FILTERS_TIMEOUT_MS = 15_000;
+
+export class ListenerRuntime {
+  readonly stats: ListenerStats;
+  readonly tcpStats: TcpProxyStats;
+  readonly accessLogs: AccessLog[];
+  private readonly totalWeight: number;
+
+  constructor(
+    readonly config: ListenerConfig,
+    readonly plugins: readonly Plugin[],
+    readonly clusters: ReadonlyMap<string, Cluster>,
+    store: StatsStore,
+    readonly logger: Logger,
+  ) {
+    this.stats = listenerStats(store, listenerStatName(config.address.address, config.address.port));
+    this.tcpStats = tcpProxyStats(store, config.tcpProxy.statPrefix);
+    this.accessLogs = config.tcpProxy.accessLogs.map((log) => new AccessLog(log));
+    this.totalWeight = (config.tcpProxy.weightedClusters ?? []).reduce((sum, c) => sum + c.weight, 0);
+  }
+
+  /**
+   * tcp_proxy's route (source/common/tcp_proxy/tcp_proxy.cc, Config::getRouteFromEntries):
+   * weighted_clusters win; otherwise the filter state envoy.tcp_proxy.cluster; otherwise `cluster`.
+   */
+  routeCluster(filterStateCluster: string | undefined): string | undefined {
+    const weighted = this.config.tcpProxy.weightedClusters;
+    if (weighted !== undefined && this.totalWeight > 0) {
+      let point = Math.floor(Math.random() * this.totalWeight);
+      for (const cluster of weighted) {
+        if (point < cluster.weight) return cluster.name;
+        point -= cluster.weight;
+      }
+    }
+    return filterStateCluster ?? this.config.tcpProxy.cluster;
+  }
+
+  close(): void {
+    for (const log of this.accessLogs) log.close();
+  }
+}

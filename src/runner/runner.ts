@@ -1,0 +1,249 @@
+// The local runner: serves an Envoy bootstrap's listeners with real sockets. A configuration
+// generation (plugins, clusters, access logs) is built completely before it takes traffic, so a
+// reload that fails leaves the running generation serving; open connections finish on the
+// generation they started with.
+import { readFile } from "node:fs/promises";
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import type { Logger } from "pino";
+import type { ListenerConfig, RunnerConfig, WasmPluginConfig } from "../envoy/model.js";
+import type { LogLevelName } from "../host/abi.js";
+import { Plugin, PluginConfigError, type LogRecord } from "../host/plugin.js";
+import { AccessLogFormatError } from "./access-log.js";
+import { AdminServer, WASM_CUSTOM_NAMESPACE, type AdminSource, type StatSample } from "./admin.js";
+import { Cluster } from "./cluster.js";
+import { ProxyConnection } from "./connection.js";
+import { ListenerRuntime } from "./listener-runtime.js";
+import { listenerStatName, StatsStore } from "./stats.js";
+import { ConfigError } from "../envoy/validate.js";
+
+export interface RunnerOptions {
+  logger: Logger;
+  /** Lowest level of Wasm module logs passed on (Envoy's --component-log-level wasm:LEVEL). */
+  wasmLogLevel?: LogLevelName;
+}
+
+interface Generation {
+  config: RunnerConfig;
+  runtimes: Map<string, ListenerRuntime>;
+  clusters: Map<string, Cluster>;
+  plugins: Plugin[];
+}
+
+interface ActiveListener {
+  config: ListenerConfig;
+  server: Server;
+}
+
+const PINO_LEVELS = { trace: "trace", debug: "debug", info: "info", warn: "warn", error: "error", critical: "fatal" } as const;
+
+export class Runner implements AdminSource {
+  readonly store = new StatsStore();
+  private generation!: Generation;
+  private readonly listeners = new Map<string, ActiveListener>();
+  private readonly sockets = new Set<Socket>();
+  private admin: AdminServer | undefined;
+  private draining = false;
+  private readonly retired: Generation[] = [];
+
+  private constructor(private readonly options: RunnerOptions) {}
+
+  static async start(config: RunnerConfig, options: RunnerOptions): Promise<Runner> {
+    const runner = new Runner(options);
+    runner.generation = await runner.build(config);
+    try {
+      await runner.openListeners();
+      if (config.admin !== undefined) runner.admin = await AdminServer.listen(config.admin.address, config.admin.port, runner);
+    } catch (error) {
+      await runner.close();
+      throw error;
+    }
+    return runner;
+  }
+
+  private logWasm(record: LogRecord): void {
+    this.options.logger[PINO_LEVELS[record.level]]({ plugin: record.plugin }, record.message);
+  }
+
+  private async loadPlugin(filter: WasmPluginConfig): Promise<Plugin> {
+    let code: Uint8Array;
+    if (filter.inlineCode !== undefined) {
+      code = filter.inlineCode;
+    } else {
+      try {
+        code = await readFile(filter.filename!);
+      } catch (error) {
+        throw new ConfigError([`${filter.path}.config.vm_config.code.local.filename: cannot read '${filter.filename}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`], "wasm");
+      }
+    }
+    try {
+      return await Plugin.load({
+        name: filter.name, rootId: filter.rootId, vmId: filter.vmId, source: filter.filename ?? "inline", code,
+        configuration: filter.configuration, vmConfiguration: filter.vmConfiguration, failOpen: filter.failOpen,
+      }, { log: (record) => this.logWasm(record), logLevel: this.options.wasmLogLevel ?? "info" });
+    } catch (error) {
+      if (error instanceof PluginConfigError) throw new ConfigError([`${filter.path}: ${error.message}`], "wasm");
+      throw error;
+    }
+  }
+
+  /** Builds a complete generation, or throws without touching the running one. */
+  private async build(config: RunnerConfig): Promise<Generation> {
+    const clusters = new Map<string, Cluster>();
+    const plugins: Plugin[] = [];
+    try {
+      for (const clusterConfig of config.clusters) {
+        const cluster = new Cluster(clusterConfig, this.store, (message) => this.options.logger.warn(message));
+        clusters.set(clusterConfig.name, cluster);
+        await cluster.start();
+      }
+      const runtimes = new Map<string, ListenerRuntime>();
+      for (const listener of config.listeners) {
+        const listenerPlugins: Plugin[] = [];
+        for (const filter of listener.wasmFilters) listenerPlugins.push(await this.loadPlugin(filter));
+        plugins.push(...listenerPlugins);
+        for (const name of [listener.tcpProxy.cluster, ...(listener.tcpProxy.weightedClusters ?? []).map((c) => c.name)]) {
+          if (name !== undefined && !clusters.has(name)) {
+            this.options.logger.warn(`listener '${listener.name}': tcp_proxy cluster '${name}' is not defined; its connections will close (NoClusterFound)`);
+          }
+        }
+        try {
+          runtimes.set(listener.name, new ListenerRuntime(listener, listenerPlugins, clusters, this.store, this.options.logger));
+        } catch (error) {
+          if (error instanceof AccessLogFormatError) throw new ConfigError([`listener '${listener.name}' access_log: ${error.message}`], config.source);
+          throw error;
+        }
+      }
+      return { config, runtimes, clusters, plugins };
+    } catch (error) {
+      for (const plugin of plugins) plugin.close();
+      for (const cluster of clusters.values()) cluster.stop();
+      throw error;
+    }
+  }
+
+  private async openListeners(): Promise<void> {
+    for (const config of this.generation.config.listeners) {
+      const existing = this.listeners.get(config.name);
+      if (existing !== undefined && existing.config.address.address === config.address.address && existing.config.address.port === config.address.port) {
+        existing.config = config;
+        continue;
+      }
+      if (existing !== undefined) existing.server.close();
+      const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(config.name, socket));
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", (error) => reject(new Error(`listener '${config.name}' cannot bind ${config.address.address}:${config.address.port}: ${error.message}`)));
+        server.listen(config.address.port, config.address.address, () => resolve());
+      });
+      this.listeners.set(config.name, { config, server });
+      this.options.logger.info(`listener '${config.name}' on ${config.address.address}:${(server.address() as AddressInfo).port}`);
+    }
+    for (const [name, listener] of this.listeners) {
+      if (!this.generation.runtimes.has(name)) {
+        listener.server.close();
+        this.listeners.delete(name);
+      }
+    }
+  }
+
+  private accept(listenerName: string, socket: Socket): void {
+    const runtime = this.generation.runtimes.get(listenerName);
+    if (runtime === undefined || this.draining) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
+    new ProxyConnection(runtime, socket);
+  }
+
+  /** The port a listener is bound to (useful with port_value 0). */
+  listenerPort(name: string): number {
+    const listener = this.listeners.get(name);
+    if (listener === undefined) throw new Error(`no listener '${name}'`);
+    return (listener.server.address() as AddressInfo).port;
+  }
+
+  get adminPort(): number | undefined {
+    return this.admin?.port;
+  }
+
+  get activeConnections(): number {
+    return this.sockets.size;
+  }
+
+  /** Swaps in a new configuration; on any error the old one keeps serving and the error is thrown. */
+  async reload(config: RunnerConfig): Promise<void> {
+    const next = await this.build(config);
+    const previous = this.generation;
+    this.generation = next;
+    try {
+      await this.openListeners();
+    } catch (error) {
+      this.generation = previous;
+      for (const plugin of next.plugins) plugin.close();
+      throw error;
+    }
+    this.retired.push(previous);
+    this.options.logger.info(`configuration reloaded from ${config.source}`);
+  }
+
+  /** Stops accepting, lets open connections finish until the deadline, then closes the rest. */
+  async drain(deadlineMs: number): Promise<void> {
+    this.draining = true;
+    for (const listener of this.listeners.values()) listener.server.close();
+    const until = Date.now() + deadlineMs;
+    while (this.sockets.size > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+    if (this.sockets.size > 0) this.options.logger.warn(`drain deadline reached: closing ${this.sockets.size} connection(s)`);
+    await this.close();
+  }
+
+  async close(): Promise<void> {
+    this.draining = true;
+    for (const listener of this.listeners.values()) listener.server.close();
+    this.listeners.clear();
+    for (const socket of this.sockets) socket.destroy();
+    await this.admin?.close();
+    for (const generation of [this.generation, ...this.retired]) {
+      if (generation === undefined) continue;
+      for (const plugin of generation.plugins) plugin.close();
+      for (const cluster of generation.clusters.values()) cluster.stop();
+      for (const runtime of generation.runtimes.values()) runtime.close();
+    }
+  }
+
+  // ---- AdminSource ---------------------------------------------------------------------------
+
+  stats(): StatSample[] {
+    const samples: StatSample[] = this.store.entries().map(([name, value, kind]) => ({ name, value, kind }));
+    const seen = new Set<string>();
+    for (const plugin of this.generation.plugins) {
+      const prefix = `wasm_filter.${plugin.spec.name || "unnamed"}.`;
+      samples.push({ name: `${prefix}traps`, value: plugin.failures.traps, kind: "counter" });
+      samples.push({ name: `${prefix}vm_reloads`, value: plugin.failures.reloads, kind: "counter" });
+      for (const metric of plugin.metrics.all()) {
+        const name = `${WASM_CUSTOM_NAMESPACE}${metric.name}`;
+        if (seen.has(name)) continue;
+        seen.add(name);
+        samples.push({ name, value: metric.value, kind: metric.kind === "counter" ? "counter" : "gauge" });
+      }
+    }
+    return samples.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  clusters(): readonly Cluster[] {
+    return [...this.generation.clusters.values()];
+  }
+
+  tagNames(): { clusters: string[]; listeners: string[]; tcpPrefixes: string[] } {
+    const { config } = this.generation;
+    return {
+      clusters: config.clusters.map((c) => c.name),
+      listeners: config.listeners.map((l) => listenerStatName(l.address.address, l.address.port)),
+      tcpPrefixes: config.listeners.map((l) => l.tcpProxy.statPrefix),
+    };
+  }
+
+  ready(): boolean {
+    return !this.draining;
+  }
+}

@@ -1,0 +1,128 @@
+// Real sockets on loopback for end-to-end tests: tagged upstream servers and a client that can
+// choose its source address (any 127.0.0.0/8 address works on Linux without setup).
+import { once } from "node:events";
+import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { stringify } from "yaml";
+import { Runner } from "../src/runner/runner.js";
+import { toRunnerConfig } from "../src/envoy/load.js";
+import { silentLogger } from "../src/logging.js";
+
+export interface TagServer {
+  port: number;
+  /** Connections accepted so far. */
+  accepted: number;
+  /** The first bytes of each accepted connection (to see PROXY headers). */
+  firstChunks: Buffer[];
+  close(): Promise<void>;
+}
+
+/** A server that answers each connection with `<tag>:<everything it received>` after the client half-closes. */
+export async function startTagServer(tag: string, host = "127.0.0.1"): Promise<TagServer> {
+  const sockets = new Set<Socket>();
+  const state = { accepted: 0, firstChunks: [] as Buffer[] };
+  const server: Server = createServer({ allowHalfOpen: true }, (socket) => {
+    state.accepted++;
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    const chunks: Buffer[] = [];
+    socket.on("data", (chunk: Buffer) => {
+      if (chunks.length === 0) state.firstChunks.push(chunk);
+      chunks.push(chunk);
+    });
+    socket.on("end", () => socket.end(`${tag}:${Buffer.concat(chunks).toString("latin1")}`));
+    socket.on("error", () => undefined);
+  });
+  server.listen(0, host);
+  await once(server, "listening");
+  return {
+    port: (server.address() as AddressInfo).port,
+    get accepted() {
+      return state.accepted;
+    },
+    firstChunks: state.firstChunks,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+export interface Exchange {
+  reply: string;
+  /** True when the proxy closed without a reply (connection refused by policy, failure…). */
+  closedEmpty: boolean;
+}
+
+/** Connects from `localAddress`, sends `data`, half-closes, and reads until the other side closes. */
+export async function exchange(port: number, data: string, localAddress = "127.0.0.1", host = "127.0.0.1"): Promise<Exchange> {
+  const socket = connect({ port, host, localAddress, allowHalfOpen: true });
+  const chunks: Buffer[] = [];
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+  await once(socket, "connect");
+  socket.end(data);
+  await new Promise<void>((resolve) => {
+    socket.on("error", () => resolve());
+    socket.on("close", () => resolve());
+  });
+  const reply = Buffer.concat(chunks).toString("latin1");
+  return { reply, closedEmpty: reply === "" };
+}
+
+export function staticCluster(name: string, port: number, extra: object = {}): object {
+  return {
+    name,
+    type: "STATIC",
+    connect_timeout: "1s",
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: port } } } }] }] },
+    ...extra,
+  };
+}
+
+export function wasmFilter(filename: string, configuration: string, extra: object = {}): object {
+  return {
+    name: "envoy.filters.network.wasm",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+      config: {
+        name: "wasmerang",
+        root_id: "wasmerang",
+        vm_config: { runtime: "envoy.wasm.runtime.v8", code: { local: { filename } } },
+        configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: configuration },
+        ...extra,
+      },
+    },
+  };
+}
+
+export function tcpProxy(cluster: string, extra: object = {}): object {
+  return {
+    name: "envoy.filters.network.tcp_proxy",
+    typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", stat_prefix: "ingress", cluster, ...extra },
+  };
+}
+
+export function bootstrap(filters: object[], clusters: object[], listenerExtra: object = {}): object {
+  return {
+    admin: { address: { socket_address: { address: "127.0.0.1", port_value: 0 } } },
+    static_resources: {
+      listeners: [{
+        name: "main",
+        address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
+        filter_chains: [{ filters }],
+        ...listenerExtra,
+      }],
+      clusters,
+    },
+  };
+}
+
+/** Starts a runner from a bootstrap object, going through YAML as a user's file would. */
+export async function startRunner(config: object): Promise<Runner> {
+  const yaml = stringify(config);
+  return Runner.start(toRunnerConfig((await import("yaml")).parse(yaml), "test.yaml"), { logger: silentLogger, wasmLogLevel: "critical" });
+}
+
+export async function adminGet(runner: Runner, path: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(`http://127.0.0.1:${runner.adminPort}${path}`);
+  return { status: response.status, body: await response.text() };
+}
