@@ -1,0 +1,77 @@
+// Modules other than the project's own: a hand-written third-party-style module, trap handling
+// per failure policy, and Envoy's pause/continue semantics.
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { buildThirdPartyModule, type ThirdPartyMode } from "./fixtures/third-party-module.js";
+import { adminGet, bootstrap, exchange, startRunner, startTagServer, staticCluster, tcpProxy, wasmFilter, type TagServer } from "./net-helpers.js";
+
+const dir = mkdtempSync(join(tmpdir(), "wasmerang-modules-"));
+
+async function moduleFile(mode: ThirdPartyMode): Promise<string> {
+  const path = join(dir, `${mode}.wasm`);
+  writeFileSync(path, await buildThirdPartyModule(mode));
+  return path;
+}
+
+describe("other modules in the runner", () => {
+  let router1: TagServer;
+  let router2: TagServer;
+  before(async () => {
+    router1 = await startTagServer("r1");
+    router2 = await startTagServer("r2");
+  });
+  after(async () => {
+    await router1.close();
+    await router2.close();
+  });
+  const clusters = () => [staticCluster("egress-router1", router1.port), staticCluster("egress-router2", router2.port)];
+
+  it("a third-party-style module (malloc, _start, ABI 0.2.0, every import) loads and routes", async () => {
+    const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("route"), ""), tcpProxy("egress-router1")], clusters()));
+    try {
+      assert.equal((await exchange(runner.listenerPort("main"), "hi")).reply, "r2:hi");
+    } finally {
+      await runner.close();
+    }
+  });
+
+  it("a paused filter holds back tcp_proxy until it continues; the cluster it sets then applies", async () => {
+    const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("pause-then-route"), ""), tcpProxy("egress-router1")], clusters()));
+    try {
+      const before = router2.accepted;
+      assert.equal((await exchange(runner.listenerPort("main"), "late")).reply, "r2:late");
+      assert.equal(router2.accepted, before + 1);
+    } finally {
+      await runner.close();
+    }
+  });
+
+  it("a trap fails closed by default: connection closed, trap counted, VM reloaded for the next one", async () => {
+    const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("trap"), ""), tcpProxy("egress-router1")], clusters()));
+    try {
+      const accepted = router1.accepted + router2.accepted;
+      assert.ok((await exchange(runner.listenerPort("main"), "a")).closedEmpty);
+      assert.ok((await exchange(runner.listenerPort("main"), "b")).closedEmpty);
+      assert.equal(router1.accepted + router2.accepted, accepted, "no upstream connection may be made");
+      const stats = (await adminGet(runner, "/stats")).body;
+      assert.match(stats, /^wasm_filter\.wasmerang\.traps: 2$/m);
+      assert.match(stats, /^wasm_filter\.wasmerang\.vm_reloads: 1$/m);
+      assert.match(stats, /^listener\.127\.0\.0\.1_0\.downstream_cx_filter_closed: 2$/m);
+    } finally {
+      await runner.close();
+    }
+  });
+
+  it("with fail_open a trap lets the connection through to tcp_proxy's own cluster", async () => {
+    const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("trap"), "", { fail_open: true }), tcpProxy("egress-router1")], clusters()));
+    try {
+      assert.equal((await exchange(runner.listenerPort("main"), "open")).reply, "r1:open");
+      assert.match((await adminGet(runner, "/stats")).body, /^wasm_filter\.wasmerang\.traps: 1$/m);
+    } finally {
+      await runner.close();
+    }
+  });
+});
