@@ -5,6 +5,9 @@ import { loadRunnerConfig, validateFile, ConfigError } from "./envoy/load.js";
 import { LOG_LEVEL_NAMES, type LogLevelName } from "./host/abi.js";
 import { createLogger, type LogFormat } from "./logging.js";
 import { Runner } from "./runner/runner.js";
+import { allowlistOf, parseAdminAddress, readEgressFile, type EgressSettings } from "./egress/config.js";
+import { EgressRouter } from "./egress/router.js";
+import { parseEndpoint } from "./host/properties.js";
 
 function duration(value: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s)$/.exec(value);
@@ -59,6 +62,36 @@ export function buildProgram(): Command {
         }
       }
       process.exitCode = failed > 0 ? 1 : 0;
+    });
+
+  logOptions(program.command("egress")
+    .description("run an egress router: accepts PROXY protocol v1/v2 and forwards to the original destination if the allowlist permits")
+    .option("--listen <address>", "IP:PORT to listen on", "127.0.0.1:9001")
+    .option("--allow <rule>", "CIDR:PORTS allowed as destination (repeatable; IPv6 as [CIDR]:PORTS); nothing is allowed by default",
+      (value: string, previous: string[]) => [...previous, value], [] as string[])
+    .option("--admin <address>", "admin endpoint for /stats: PORT (on loopback) or IP:PORT")
+    .option("--config <file>", "YAML file with the same settings (listen, allow, admin, header_timeout, connect_timeout, max_connections, access_log)")
+    .option("--header-timeout <duration>", "time allowed for the PROXY header", duration)
+    .option("--connect-timeout <duration>", "time allowed to connect to the destination", duration)
+    .option("--max-connections <n>", "connection limit", (value: string) => Number(value))
+    .option("--access-log <file>", "access log file, - for stdout"))
+    .action(async (options: { listen: string; allow: string[]; admin?: string; config?: string; headerTimeout?: number; connectTimeout?: number;
+      maxConnections?: number; accessLog?: string; logLevel: string; logFormat: LogFormat }) => {
+      const logger = createLogger(options.logLevel, options.logFormat);
+      const file = options.config === undefined ? {} : await readEgressFile(options.config);
+      const settings: EgressSettings = {
+        listen: file.listen ?? parseEndpoint(options.listen),
+        allow: [...(file.allow ?? []), ...options.allow],
+        admin: options.admin !== undefined ? parseAdminAddress(options.admin) : file.admin,
+        headerTimeoutMs: options.headerTimeout ?? file.headerTimeoutMs ?? 5000,
+        connectTimeoutMs: options.connectTimeout ?? file.connectTimeoutMs ?? 5000,
+        maxConnections: options.maxConnections ?? file.maxConnections ?? 1024,
+        accessLog: options.accessLog ?? file.accessLog,
+      };
+      const router = await EgressRouter.start({ ...settings, allowlist: allowlistOf(settings), logger });
+      const stop = () => void router.close().then(() => process.exit(0));
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
     });
 
   return program;

@@ -2,12 +2,13 @@
 // configuration, open connections with chosen addresses and SNI, feed data, close, and read
 // back what the filter did (filter state, logs, metrics, buffer edits, closes).
 import { readFile } from "node:fs/promises";
-import { isIP } from "node:net";
 import type { LogLevelName } from "./abi.js";
 import type { ForeignResult } from "./context.js";
 import { NetworkFilterSession, type DataResult, type FilterStatus } from "./network-filter.js";
 import { Plugin, type LogRecord } from "./plugin.js";
-import type { Endpoint } from "./properties.js";
+import { parseEndpoint } from "./properties.js";
+
+export { parseEndpoint };
 
 export interface HarnessOptions {
   /** Path to a .wasm file, or the module's bytes. */
@@ -29,16 +30,6 @@ export interface ConnectionOptions {
   properties?: Record<string, string | Buffer | null>;
   /** Sees each foreign call; returning a result replaces the host's answer (e.g. to make it fail). */
   onForeignCall?: (name: string, args: Buffer) => ForeignResult | undefined;
-}
-
-/** Parses `IP:PORT` / `[IPv6]:PORT`; throws naming the text when it is neither. */
-export function parseEndpoint(text: string): Endpoint {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
-  const address = match?.[1] ?? match?.[2];
-  if (match === null || address === undefined || isIP(address) === 0 || Number(match[3]) > 65535) {
-    throw new Error(`'${text}' is not IP:PORT (IPv6 as [addr]:port)`);
-  }
-  return { address, port: Number(match[3]) };
 }
 
 export class HarnessConnection {

@@ -1,7 +1,7 @@
 // Connection attributes with Envoy's names and encodings
 // (docs/root/intro/arch_overview/advanced/attributes.rst): addresses are strings `IP:PORT`
 // (IPv6 in brackets), ports and ids are 8-byte little-endian integers, booleans one byte.
-import { isIPv6 } from "node:net";
+import { isIP, isIPv6 } from "node:net";
 
 export interface Endpoint {
   address: string;
@@ -72,4 +72,14 @@ export function connectionProperty(key: string, info: ConnectionInfo, upstream: 
     default:
       return undefined;
   }
+}
+
+/** Parses `IP:PORT` / `[IPv6]:PORT`; throws naming the text when it is neither. */
+export function parseEndpoint(text: string): Endpoint {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const address = match?.[1] ?? match?.[2];
+  if (match === null || address === undefined || isIP(address) === 0 || Number(match[3]) > 65535) {
+    throw new Error(`'${text}' is not IP:PORT (IPv6 as [addr]:port)`);
+  }
+  return { address, port: Number(match[3]) };
 }

@@ -1,0 +1,61 @@
+// The egress router's settings, from command-line flags or a YAML file with the same names.
+import { readFile } from "node:fs/promises";
+import { parse } from "yaml";
+import { parseEndpoint, type Endpoint } from "../host/properties.js";
+import { Allowlist } from "./allowlist.js";
+
+export interface EgressSettings {
+  listen: Endpoint;
+  allow: string[];
+  admin?: Endpoint;
+  headerTimeoutMs: number;
+  connectTimeoutMs: number;
+  maxConnections: number;
+  accessLog?: string;
+}
+
+export class EgressConfigError extends Error {}
+
+export function parseDuration(value: unknown, field: string): number {
+  const match = typeof value === "string" ? /^(\d+(?:\.\d+)?)(ms|s)$/.exec(value) : null;
+  if (match === null) throw new EgressConfigError(`${field}: '${String(value)}' is not a duration such as 5s or 500ms`);
+  return Number(match[1]) * (match[2] === "s" ? 1000 : 1);
+}
+
+/** `HOST:PORT`, or a bare port on loopback: the admin endpoint is never public unless written out. */
+export function parseAdminAddress(value: string): Endpoint {
+  return /^\d+$/.test(value) ? { address: "127.0.0.1", port: Number(value) } : parseEndpoint(value);
+}
+
+const FIELDS = ["listen", "allow", "admin", "header_timeout", "connect_timeout", "max_connections", "access_log"];
+
+export async function readEgressFile(path: string): Promise<Partial<EgressSettings>> {
+  const document = parse(await readFile(path, "utf8")) as Record<string, unknown> | null;
+  if (document === null || typeof document !== "object") throw new EgressConfigError(`${path}: expected a mapping`);
+  const unknown = Object.keys(document).filter((key) => !FIELDS.includes(key));
+  if (unknown.length > 0) throw new EgressConfigError(`${path}: ${unknown[0]}: unknown field (expected ${FIELDS.join(", ")})`);
+  const out: Partial<EgressSettings> = {};
+  try {
+    if (document.listen !== undefined) out.listen = parseEndpoint(String(document.listen));
+    if (document.allow !== undefined) {
+      if (!Array.isArray(document.allow)) throw new EgressConfigError("allow: expected a list of CIDR:PORTS");
+      out.allow = document.allow.map(String);
+    }
+    if (document.admin !== undefined) out.admin = parseAdminAddress(String(document.admin));
+    if (document.header_timeout !== undefined) out.headerTimeoutMs = parseDuration(document.header_timeout, "header_timeout");
+    if (document.connect_timeout !== undefined) out.connectTimeoutMs = parseDuration(document.connect_timeout, "connect_timeout");
+    if (document.max_connections !== undefined) {
+      const max = Number(document.max_connections);
+      if (!Number.isInteger(max) || max < 1) throw new EgressConfigError(`max_connections: expected a whole number >= 1, got ${String(document.max_connections)}`);
+      out.maxConnections = max;
+    }
+    if (document.access_log !== undefined) out.accessLog = String(document.access_log);
+  } catch (error) {
+    throw new EgressConfigError(`${path}: ${(error as Error).message}`);
+  }
+  return out;
+}
+
+export function allowlistOf(settings: EgressSettings): Allowlist {
+  return Allowlist.parse(settings.allow);
+}
