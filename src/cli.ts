@@ -7,6 +7,7 @@ import { createLogger, type LogFormat } from "./logging.js";
 import { Runner } from "./runner/runner.js";
 import { allowlistOf, parseAdminAddress, readEgressFile, type EgressSettings } from "./egress/config.js";
 import { EgressRouter } from "./egress/router.js";
+import { DEMO_CONFIG, runDemo } from "./demo.js";
 import { parseEndpoint } from "./host/properties.js";
 
 function duration(value: string): number {
@@ -74,9 +75,10 @@ export function buildProgram(): Command {
     .option("--header-timeout <duration>", "time allowed for the PROXY header", duration)
     .option("--connect-timeout <duration>", "time allowed to connect to the destination", duration)
     .option("--max-connections <n>", "connection limit", (value: string) => Number(value))
-    .option("--access-log <file>", "access log file, - for stdout"))
+    .option("--access-log <file>", "access log file, - for stdout")
+    .option("--bind-address <ip>", "local address for connections to destinations (the router's egress IP)"))
     .action(async (options: { listen: string; allow: string[]; admin?: string; config?: string; headerTimeout?: number; connectTimeout?: number;
-      maxConnections?: number; accessLog?: string; logLevel: string; logFormat: LogFormat }) => {
+      maxConnections?: number; accessLog?: string; bindAddress?: string; logLevel: string; logFormat: LogFormat }) => {
       const logger = createLogger(options.logLevel, options.logFormat);
       const file = options.config === undefined ? {} : await readEgressFile(options.config);
       const settings: EgressSettings = {
@@ -87,11 +89,19 @@ export function buildProgram(): Command {
         connectTimeoutMs: options.connectTimeout ?? file.connectTimeoutMs ?? 5000,
         maxConnections: options.maxConnections ?? file.maxConnections ?? 1024,
         accessLog: options.accessLog ?? file.accessLog,
+        bindAddress: options.bindAddress ?? file.bindAddress,
       };
       const router = await EgressRouter.start({ ...settings, allowlist: allowlistOf(settings), logger });
       const stop = () => void router.close().then(() => process.exit(0));
       process.once("SIGTERM", stop);
       process.once("SIGINT", stop);
+    });
+
+  program.command("demo")
+    .description(`run the whole system on loopback (${DEMO_CONFIG}, egress routers, a destination) and show where each client's connection went`)
+    .option("--keep-running", "leave it running and print commands to try by hand")
+    .action(async (options: { keepRunning?: boolean }) => {
+      process.exitCode = (await runDemo({ keepRunning: options.keepRunning === true })) ? 0 : 1;
     });
 
   return program;

@@ -12,6 +12,7 @@ export interface EgressSettings {
   connectTimeoutMs: number;
   maxConnections: number;
   accessLog?: string;
+  bindAddress?: string;
 }
 
 export class EgressConfigError extends Error {}
@@ -27,7 +28,7 @@ export function parseAdminAddress(value: string): Endpoint {
   return /^\d+$/.test(value) ? { address: "127.0.0.1", port: Number(value) } : parseEndpoint(value);
 }
 
-const FIELDS = ["listen", "allow", "admin", "header_timeout", "connect_timeout", "max_connections", "access_log"];
+const FIELDS = ["listen", "allow", "admin", "header_timeout", "connect_timeout", "max_connections", "access_log", "bind_address"];
 
 export async function readEgressFile(path: string): Promise<Partial<EgressSettings>> {
   const document = parse(await readFile(path, "utf8")) as Record<string, unknown> | null;
@@ -50,6 +51,7 @@ export async function readEgressFile(path: string): Promise<Partial<EgressSettin
       out.maxConnections = max;
     }
     if (document.access_log !== undefined) out.accessLog = String(document.access_log);
+    if (document.bind_address !== undefined) out.bindAddress = String(document.bind_address);
   } catch (error) {
     throw new EgressConfigError(`${path}: ${(error as Error).message}`);
   }

@@ -21,6 +21,8 @@ export interface EgressOptions {
   maxConnections: number;
   /** Access log file, "-" for stdout. */
   accessLog?: string;
+  /** Local address for connections to destinations (the router's egress IP). */
+  bindAddress?: string;
   logger: Logger;
 }
 
@@ -151,7 +153,7 @@ export class EgressRouter implements AdminSource {
   private forward(client: Socket, source: Endpoint, destination: Endpoint, early: Buffer, tags: { rule?: string; sni?: string }): void {
     const { counters, options } = this;
     const started = Date.now();
-    const upstream = connect({ host: destination.address, port: destination.port, allowHalfOpen: true });
+    const upstream = connect({ host: destination.address, port: destination.port, allowHalfOpen: true, localAddress: options.bindAddress });
     this.sockets.add(upstream);
     upstream.once("close", () => this.sockets.delete(upstream));
     upstream.setNoDelay(true);

@@ -1,0 +1,156 @@
+// `npm start`: the whole system live on loopback. The local runner serves examples/local/envoy.yaml
+// (the Wasmerang filter), two egress routers forward to a destination server standing in for the
+// internet, and clients with different source addresses show where their connections went.
+import { once } from "node:events";
+import { connect, createServer, type Server } from "node:net";
+import { Writable } from "node:stream";
+import { styleText } from "node:util";
+import { pino } from "pino";
+import { Allowlist } from "./egress/allowlist.js";
+import { encodeProxyHeader } from "./egress/proxy-protocol.js";
+import { EgressRouter } from "./egress/router.js";
+import { loadRunnerConfig } from "./envoy/load.js";
+import { silentLogger } from "./logging.js";
+import { Runner } from "./runner/runner.js";
+
+export const DEMO_CONFIG = "examples/local/envoy.yaml";
+const PROXY_PORT = 10000;
+const DESTINATION = { address: "127.0.0.100", port: 10080 };
+const ROUTERS = [
+  { name: "egress-router1", port: 10001, egressIp: "127.0.0.201" },
+  { name: "egress-router2", port: 10002, egressIp: "127.0.0.202" },
+];
+
+interface Client {
+  source: string;
+  expected: string;
+}
+
+const CLIENTS: Client[] = [
+  { source: "127.0.0.10", expected: "egress-router1" },
+  { source: "127.0.0.11", expected: "egress-router2" },
+  { source: "127.0.0.12", expected: "egress-router1" },
+  { source: "127.0.0.13", expected: "egress-router2" },
+  { source: "127.0.0.66", expected: "rejected" },
+];
+
+interface Outcome {
+  client: Client;
+  rule: string;
+  cluster: string;
+  router: string;
+  destination: string;
+  intact: boolean;
+  ok: boolean;
+}
+
+/** The destination answers with the address it saw the connection come from. */
+async function startDestination(): Promise<Server> {
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
+    const chunks: Buffer[] = [];
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("end", () => socket.end(`from=${socket.remoteAddress} data=${Buffer.concat(chunks).toString()}`));
+    socket.on("error", () => undefined);
+  });
+  server.listen(DESTINATION.port, DESTINATION.address);
+  await once(server, "listening");
+  return server;
+}
+
+/** Collects the filter's decision log lines, keyed by source address. */
+function decisionCollector(): { logger: pino.Logger; decisions: Map<string, { rule: string; cluster: string }> } {
+  const decisions = new Map<string, { rule: string; cluster: string }>();
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split("\n")) {
+        const message = line === "" ? "" : String((JSON.parse(line) as { msg?: string }).msg ?? "");
+        const match = /source=([\d.]+):\d+ .* rule=(\S+) (?:cluster=(\S+)|action=(\S+))/.exec(message);
+        if (match) decisions.set(match[1]!, { rule: match[2]!, cluster: match[3] ?? `(${match[4]!})` });
+      }
+      done();
+    },
+  });
+  return { logger: pino({ level: "info" }, sink), decisions };
+}
+
+async function send(client: Client): Promise<{ reply: string; payload: string }> {
+  const payload = `hello from ${client.source} #${Math.floor(Math.random() * 1e6)}`;
+  const socket = connect({ host: "127.0.0.1", port: PROXY_PORT, localAddress: client.source, allowHalfOpen: true });
+  const chunks: Buffer[] = [];
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+  socket.on("error", () => undefined);
+  await once(socket, "connect");
+  // Says where the client meant to go, as iptables REDIRECT + original_dst would in production.
+  socket.end(Buffer.concat([encodeProxyHeader(1, { address: client.source, port: socket.localPort! }, DESTINATION), Buffer.from(payload)]));
+  await new Promise((resolve) => socket.once("close", resolve));
+  return { reply: Buffer.concat(chunks).toString(), payload };
+}
+
+function table(rows: string[][], color: boolean): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row, r) => {
+    const line = row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ");
+    return r === 0 && color ? styleText("bold", line) : line;
+  }).join("\n");
+}
+
+export interface DemoOptions {
+  keepRunning: boolean;
+  out?: NodeJS.WriteStream;
+}
+
+/** Runs the demo; resolves true when every connection went where the policy says. */
+export async function runDemo(options: DemoOptions): Promise<boolean> {
+  const out = options.out ?? process.stdout;
+  const color = out.isTTY === true;
+  const paint = (style: Parameters<typeof styleText>[0], text: string) => (color ? styleText(style, text) : text);
+  const destination = await startDestination();
+  const routers = await Promise.all(ROUTERS.map((router) => EgressRouter.start({
+    listen: { address: "127.0.0.1", port: router.port },
+    allowlist: Allowlist.parse([`${DESTINATION.address}/32:${DESTINATION.port}`]),
+    headerTimeoutMs: 5000, connectTimeoutMs: 5000, maxConnections: 1024, bindAddress: router.egressIp, logger: silentLogger,
+  })));
+  const { logger, decisions } = decisionCollector();
+  const runner = await Runner.start(await loadRunnerConfig(DEMO_CONFIG), { logger, wasmLogLevel: "info" });
+  try {
+    out.write(`${paint("bold", "Wasmerang demo")}: ${DEMO_CONFIG} in the local runner on 127.0.0.1:${PROXY_PORT}, ` +
+      `egress routers on :${ROUTERS.map((r) => r.port).join(" and :")}, destination ${DESTINATION.address}:${DESTINATION.port}\n\n`);
+    const outcomes: Outcome[] = [];
+    for (const client of CLIENTS) {
+      const { reply, payload } = await send(client);
+      const decision = decisions.get(client.source) ?? { rule: "-", cluster: "-" };
+      const seenFrom = /^from=(\S+) data=(.*)$/s.exec(reply);
+      const router = ROUTERS.find((r) => r.egressIp === seenFrom?.[1])?.name ?? "-";
+      const intact = seenFrom?.[2] === payload;
+      const actual = reply === "" ? "rejected" : router;
+      outcomes.push({
+        client, rule: decision.rule, cluster: decision.cluster, router, intact,
+        destination: reply === "" ? "-" : `${DESTINATION.address}:${DESTINATION.port}`,
+        ok: actual === client.expected && (actual === "rejected" || (intact && decision.cluster === router)),
+      });
+    }
+    const rows = [["source", "rule", "cluster", "egress router", "destination", "bytes back intact", "result"],
+      ...outcomes.map((o) => [o.client.source, o.rule, o.cluster, o.router, o.destination,
+        o.destination === "-" ? "-" : o.intact ? "yes" : "NO", o.ok ? "ok" : `WRONG (expected ${o.client.expected})`])];
+    out.write(`${table(rows, color)}\n\n`);
+    const stats = runner.stats().filter((s) => s.name.startsWith("wasmcustom.") || /upstream_cx_total$/.test(s.name));
+    out.write(`${paint("bold", "Proxy counters")} (admin: http://127.0.0.1:${runner.adminPort}/stats)\n`);
+    for (const stat of stats) out.write(`  ${stat.name}: ${stat.value}\n`);
+    routers.forEach((router, i) => out.write(`  ${ROUTERS[i]!.name} forwarded: ${router.counter("forwarded")}\n`));
+    const allOk = outcomes.every((o) => o.ok);
+    out.write(`\n${allOk ? paint("green", "Every connection went where the policy says.") : paint("red", "Some connections went the wrong way.")}\n`);
+    if (options.keepRunning) {
+      out.write(`\nStill running. Try by hand (PROXY header = where the client meant to go):\n` +
+        `  printf 'PROXY TCP4 127.0.0.14 ${DESTINATION.address} 5000 ${DESTINATION.port}\\r\\nhi\\n' | nc -N -s 127.0.0.14 127.0.0.1 ${PROXY_PORT}\n` +
+        `  printf 'PROXY TCP4 127.0.0.15 ${DESTINATION.address} 5000 ${DESTINATION.port}\\r\\nhi\\n' | nc -N -s 127.0.0.15 127.0.0.1 ${PROXY_PORT}\n` +
+        `  curl -s http://127.0.0.1:${runner.adminPort}/stats/prometheus\n` +
+        `Ctrl-C stops.\n`);
+      await new Promise((resolve) => process.once("SIGINT", resolve));
+    }
+    return allOk;
+  } finally {
+    await runner.close();
+    await Promise.all(routers.map((router) => router.close()));
+    destination.close();
+  }
+}
