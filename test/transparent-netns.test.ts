@@ -1,0 +1,146 @@
+// Transparent interception for real, in network namespaces this test creates: two client hosts
+// (even and odd last octet) connect straight to a destination host's address; a gateway
+// namespace redirects their TCP (nftables REDIRECT) to the runner, whose original_dst listener
+// filter recovers the destination; the Wasm filter picks an egress router per client; the router
+// (bound to its own egress address) forwards to the original destination. Everything is removed
+// afterwards, also when the test fails.
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, it } from "node:test";
+import { stringify } from "yaml";
+import { FILTER_WASM, REPO } from "./helpers.js";
+import { commandWorks, needPeer } from "./peers.js";
+
+const suffix = String(process.pid % 10000);
+const NS = { gateway: `wg-gw-${suffix}`, even: `wg-c1-${suffix}`, odd: `wg-c2-${suffix}`, destination: `wg-dst-${suffix}` };
+const CLI = join(REPO, "build/src/cli.js");
+const dir = mkdtempSync(join(tmpdir(), "wasmerang-netns-"));
+const children: ChildProcess[] = [];
+
+function sh(...args: string[]): void {
+  const result = spawnSync(args[0]!, args.slice(1), { encoding: "utf8" });
+  if (result.status !== 0) throw new Error(`${args.join(" ")} failed: ${result.stderr}`);
+}
+
+function inNs(ns: string, ...args: string[]): void {
+  sh("ip", "netns", "exec", ns, ...args);
+}
+
+function cleanUp(): void {
+  for (const child of children) child.kill("SIGKILL");
+  // Deleting a namespace removes its veth ends and nftables rules with it.
+  for (const ns of Object.values(NS)) spawnSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+}
+after(cleanUp);
+
+function canUseNamespaces(): boolean {
+  const probe = `wg-probe-${suffix}`;
+  const ok = commandWorks("ip", ["netns", "add", probe]);
+  if (ok) spawnSync("ip", ["netns", "del", probe]);
+  return ok && commandWorks("nft", ["--version"]);
+}
+
+function link(ns: string, gatewaySide: string, hostSide: string, gatewayCidr: string, hostCidr: string): void {
+  sh("ip", "link", "add", gatewaySide, "netns", NS.gateway, "type", "veth", "peer", "name", hostSide, "netns", ns);
+  inNs(NS.gateway, "ip", "addr", "add", gatewayCidr, "dev", gatewaySide);
+  inNs(NS.gateway, "ip", "link", "set", gatewaySide, "up");
+  inNs(ns, "ip", "addr", "add", hostCidr, "dev", hostSide);
+  inNs(ns, "ip", "link", "set", hostSide, "up");
+}
+
+function startIn(ns: string, args: string[]): { output: () => string } {
+  const child = spawn("ip", ["netns", "exec", ns, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  children.push(child);
+  let output = "";
+  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  return { output: () => output };
+}
+
+/** Runs a client in `ns` that connects to the destination's own address and prints the reply. */
+function clientExchange(ns: string, payload: string): string {
+  const script = `const s=require("net").connect({host:"10.77.9.9",port:8080},()=>s.end(${JSON.stringify(payload)}));` +
+    `let r="";s.on("data",d=>r+=d);s.on("close",()=>{process.stdout.write(r)});s.on("error",e=>{process.stdout.write("ERROR "+e.message)})`;
+  return spawnSync("ip", ["netns", "exec", ns, process.execPath, "-e", script], { encoding: "utf8", timeout: 10_000 }).stdout;
+}
+
+async function waitFor(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+it("clients reach the destination through the egress router the policy chose, with no proxy settings", async (t) => {
+  if (!needPeer(t, "network namespaces with nftables (root)", canUseNamespaces(), "run as root with iproute2 and nftables")) return;
+  for (const ns of Object.values(NS)) {
+    sh("ip", "netns", "add", ns);
+    inNs(ns, "ip", "link", "set", "lo", "up");
+  }
+  link(NS.even, "vc1", "eth0", "10.77.1.1/24", "10.77.1.10/24");
+  link(NS.odd, "vc2", "eth0", "10.77.2.1/24", "10.77.2.11/24");
+  link(NS.destination, "vd", "eth0", "10.77.9.1/24", "10.77.9.9/24");
+  inNs(NS.gateway, "ip", "addr", "add", "10.77.9.2/24", "dev", "vd");
+  inNs(NS.even, "ip", "route", "add", "default", "via", "10.77.1.1");
+  inNs(NS.odd, "ip", "route", "add", "default", "via", "10.77.2.1");
+  inNs(NS.gateway, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1");
+  // Client traffic to port 8080 is redirected to the runner's listener (what Istio's init container does).
+  const rules = join(dir, "redirect.nft");
+  writeFileSync(rules, `table ip wasmerang {
+  chain prerouting {
+    type nat hook prerouting priority dstnat;
+    iifname { "vc1", "vc2" } tcp dport 8080 redirect to :15001
+  }
+}
+`);
+  inNs(NS.gateway, "nft", "-f", rules);
+
+  const destination = startIn(NS.destination, [process.execPath, "-e",
+    `require("net").createServer({allowHalfOpen:true},s=>{let d="";s.on("data",c=>d+=c);s.on("end",()=>s.end("from="+s.remoteAddress+" data="+d))})` +
+    `.listen(8080,"10.77.9.9",()=>console.log("listening"))`]);
+  const routerLogs = [1, 2].map((n) => join(dir, `router${n}.log`));
+  for (const n of [1, 2]) {
+    startIn(NS.gateway, [process.execPath, CLI, "egress", "--listen", `127.0.0.1:1510${n}`, "--allow", "10.77.9.9/32:8080",
+      "--bind-address", `10.77.9.${n}`, "--access-log", routerLogs[n - 1]!, "--log-format", "json"]);
+  }
+  const config = join(dir, "envoy.yaml");
+  const cluster = (name: string, port: number) => ({
+    name, type: "STATIC", connect_timeout: "1s",
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: port } } } }] }] },
+    transport_socket: { name: "envoy.transport_sockets.upstream_proxy_protocol", typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport",
+      config: { version: "V2" },
+      transport_socket: { name: "raw", typed_config: { "@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer" } },
+    } },
+  });
+  writeFileSync(config, stringify({
+    static_resources: {
+      listeners: [{
+        name: "intercept",
+        address: { socket_address: { address: "0.0.0.0", port_value: 15001 } },
+        listener_filters: [{ name: "envoy.filters.listener.original_dst", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst" } }],
+        filter_chains: [{ filters: [
+          { name: "envoy.filters.network.wasm", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+            config: { name: "wasmerang", root_id: "wasmerang", vm_config: { runtime: "envoy.wasm.runtime.v8", code: { local: { filename: FILTER_WASM } } },
+              configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: "standalone" } } } },
+          { name: "envoy.filters.network.tcp_proxy", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+            stat_prefix: "intercept", cluster: "egress-router1" } },
+        ] }],
+      }],
+      clusters: [cluster("egress-router1", 15101), cluster("egress-router2", 15102)],
+    },
+  }));
+  const runner = startIn(NS.gateway, [process.execPath, CLI, "run", "-c", config, "--log-format", "json"]);
+  await waitFor(() => destination.output().includes("listening"), "the destination server");
+  await waitFor(() => runner.output().includes("listener 'intercept'"), `the runner (${runner.output()})`);
+
+  assert.equal(clientExchange(NS.even, "from the even host"), "from=10.77.9.1 data=from the even host");
+  assert.equal(clientExchange(NS.odd, "from the odd host"), "from=10.77.9.2 data=from the odd host");
+  await waitFor(() => routerLogs.every((log) => { try { return readFileSync(log, "utf8").includes("forwarded"); } catch { return false; } }), "the egress routers' access logs");
+  assert.match(readFileSync(routerLogs[0]!, "utf8"), /10\.77\.1\.10:\d+ -> 10\.77\.9\.9:8080 .* forwarded/);
+  assert.match(readFileSync(routerLogs[1]!, "utf8"), /10\.77\.2\.11:\d+ -> 10\.77\.9\.9:8080 .* forwarded/);
+});
