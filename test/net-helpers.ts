@@ -29,7 +29,7 @@ export async function startTagServer(tag: string, host = "127.0.0.1"): Promise<T
       if (chunks.length === 0) state.firstChunks.push(chunk);
       chunks.push(chunk);
     });
-    socket.on("end", () => socket.end(`${tag}:${Buffer.concat(chunks).toString("latin1")}`));
+    socket.on("end", () => socket.end(Buffer.concat([Buffer.from(`${tag}:`), ...chunks])));
     socket.on("error", () => undefined);
   });
   server.listen(0, host);

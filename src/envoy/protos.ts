@@ -19,6 +19,7 @@ const ENTRY_FILES = [
   "envoy/config/bootstrap/v3/bootstrap.proto",
   "envoy/extensions/filters/network/wasm/v3/wasm.proto",
   "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto",
+  "envoy/extensions/filters/network/rbac/v3/rbac.proto",
   "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto",
   "envoy/extensions/filters/http/wasm/v3/wasm.proto",
   "envoy/extensions/filters/http/router/v3/router.proto",
