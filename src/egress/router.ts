@@ -177,7 +177,7 @@ export class EgressRouter implements AdminSource {
       clearTimeout(timer);
       connected = true;
       counters.forwarded.value++;
-      options.logger.info({ source: formatEndpoint(source), destination: formatEndpoint(destination), ...tags }, "forwarding to original destination");
+      options.logger.debug({ source: formatEndpoint(source), destination: formatEndpoint(destination), ...tags }, "forwarding to original destination");
       if (early.length > 0) upstream.write(early);
       // pipe() carries backpressure and half-close (end) in both directions.
       client.pipe(upstream);

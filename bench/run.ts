@@ -1,0 +1,193 @@
+// `npm run bench`: the filter's cost and memory, then the runner as a TCP proxy on loopback next
+// to a direct connection and HAProxy (one thread, like the runner), all measured in one run.
+// Writes bench/results/latest.json and bench/results/latest.svg.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { filterCosts, filterMemory } from "./filter-cost.js";
+import { renderChart } from "./chart.js";
+
+const dir = mkdtempSync(join(tmpdir(), "wasmerang-bench-"));
+const children: ChildProcess[] = [];
+process.on("exit", () => children.forEach((child) => child.kill("SIGKILL")));
+
+function start(command: string, args: string[]): { child: ChildProcess; output: () => string } {
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+  children.push(child);
+  let output = "";
+  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  return { child, output: () => output };
+}
+
+async function waitFor<T>(probe: () => T | undefined, what: string): Promise<T> {
+  for (let i = 0; i < 400; i++) {
+    const value = probe();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, "127.0.0.1");
+  await new Promise((resolve) => server.once("listening", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+const TSX = ["--import", "tsx"];
+
+function loadgen(mode: string, port: number, options: object): Record<string, number> {
+  const result = spawnSync(process.execPath, [...TSX, "bench/loadgen.ts", mode, String(port), JSON.stringify(options)], { encoding: "utf8", timeout: 120_000 });
+  if (result.status !== 0) throw new Error(`loadgen ${mode} :${port} failed: ${result.stderr}`);
+  return JSON.parse(result.stdout.trim().split("\n").pop()!) as Record<string, number>;
+}
+
+type Backends = { sink: number; rr: number; echo: number };
+
+function runnerConfig(backends: Backends): string {
+  const listener = (name: keyof Backends) => ({
+    name,
+    address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
+    filter_chains: [{ filters: [
+      { name: "envoy.filters.network.wasm", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+        config: { name: "wasmerang", root_id: "wasmerang", vm_config: { runtime: "envoy.wasm.runtime.v8", code: { local: { filename: "dist/wasmerang.wasm" } } },
+          configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: JSON.stringify({ log_level: "warn", default: { cluster: name } }) } } } },
+      { name: "envoy.filters.network.tcp_proxy", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        stat_prefix: name, cluster: "unused" } },
+    ] }],
+  });
+  const cluster = (name: keyof Backends) => ({
+    name, type: "STATIC", connect_timeout: "2s",
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: backends[name] } } } }] }] },
+  });
+  const file = join(dir, "runner.yaml");
+  writeFileSync(file, stringify({ static_resources: { listeners: (["sink", "rr", "echo"] as const).map(listener), clusters: (["sink", "rr", "echo"] as const).map(cluster) } }));
+  return file;
+}
+
+async function startRunner(backends: Backends): Promise<Backends> {
+  const runner = start(process.execPath, ["build/src/cli.js", "run", "-c", runnerConfig(backends), "--log-format", "json", "--wasm-log-level", "warn"]);
+  const ports: Partial<Backends> = {};
+  await waitFor(() => {
+    for (const match of runner.output().matchAll(/listener '(\w+)' on 127\.0\.0\.1:(\d+)/g)) ports[match[1] as keyof Backends] = Number(match[2]);
+    return ports.sink && ports.rr && ports.echo ? true : undefined;
+  }, `the runner (${runner.output()})`);
+  return ports as Backends;
+}
+
+async function startHaproxy(backends: Backends): Promise<Backends | undefined> {
+  if (spawnSync("haproxy", ["-v"]).status !== 0) return undefined;
+  const ports: Backends = { sink: await freePort(), rr: await freePort(), echo: await freePort() };
+  const file = join(dir, "haproxy.cfg");
+  writeFileSync(file, `global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 60s
+  timeout server 60s
+${(["sink", "rr", "echo"] as const).map((name) => `listen ${name}
+  bind 127.0.0.1:${ports[name]}
+  server backend 127.0.0.1:${backends[name]}
+`).join("")}`);
+  const haproxy = start("haproxy", ["-db", "-f", file]);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  if (haproxy.child.exitCode !== null) throw new Error(`haproxy did not start: ${haproxy.output()}`);
+  return ports;
+}
+
+async function startEgress(): Promise<number> {
+  const egress = start(process.execPath, ["build/src/cli.js", "egress", "--listen", "127.0.0.1:0", "--allow", "127.0.0.1/32:*",
+    "--max-connections", "100000", "--log-level", "info", "--log-format", "json"]);
+  return waitFor(() => {
+    const match = /egress router on 127\.0\.0\.1:(\d+)/.exec(egress.output());
+    return match ? Number(match[1]) : undefined;
+  }, "the egress router").catch(() => {
+    throw new Error("egress router did not report its port");
+  });
+}
+
+interface Scenario {
+  name: string;
+  mode: string;
+  backend: keyof Backends;
+  options: object;
+  metric: string;
+  /** Whether more is better (throughput) or less (latency). */
+  higherIsBetter: boolean;
+}
+
+const SCENARIOS: Scenario[] = [
+  { name: "bulk, 1 stream (MB/s)", mode: "bulk", backend: "sink", options: { streams: 1, bytes: 1024 * 1024 * 1024 }, metric: "bytesPerSecond", higherIsBetter: true },
+  { name: "bulk, 32 streams (MB/s)", mode: "bulk", backend: "sink", options: { streams: 32, bytes: 1024 * 1024 * 1024 }, metric: "bytesPerSecond", higherIsBetter: true },
+  { name: "connections/s (64 concurrent)", mode: "connrate", backend: "rr", options: { concurrency: 64, durationMs: 3000 }, metric: "connectionsPerSecond", higherIsBetter: true },
+  { name: "latency p50 (µs)", mode: "latency", backend: "echo", options: { roundTrips: 20000 }, metric: "p50Micros", higherIsBetter: false },
+  { name: "latency p99 (µs)", mode: "latency", backend: "echo", options: { roundTrips: 20000 }, metric: "p99Micros", higherIsBetter: false },
+];
+
+function pretty(metric: string, value: number): string {
+  return metric === "bytesPerSecond" ? (value / 1e6).toFixed(0) : value.toFixed(metric.includes("Micros") ? 1 : 0);
+}
+
+async function main(): Promise<void> {
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? "?"}, Node ${process.version}`;
+  console.log(`Wasmerang benchmarks on ${machine}\n`);
+
+  console.log("Filter cost per connection (in-process host on V8: context create, new connection, close, done, delete)");
+  const costs = await filterCosts(50_000);
+  const baseline = costs[0]!.nsPerConnection;
+  for (const cost of costs) console.log(`  ${cost.name.padEnd(40)} ${(cost.nsPerConnection / 1000).toFixed(2).padStart(7)} µs  ${(cost.nsPerConnection / baseline).toFixed(2)}× baseline`);
+  const memory = await filterMemory();
+  console.log(`\nModule size: ${memory.moduleBytes} bytes (target ≤ 21504)`);
+  console.log(`Linear memory after 10^4 / 10^5 / 10^6 connections: ${Object.values(memory.memoryAfter).map((b) => `${b / 1024} KiB`).join(" / ")}\n`);
+
+  const backend = start(process.execPath, [...TSX, "bench/backend.ts"]);
+  const backends = await waitFor(() => {
+    const line = backend.output().split("\n").find((l) => l.startsWith("{"));
+    return line === undefined ? undefined : (JSON.parse(line) as Backends);
+  }, "the backend");
+  const runner = await startRunner(backends);
+  const haproxy = await startHaproxy(backends);
+  const egress = await startEgress();
+  const targets: [string, (s: Scenario) => [number, object]][] = [
+    ["direct", (s) => [backends[s.backend], {}]],
+    ...(haproxy ? [["haproxy", (s: Scenario) => [haproxy[s.backend], {}]] as [string, (s: Scenario) => [number, object]]] : []),
+    ["runner", (s) => [runner[s.backend], {}]],
+    ["egress router", (s) => [egress, { proxyTo: backends[s.backend] }]],
+  ];
+  if (!haproxy) console.log("!!! haproxy is not installed: the runner is compared with a direct connection only (apt-get install haproxy) !!!\n");
+
+  const proxyResults: Record<string, Record<string, number>> = {};
+  console.log(`Proxies on loopback${haproxy ? " (HAProxy: nbthread 1)" : ""}`);
+  console.log(`  ${"scenario".padEnd(32)}${targets.map(([name]) => name.padStart(15)).join("")}   runner/haproxy`);
+  for (const scenario of SCENARIOS) {
+    const values: Record<string, number> = {};
+    // Two rounds, targets interleaved; keep each target's best.
+    for (let round = 0; round < 2; round++) {
+      for (const [name, address] of targets) {
+        const [port, extra] = address(scenario);
+        const value = loadgen(scenario.mode, port, { ...scenario.options, ...extra })[scenario.metric]!;
+        const best = values[name];
+        values[name] = best === undefined ? value : scenario.higherIsBetter ? Math.max(best, value) : Math.min(best, value);
+      }
+    }
+    proxyResults[scenario.name] = values;
+    const ratio = values.haproxy === undefined ? "-" : (values.runner! / values.haproxy).toFixed(2);
+    console.log(`  ${scenario.name.padEnd(32)}${targets.map(([name]) => pretty(scenario.metric, values[name]!).padStart(15)).join("")}   ${ratio}`);
+  }
+
+  const results = { date: new Date().toISOString(), machine, filter: { costs, memory }, proxies: proxyResults };
+  writeFileSync("bench/results/latest.json", `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync("bench/results/latest.svg", renderChart(proxyResults, SCENARIOS.map((s) => ({ name: s.name, higherIsBetter: s.higherIsBetter }))));
+  console.log("\nWrote bench/results/latest.json and bench/results/latest.svg");
+}
+
+await main();
+process.exit(0);
