@@ -301,8 +301,7 @@ export class ProxyConnection {
     const cluster = this.cluster!;
     this.upstreamConnected = true;
     cluster.stats.upstreamCxActive.value++;
-    const host = { address: upstream.remoteAddress ?? this.upstreamHost!.address, port: upstream.remotePort ?? this.upstreamHost!.port };
-    for (const session of this.sessions) session.setUpstream(host);
+    for (const session of this.sessions) session.setUpstream(this.upstreamHost!);
     const version = cluster.config.upstreamProxyProtocol;
     // Envoy's upstream PROXY protocol socket: downstream remote address, and the downstream
     // local address as the original destination (restored by original_dst or a PROXY header).
@@ -348,10 +347,14 @@ export class ProxyConnection {
 
   private onDownstreamClose(): void {
     this.downstreamClosed = true;
-    if (!this.closing && this.upstream !== undefined && !this.upstreamClosed) {
+    const upstream = this.upstream;
+    if (!this.closing && upstream !== undefined && !this.upstreamClosed) {
       // Downstream went away: flush what is queued upstream, then close it (Envoy: FlushWrite).
-      this.upstream.end();
-      this.upstream.once("finish", () => this.upstream?.destroy());
+      if (upstream.writableFinished) upstream.destroy();
+      else {
+        upstream.once("finish", () => upstream.destroy());
+        if (!upstream.writableEnded) upstream.end();
+      }
     }
     this.maybeFinish();
   }
@@ -360,9 +363,13 @@ export class ProxyConnection {
     if (upstream !== this.upstream) return;
     this.upstreamClosed = true;
     if (this.upstreamConnected) this.cluster!.stats.upstreamCxActive.value--;
+    const downstream = this.downstream;
     if (!this.downstreamClosed) {
-      this.downstream.end();
-      this.downstream.once("finish", () => this.downstream.destroy());
+      if (downstream.writableFinished) downstream.destroy();
+      else {
+        downstream.once("finish", () => downstream.destroy());
+        if (!downstream.writableEnded) downstream.end();
+      }
     }
     this.maybeFinish();
   }
