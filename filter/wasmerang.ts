@@ -6,7 +6,12 @@ import { ActionKind, Policy } from "./policy/model";
 import { Router } from "./router";
 import { FilterStats } from "./stats";
 
-export * from "./sdk/exports";
+// Only the callbacks this filter handles: Envoy (and the runner) skip the ones a module does not
+// export, so data never crosses into the VM.
+export {
+  proxy_abi_version_0_2_1, proxy_on_memory_allocate, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure,
+  proxy_on_new_connection, proxy_on_done, proxy_on_delete,
+} from "./sdk/exports";
 
 const ACTION_NAMES = ["route", "reject", "passthrough", "reference"];
 
