@@ -2,6 +2,8 @@
 // choose its source address (any 127.0.0.0/8 address works on Linux without setup).
 import { once } from "node:events";
 import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { Writable } from "node:stream";
+import { pino, type Logger } from "pino";
 import { stringify } from "yaml";
 import { Runner } from "../src/runner/runner.js";
 import { toRunnerConfig } from "../src/envoy/load.js";
@@ -116,10 +118,17 @@ export function bootstrap(filters: object[], clusters: object[], listenerExtra: 
   };
 }
 
+/** A pino logger whose lines (parsed JSON) the test can read. */
+export function captureLogger(): { logger: Logger; lines: () => { msg: string; reason?: string; [key: string]: unknown }[] } {
+  const lines: string[] = [];
+  const sink = new Writable({ write(chunk: Buffer, _encoding, done) { lines.push(...chunk.toString().split("\n").filter((l) => l !== "")); done(); } });
+  return { logger: pino({ level: "debug" }, sink), lines: () => lines.map((line) => JSON.parse(line) as { msg: string }) };
+}
+
 /** Starts a runner from a bootstrap object, going through YAML as a user's file would. */
-export async function startRunner(config: object): Promise<Runner> {
+export async function startRunner(config: object, logger: Logger = silentLogger): Promise<Runner> {
   const yaml = stringify(config);
-  return Runner.start(toRunnerConfig((await import("yaml")).parse(yaml), "test.yaml"), { logger: silentLogger, wasmLogLevel: "critical" });
+  return Runner.start(toRunnerConfig((await import("yaml")).parse(yaml), "test.yaml"), { logger, wasmLogLevel: "critical" });
 }
 
 export async function adminGet(runner: Runner, path: string): Promise<{ status: number; body: string }> {

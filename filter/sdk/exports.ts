@@ -1,6 +1,6 @@
 // The functions the host calls. A module's entry file re-exports this file (`export * from`),
 // which gives it the ABI version marker, the allocator and every callback.
-import { fromUtf8, getBufferBytes } from "./hostcalls";
+import { fromUtf8, getBufferBytes, receivedSinceCollect, resetReceived } from "./hostcalls";
 import {
   createContext, deleteContext, existingHttp, existingStream, httpContext, rootContext, streamContext,
 } from "./dispatcher";
@@ -102,15 +102,18 @@ export function proxy_on_log(contextId: u32): void {
 
 // The module uses AssemblyScript's minimal runtime (asconfig.json): it is half the size of the
 // incremental one, but collects only when told. Collecting here is safe because this export is
-// entered from the host with nothing of ours on the stack, and it bounds garbage to what
-// COLLECT_EVERY connections leave behind.
+// entered from the host with nothing of ours on the stack. Garbage stays bounded by what
+// COLLECT_EVERY contexts, or COLLECT_AFTER_BYTES of host data (and the strings made from it),
+// leave behind.
 const COLLECT_EVERY = 256;
+const COLLECT_AFTER_BYTES: usize = 64 * 1024;
 let deletesSinceCollect = 0;
 
 export function proxy_on_delete(contextId: u32): void {
   deleteContext(contextId);
-  if (++deletesSinceCollect >= COLLECT_EVERY) {
+  if (++deletesSinceCollect >= COLLECT_EVERY || receivedSinceCollect >= COLLECT_AFTER_BYTES) {
     deletesSinceCollect = 0;
+    resetReceived();
     __collect();
   }
 }

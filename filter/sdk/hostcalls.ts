@@ -8,9 +8,17 @@ import { BufferType, LogLevel, MapType, MetricType, StreamType, WasmResult } fro
 const returnData: usize = memory.data(8);
 const returnSize: usize = returnData + 4;
 
+/** Bytes the host has handed in since the last collection (see proxy_on_delete). */
+export let receivedSinceCollect: usize = 0;
+
+export function resetReceived(): void {
+  receivedSinceCollect = 0;
+}
+
 function takeReturned(): ArrayBuffer {
   const ptr = load<u32>(returnData) as usize;
   const size = load<u32>(returnSize) as i32;
+  receivedSinceCollect += size;
   const out = new ArrayBuffer(size);
   if (size > 0) memory.copy(changetype<usize>(out), ptr, size);
   if (ptr != 0) heap.free(ptr);

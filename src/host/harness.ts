@@ -114,6 +114,11 @@ export class FilterHarness {
     return new HarnessConnection(this.plugin, this.nextConnectionId++, options);
   }
 
+  /** Configures `configuration` on a fresh root context in the same VM; throws PluginConfigError when refused. */
+  checkConfiguration(configuration: string): void {
+    this.plugin.checkConfiguration(Buffer.from(configuration));
+  }
+
   /** Current value of a metric the module defined, by name. */
   metric(name: string): bigint | undefined {
     return this.plugin.metrics.byMetricName(name)?.value;

@@ -45,7 +45,7 @@ export interface PluginFailureCounters {
 class RootHostContext extends BaseHostContext {
   readonly isRoot = true;
 
-  constructor(readonly id: number, private readonly spec: PluginSpec) {
+  constructor(readonly id: number, private readonly spec: PluginSpec, private readonly configuration: Buffer) {
     super();
   }
 
@@ -54,7 +54,7 @@ class RootHostContext extends BaseHostContext {
   }
 
   override buffer(type: number): Buffer | undefined {
-    if (type === BufferType.PluginConfiguration) return this.spec.configuration;
+    if (type === BufferType.PluginConfiguration) return this.configuration;
     if (type === BufferType.VmConfiguration) return this.spec.vmConfiguration;
     return undefined;
   }
@@ -99,9 +99,15 @@ export class Plugin {
     return this.compiled.exports.has(name);
   }
 
+  /** A log line from the module: kept if at or above the plugin's log level. */
   log(level: number, message: string): void {
     if (level >= LogLevel.warn) this.configureLog?.push(message);
-    if (level >= this.level) this.options.log({ level: LOG_LEVEL_NAMES[level] ?? "info", plugin: this.spec.name, message });
+    if (level >= this.level) this.hostLog(level, message);
+  }
+
+  /** A log line from the host about the module (traps, reloads): always passed on. */
+  private hostLog(level: number, message: string): void {
+    this.options.log({ level: LOG_LEVEL_NAMES[level] ?? "info", plugin: this.spec.name, message });
   }
 
   /** The running VM; a failed one is replaced first. Undefined when no healthy VM can be had. */
@@ -110,11 +116,11 @@ export class Plugin {
     try {
       this.active = this.startVm();
       this.failures.reloads++;
-      this.log(LogLevel.info, "wasm VM reloaded after a failure");
+      this.hostLog(LogLevel.info, "wasm VM reloaded after a failure");
       return this.active;
     } catch (error) {
       this.failures.reloadFailures++;
-      this.log(LogLevel.error, `wasm VM reload failed: ${(error as Error).message}`);
+      this.hostLog(LogLevel.error, `wasm VM reload failed: ${(error as Error).message}`);
       return undefined;
     }
   }
@@ -122,7 +128,7 @@ export class Plugin {
   /** Records a trap for the stats and the log. */
   trapped(trap: WasmTrap, where: string): void {
     this.failures.traps++;
-    this.log(LogLevel.error, `wasm trap in ${where}: ${trap.message}`);
+    this.hostLog(LogLevel.error, `wasm trap in ${where}: ${trap.message}`);
   }
 
   close(): void {
@@ -147,15 +153,22 @@ export class Plugin {
     } catch (error) {
       throw new PluginConfigError((error as Error).message);
     }
-    const root = new RootHostContext(vm.newContextId(), spec);
+    const root = new RootHostContext(vm.newContextId(), spec, spec.configuration);
+    this.configureRoot(vm, root, label);
+    return { vm, root };
+  }
+
+  /** Starts and configures a root context in `vm`; throws PluginConfigError when refused. */
+  private configureRoot(vm: WasmVm, root: RootHostContext, label: string): void {
+    const configuration = root.buffer(BufferType.PluginConfiguration)!;
     vm.register(root);
     this.configureLog = [];
     try {
       vm.call(root, "proxy_on_context_create", 0, root.id, 0);
-      if (vm.call(root, "proxy_on_vm_start", 1, root.id, spec.vmConfiguration.length) === 0) {
+      if (vm.call(root, "proxy_on_vm_start", 1, root.id, this.spec.vmConfiguration.length) === 0) {
         throw new PluginConfigError(`${label}: proxy_on_vm_start returned false${this.quoteLog()}`);
       }
-      if (vm.call(root, "proxy_on_configure", 1, root.id, spec.configuration.length) === 0) {
+      if (vm.call(root, "proxy_on_configure", 1, root.id, configuration.length) === 0) {
         throw new PluginConfigError(`${label}: proxy_on_configure rejected the configuration${this.quoteLog()}`);
       }
     } catch (error) {
@@ -164,7 +177,27 @@ export class Plugin {
     } finally {
       this.configureLog = undefined;
     }
-    return { vm, root };
+  }
+
+  /**
+   * Configures a throwaway root context with `configuration` in the running VM, then retires it
+   * (done, delete): a cheap way to test many configurations against one VM. Throws
+   * PluginConfigError when the module refuses it.
+   */
+  checkConfiguration(configuration: Buffer): void {
+    const active = this.vm();
+    if (active === undefined) throw new PluginConfigError(`plugin '${this.spec.name}': no healthy VM`);
+    const { vm } = active;
+    const root = new RootHostContext(vm.newContextId(), this.spec, configuration);
+    try {
+      this.configureRoot(vm, root, `plugin '${this.spec.name}' (${this.spec.source})`);
+    } finally {
+      if (vm.failure === undefined) {
+        vm.call(root, "proxy_on_done", 1, root.id);
+        vm.call(root, "proxy_on_delete", 0, root.id);
+      }
+      vm.unregister(root.id);
+    }
   }
 
   private quoteLog(): string {

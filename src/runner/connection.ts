@@ -47,6 +47,8 @@ export class ProxyConnection {
   private downstreamClosed = false;
   private upstreamClosed = true;
   private closedBy: "local" | "remote" = "remote";
+  /** Why the connection ended: the first close reason, or which side closed first. */
+  private endReason: string | undefined;
   private readonly responseFlags: string[] = [];
   private bytesReceived = 0;
   private bytesSent = 0;
@@ -339,6 +341,7 @@ export class ProxyConnection {
     if (this.closing) return;
     this.closing = true;
     this.closedBy = by;
+    this.endReason ??= reason;
     this.runtime.logger.debug({ connection: this.id, reason }, "connection closed");
     clearTimeout(this.connectTimer);
     this.downstream.destroy();
@@ -347,6 +350,7 @@ export class ProxyConnection {
 
   private onDownstreamClose(): void {
     this.downstreamClosed = true;
+    this.endReason ??= "downstream closed";
     const upstream = this.upstream;
     if (!this.closing && upstream !== undefined && !this.upstreamClosed) {
       // Downstream went away: flush what is queued upstream, then close it (Envoy: FlushWrite).
@@ -362,6 +366,7 @@ export class ProxyConnection {
   private onUpstreamClose(upstream: Socket): void {
     if (upstream !== this.upstream) return;
     this.upstreamClosed = true;
+    this.endReason ??= "upstream closed";
     if (this.upstreamConnected) this.cluster!.stats.upstreamCxActive.value--;
     const downstream = this.downstream;
     if (!this.downstreamClosed) {
@@ -382,6 +387,8 @@ export class ProxyConnection {
     const { stats, tcpStats } = this.runtime;
     stats.downstreamCxActive.value--;
     stats.downstreamCxDestroy.value++;
+    this.runtime.logger.debug({ connection: this.id, reason: this.endReason, flags: this.responseFlags.join(",") || "-",
+      received: this.bytesReceived, sent: this.bytesSent }, "connection finished");
     tcpStats.downstreamCxRxBytesTotal.value += this.bytesReceived;
     tcpStats.downstreamCxTxBytesTotal.value += this.bytesSent;
     if (this.cluster !== undefined && this.upstream !== undefined) {
