@@ -1,14 +1,15 @@
-// Applies the policy to one TCP connection: reads the properties the policy needs, decides, and
-// tells Envoy through set_envoy_filter_state. Never traps on what the host returns: a missing or
-// garbled property only means fewer facts.
+// Applies the policy to one TCP connection or HTTP request: reads the properties (and headers)
+// the policy needs, decides, and tells Envoy — through set_envoy_filter_state for tcp_proxy, or
+// through the request header the route's cluster_header names. Never traps on what the host
+// returns: a missing or garbled property only means fewer facts.
 import {
-  closeStream, encodeFilterState, FILTER_STATE_TCP_PROXY_CLUSTER, fromUtf8, getProperty, incrementMetric, log, LogLevel,
-  propertyPath, setEnvoyFilterState, StreamType, WasmResult,
+  closeStream, encodeFilterState, FILTER_STATE_TCP_PROXY_CLUSTER, fromUtf8, getHeader, getProperty, incrementMetric, log, LogLevel,
+  MapType, propertyPath, removeHeader, replaceHeader, sendLocalResponse, setEnvoyFilterState, StreamType, WasmResult,
 } from "./sdk";
 import { Decision, decide, DEFAULT_RULE, Outcome } from "./policy/decision";
 import { parseSocketAddress, SocketAddress } from "./policy/ip";
 import { asciiLower } from "./policy/text";
-import { ConnectionFacts, Policy } from "./policy/model";
+import { ConnectionFacts, Policy, RequestFacts } from "./policy/model";
 import { FilterStats } from "./stats";
 
 const SOURCE_ADDRESS = propertyPath(["source", "address"]);
@@ -17,6 +18,11 @@ const SERVER_NAME = propertyPath(["connection", "requested_server_name"]);
 
 /** Encoded filter-state arguments kept per cluster name, so the data path rarely encodes. */
 const MAX_CACHED_CLUSTERS = 1024;
+
+function header(name: string): string {
+  const value = getHeader(MapType.HttpRequestHeaders, name);
+  return value == null ? "" : value;
+}
 
 function readString(path: ArrayBuffer): string {
   const bytes = getProperty(path);
@@ -30,22 +36,69 @@ export class Router {
 
   /** Decides for the current connection; returns false when the connection was closed. */
   routeConnection(): bool {
+    return this.route(null).outcome != Outcome.Reject;
+  }
+
+  /**
+   * Decides for the current HTTP request and writes the cluster into the policy's cluster
+   * header. A client's own copy of that header is always replaced or removed. Returns false when
+   * the request was answered locally (reject).
+   */
+  routeRequest(): bool {
+    const names = this.policy.headerNames;
+    const values = new Array<string>(names.length);
+    for (let i = 0; i < names.length; i++) values[i] = header(names[i]);
+    let authority = asciiLower(header(":authority"));
+    const colon = authority.lastIndexOf(":");
+    if (colon > authority.lastIndexOf("]")) authority = authority.substring(0, colon);
+    return this.route(new RequestFacts(authority, header(":path"), values)).outcome != Outcome.Reject;
+  }
+
+  private route(request: RequestFacts | null): Decision {
     const wantsLog = this.logLevel <= LogLevel.Info;
     const sourceText = readString(SOURCE_ADDRESS);
     const source = parseSocketAddress(sourceText);
     const destinationText = this.policy.needsDestination || wantsLog ? readString(DESTINATION_ADDRESS) : "";
     const destination: SocketAddress | null = destinationText.length == 0 ? null : parseSocketAddress(destinationText);
     const serverName = this.policy.needsServerName || wantsLog ? asciiLower(readString(SERVER_NAME)) : "";
-    const decision = decide(this.policy, new ConnectionFacts(source, destination, serverName));
+    const decision = decide(this.policy, new ConnectionFacts(source, destination, serverName, request));
     if (decision.rule == DEFAULT_RULE) incrementMetric(this.stats.unmatched, 1);
     else this.stats.countRule(decision.rule);
-    const outcome = this.apply(decision);
+    const outcome = request == null ? this.apply(decision) : this.applyToRequest(decision);
     if (wantsLog) {
       log(LogLevel.Info, "wasmerang: source=" + sourceText + " destination=" + (destinationText.length == 0 ? "-" : destinationText)
-        + " sni=" + (serverName.length == 0 ? "-" : serverName) + " rule=" + (decision.rule.length == 0 ? "-" : decision.rule)
-        + " " + outcome);
+        + " sni=" + (serverName.length == 0 ? "-" : serverName)
+        + (request == null ? "" : " authority=" + request.authority + " path=" + request.path)
+        + " rule=" + (decision.rule.length == 0 ? "-" : decision.rule) + " " + outcome);
     }
-    return decision.outcome != Outcome.Reject;
+    return decision;
+  }
+
+  private applyToRequest(decision: Decision): string {
+    const http = this.policy.http;
+    if (decision.outcome == Outcome.Route) {
+      replaceHeader(MapType.HttpRequestHeaders, http.clusterHeader, decision.cluster);
+      this.stats.countCluster(decision.cluster);
+      return "cluster=" + decision.cluster;
+    }
+    removeHeader(MapType.HttpRequestHeaders, http.clusterHeader);
+    if (decision.outcome == Outcome.Reject) {
+      incrementMetric(this.stats.rejected, 1);
+      sendLocalResponse(http.rejectStatus, "wasmerang_rejected", http.rejectBody);
+      return "action=reject";
+    }
+    return this.unrouted(decision);
+  }
+
+  /** Passthrough and errors are counted and described alike for TCP and HTTP. */
+  private unrouted(decision: Decision): string {
+    if (decision.outcome == Outcome.Passthrough) {
+      incrementMetric(this.stats.passthrough, 1);
+      return "action=passthrough";
+    }
+    incrementMetric(this.stats.badAddress, 1);
+    if (this.logLevel <= LogLevel.Warn) log(LogLevel.Warn, "wasmerang: not routed: " + decision.reason);
+    return "action=none reason=" + decision.reason;
   }
 
   /** Carries out the decision; returns the words the log line ends with. */
@@ -55,15 +108,7 @@ export class Router {
       closeStream(StreamType.Downstream);
       return "action=reject";
     }
-    if (decision.outcome == Outcome.Passthrough) {
-      incrementMetric(this.stats.passthrough, 1);
-      return "action=passthrough";
-    }
-    if (decision.outcome == Outcome.Error) {
-      incrementMetric(this.stats.badAddress, 1);
-      if (this.logLevel <= LogLevel.Warn) log(LogLevel.Warn, "wasmerang: not routed: " + decision.reason);
-      return "action=none reason=" + decision.reason;
-    }
+    if (decision.outcome != Outcome.Route) return this.unrouted(decision);
     const status = setEnvoyFilterState(this.argumentsFor(decision.cluster));
     if (status != WasmResult.Ok) {
       incrementMetric(this.stats.filterStateFailed, 1);

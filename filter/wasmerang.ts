@@ -1,6 +1,7 @@
 // Wasmerang's entry: wires the SDK's contexts to the policy. The same module serves
-// envoy.filters.network.wasm (a stream context per TCP connection).
-import { Action, hostLogLevel, log, LogLevel, registerRootContext, RootContext, StreamContext } from "./sdk";
+// envoy.filters.network.wasm (a stream context per TCP connection) and envoy.filters.http.wasm
+// (an HTTP context per request).
+import { Action, hostLogLevel, HttpContext, log, LogLevel, registerRootContext, RootContext, StreamContext } from "./sdk";
 import { parsePolicy } from "./policy/config";
 import { ActionKind, Policy } from "./policy/model";
 import { Router } from "./router";
@@ -10,7 +11,7 @@ import { FilterStats } from "./stats";
 // export, so data never crosses into the VM.
 export {
   proxy_abi_version_0_2_1, proxy_on_memory_allocate, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure,
-  proxy_on_new_connection, proxy_on_done, proxy_on_delete,
+  proxy_on_new_connection, proxy_on_request_headers, proxy_on_done, proxy_on_delete,
 } from "./sdk/exports";
 
 const ACTION_NAMES = ["route", "reject", "passthrough", "reference"];
@@ -48,6 +49,19 @@ class WasmerangRoot extends RootContext {
 
   newStreamContext(id: u32): StreamContext | null {
     return new WasmerangConnection(id, this);
+  }
+
+  newHttpContext(id: u32): HttpContext | null {
+    return new WasmerangRequest(id, this);
+  }
+}
+
+class WasmerangRequest extends HttpContext {
+  onRequestHeaders(headerCount: u32, endOfStream: bool): Action {
+    const router = changetype<WasmerangRoot>(this.root).router;
+    if (router == null || router.routeRequest()) return Action.Continue;
+    // Rejected: a local response has been sent.
+    return Action.Pause;
   }
 }
 

@@ -14,10 +14,14 @@ describe("built module", () => {
       "env.proxy_close_stream",
       "env.proxy_define_metric",
       "env.proxy_get_buffer_bytes",
+      "env.proxy_get_header_map_value",
       "env.proxy_get_log_level",
       "env.proxy_get_property",
       "env.proxy_increment_metric",
       "env.proxy_log",
+      "env.proxy_remove_header_map_value",
+      "env.proxy_replace_header_map_value",
+      "env.proxy_send_local_response",
     ]);
   });
 
@@ -25,7 +29,7 @@ describe("built module", () => {
     const exports = WebAssembly.Module.exports(module).map((e) => e.name).sort();
     for (const name of ["proxy_abi_version_0_2_1", "proxy_on_memory_allocate", "_initialize", "memory",
       "proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure", "proxy_on_new_connection",
-      "proxy_on_done", "proxy_on_delete"]) {
+      "proxy_on_request_headers", "proxy_on_done", "proxy_on_delete"]) {
       assert.ok(exports.includes(name), `missing export ${name}`);
     }
     assert.deepEqual(exports.filter((name) => !name.startsWith("proxy_") && name !== "_initialize" && name !== "memory"), []);

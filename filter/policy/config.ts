@@ -78,7 +78,9 @@ class PolicyReader {
 
   private policy(root: JsonValue): Policy {
     const policy = new Policy();
-    if (!this.expectKeys(root, "configuration", ["mode", "log_level", "rules", "default"])) return policy;
+    if (!this.expectKeys(root, "configuration", ["mode", "log_level", "rules", "default", "http"])) return policy;
+    const http = root.get("http");
+    if (http != null) this.http(http, policy);
     let istio = false;
     const mode = root.get("mode");
     if (mode != null) {
@@ -92,7 +94,7 @@ class PolicyReader {
       if (policy.logLevel < 0) this.fail("log_level", "must be one of " + LOG_LEVELS.join(", "));
     }
     const rules = this.list(root.get("rules"), "rules");
-    for (let i = 0; i < rules.length; i++) policy.rules.push(this.rule(rules[i], "rules[" + i.toString() + "]"));
+    for (let i = 0; i < rules.length; i++) policy.rules.push(this.rule(rules[i], "rules[" + i.toString() + "]", policy));
     const fallback = root.get("default");
     policy.defaultAction = fallback == null ? referenceAction(istio) : this.action(fallback, "default", istio);
     this.summarizeNeeds(policy);
@@ -116,21 +118,48 @@ class PolicyReader {
     }
   }
 
-  private rule(value: JsonValue, path: string): Rule {
+  private http(value: JsonValue, policy: Policy): void {
+    if (!this.expectKeys(value, "http", ["cluster_header", "reject_status", "reject_body"])) return;
+    const header = value.get("cluster_header");
+    if (header != null) policy.http.clusterHeader = asciiLower(this.string(header, "http.cluster_header"));
+    const status = value.get("reject_status");
+    if (status != null) {
+      if (status.kind != JsonKind.Number || status.number < 200 || status.number > 599) this.fail("http.reject_status", "must be an HTTP status from 200 to 599");
+      policy.http.rejectStatus = <u32>status.number;
+    }
+    const body = value.get("reject_body");
+    if (body != null) {
+      if (body.kind != JsonKind.String) this.fail("http.reject_body", "must be a string");
+      policy.http.rejectBody = body.text;
+    }
+  }
+
+  private rule(value: JsonValue, path: string, policy: Policy): Rule {
     const rule = new Rule();
     if (!this.expectKeys(value, path, ["name", "match", "action"])) return rule;
     const name = value.get("name");
     if (name != null) rule.name = this.string(name, path + ".name");
     const match = value.get("match");
-    if (match != null) this.match(match, path + ".match", rule);
+    if (match != null) this.match(match, path + ".match", rule, policy);
     const action = value.get("action");
     if (action == null) this.fail(path + ".action", "is required");
     else rule.action = this.action(action, path + ".action", false);
     return rule;
   }
 
-  private match(value: JsonValue, path: string, rule: Rule): void {
-    const fields = ["source_cidrs", "source_parity", "destination_cidrs", "destination_ports", "server_names"];
+  private names(value: JsonValue | null, path: string): string[] {
+    const out: string[] = [];
+    const items = this.list(value, path);
+    for (let i = 0; i < items.length; i++) {
+      const name = asciiLower(this.string(items[i], path + "[" + i.toString() + "]"));
+      out.push(name.startsWith("*.") ? name.substring(1) : name);
+    }
+    return out;
+  }
+
+  private match(value: JsonValue, path: string, rule: Rule, policy: Policy): void {
+    const fields = ["source_cidrs", "source_parity", "destination_cidrs", "destination_ports", "server_names",
+      "authorities", "path_prefixes", "headers"];
     if (!this.expectKeys(value, path, fields)) return;
     rule.sourceCidrs = this.cidrs(value.get("source_cidrs"), path + ".source_cidrs");
     rule.destinationCidrs = this.cidrs(value.get("destination_cidrs"), path + ".destination_cidrs");
@@ -145,10 +174,29 @@ class PolicyReader {
     for (let i = 0; i < ports.length; i++) {
       rule.destinationPorts.push(this.portRange(ports[i], path + ".destination_ports[" + i.toString() + "]"));
     }
-    const names = this.list(value.get("server_names"), path + ".server_names");
-    for (let i = 0; i < names.length; i++) {
-      const name = asciiLower(this.string(names[i], path + ".server_names[" + i.toString() + "]"));
-      rule.serverNames.push(name.startsWith("*.") ? name.substring(1) : name);
+    rule.serverNames = this.names(value.get("server_names"), path + ".server_names");
+    rule.authorities = this.names(value.get("authorities"), path + ".authorities");
+    const prefixes = this.list(value.get("path_prefixes"), path + ".path_prefixes");
+    for (let i = 0; i < prefixes.length; i++) rule.pathPrefixes.push(this.string(prefixes[i], path + ".path_prefixes[" + i.toString() + "]"));
+    const headers = this.list(value.get("headers"), path + ".headers");
+    for (let i = 0; i < headers.length; i++) {
+      const headerPath = path + ".headers[" + i.toString() + "]";
+      if (!this.expectKeys(headers[i], headerPath, ["name", "value"])) return;
+      const nameValue = headers[i].get("name");
+      const exact = headers[i].get("value");
+      if (nameValue == null || exact == null) {
+        this.fail(headerPath, "needs name and value");
+        return;
+      }
+      const name = asciiLower(this.string(nameValue, headerPath + ".name"));
+      if (exact.kind != JsonKind.String) this.fail(headerPath + ".value", "must be a string");
+      let index = policy.headerNames.indexOf(name);
+      if (index < 0) {
+        index = policy.headerNames.length;
+        policy.headerNames.push(name);
+      }
+      rule.headerIndexes.push(index);
+      rule.headerValues.push(exact.text);
     }
   }
 

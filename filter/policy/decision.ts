@@ -1,7 +1,7 @@
 // The routing decision: first matching rule wins, else the default action. Pure: no host calls,
 // so it is the same in Envoy, in the local runner and in tests.
 import { Cidr, Ip } from "./ip";
-import { ActionKind, ConnectionFacts, Parity, Policy, Rule, RuleAction } from "./model";
+import { ActionKind, ConnectionFacts, Parity, Policy, RequestFacts, Rule, RuleAction } from "./model";
 
 export enum Outcome {
   Route,
@@ -55,7 +55,23 @@ function ruleMatches(rule: Rule, facts: ConnectionFacts): bool {
     }
     if (!inRange) return false;
   }
-  if (rule.serverNames.length > 0) return serverNameMatches(rule.serverNames, facts.serverName);
+  if (rule.serverNames.length > 0 && !serverNameMatches(rule.serverNames, facts.serverName)) return false;
+  if (rule.isHttpOnly) return requestMatches(rule, facts.request);
+  return true;
+}
+
+/** HTTP matchers never match a plain TCP connection (no request). */
+function requestMatches(rule: Rule, request: RequestFacts | null): bool {
+  if (request == null) return false;
+  if (rule.authorities.length > 0 && !serverNameMatches(rule.authorities, request.authority)) return false;
+  if (rule.pathPrefixes.length > 0) {
+    let found = false;
+    for (let i = 0; i < rule.pathPrefixes.length && !found; i++) found = request.path.startsWith(rule.pathPrefixes[i]);
+    if (!found) return false;
+  }
+  for (let i = 0; i < rule.headerIndexes.length; i++) {
+    if (request.headerValues[rule.headerIndexes[i]] != rule.headerValues[i]) return false;
+  }
   return true;
 }
 

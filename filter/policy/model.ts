@@ -77,7 +77,25 @@ export class Rule {
   destinationPorts: PortRange[] = [];
   /** Exact names, or `*.suffix` (stored as `.suffix`) for any name under that suffix. */
   serverNames: string[] = [];
+  /** HTTP only: `:authority` without port, exact or `.suffix` as serverNames. */
+  authorities: string[] = [];
+  /** HTTP only: `:path` prefixes. */
+  pathPrefixes: string[] = [];
+  /** HTTP only: indexes into Policy.headerNames, with the exact value each must have. */
+  headerIndexes: i32[] = [];
+  headerValues: string[] = [];
   action: RuleAction = new RuleAction();
+
+  get isHttpOnly(): bool {
+    return this.authorities.length > 0 || this.pathPrefixes.length > 0 || this.headerIndexes.length > 0;
+  }
+}
+
+/** How the HTTP filter hands its choice to the route (route.cluster_header) and answers rejects. */
+export class HttpSettings {
+  clusterHeader: string = "x-wasmerang-cluster";
+  rejectStatus: u32 = 403;
+  rejectBody: string = "request rejected by policy\n";
 }
 
 export class Policy {
@@ -86,6 +104,19 @@ export class Policy {
   logLevel: i32 = 2;
   needsDestination: bool = false;
   needsServerName: bool = false;
+  http: HttpSettings = new HttpSettings();
+  /** Request headers the HTTP matchers read, lower case. */
+  headerNames: string[] = [];
+}
+
+/** The request, for HTTP matchers; null on a TCP connection. */
+export class RequestFacts {
+  constructor(
+    public readonly authority: string,
+    public readonly path: string,
+    /** Values of Policy.headerNames, in order ("" when absent). */
+    public readonly headerValues: string[],
+  ) {}
 }
 
 /** What the filter knows about a connection when it decides. */
@@ -94,5 +125,6 @@ export class ConnectionFacts {
     public readonly source: SocketAddress | null,
     public readonly destination: SocketAddress | null,
     public readonly serverName: string,
+    public readonly request: RequestFacts | null = null,
   ) {}
 }

@@ -39,6 +39,31 @@ export interface TcpProxyConfig {
   accessLogs: AccessLogConfig[];
 }
 
+export interface HttpRoute {
+  /** One of prefix or path is set. */
+  prefix: string | undefined;
+  path: string | undefined;
+  headers: { name: string; exact: string | undefined; present: boolean }[];
+  /** One of cluster or clusterHeader is set. */
+  cluster: string | undefined;
+  clusterHeader: string | undefined;
+}
+
+export interface VirtualHost {
+  name: string;
+  domains: string[];
+  routes: HttpRoute[];
+}
+
+/** The subset of envoy.filters.network.http_connection_manager the runner implements (HTTP/1.1). */
+export interface HttpConfig {
+  statPrefix: string;
+  virtualHosts: VirtualHost[];
+  /** envoy.filters.http.wasm filters, in order, before the terminal router. */
+  wasmFilters: WasmPluginConfig[];
+  accessLogs: AccessLogConfig[];
+}
+
 export type ListenerFilterName = "tls_inspector" | "proxy_protocol" | "original_dst";
 
 export interface ListenerConfig {
@@ -48,7 +73,9 @@ export interface ListenerConfig {
   /** proxy_protocol's allow_requests_without_proxy_protocol. */
   allowWithoutProxyProtocol: boolean;
   wasmFilters: WasmPluginConfig[];
-  tcpProxy: TcpProxyConfig;
+  /** The terminal filter: tcp_proxy, or the HTTP connection manager. */
+  tcpProxy: TcpProxyConfig | undefined;
+  http: HttpConfig | undefined;
 }
 
 export type ClusterType = "STATIC" | "STRICT_DNS" | "LOGICAL_DNS" | "ORIGINAL_DST";

@@ -4,14 +4,17 @@
 import { resolve } from "node:path";
 import type { Json } from "./validate.js";
 import type {
-  AccessLogConfig, ClusterConfig, ClusterType, ListenerConfig, ListenerFilterName, RunnerConfig, SocketAddressConfig,
-  TcpProxyConfig, WasmPluginConfig,
+  AccessLogConfig, ClusterConfig, ClusterType, HttpConfig, HttpRoute, ListenerConfig, ListenerFilterName, RunnerConfig,
+  SocketAddressConfig, TcpProxyConfig, WasmPluginConfig,
 } from "./model.js";
 
 type JsonObject = { [key: string]: Json };
 
 const TYPE = {
   wasm: "envoy.extensions.filters.network.wasm.v3.Wasm",
+  httpConnectionManager: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+  httpWasm: "envoy.extensions.filters.http.wasm.v3.Wasm",
+  router: "envoy.extensions.filters.http.router.v3.Router",
   tcpProxy: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
   tlsInspector: "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
   proxyProtocol: "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol",
@@ -133,27 +136,97 @@ export class SubsetReader {
     const filters = this.list(chain.filters, `${chainPath}.filters`);
     const wasmFilters: WasmPluginConfig[] = [];
     let tcpProxy: TcpProxyConfig | undefined;
+    let http: HttpConfig | undefined;
     filters.forEach((entry, i) => {
       const filterPath = `${chainPath}.filters[${i}]`;
       const filter = entry as JsonObject;
       this.only(filter, filterPath, ["name", "typed_config"]);
       const { type, config } = this.typed(filter, filterPath);
-      if (type === TYPE.wasm && tcpProxy === undefined) {
+      const last = i === filters.length - 1;
+      if (type === TYPE.wasm && !last) {
         wasmFilters.push(this.wasm(config, `${filterPath}.typed_config`));
-      } else if (type === TYPE.tcpProxy && i === filters.length - 1) {
+      } else if (type === TYPE.tcpProxy && last) {
         tcpProxy = this.tcpProxy(config, `${filterPath}.typed_config`);
+      } else if (type === TYPE.httpConnectionManager && last) {
+        http = this.httpConnectionManager(config, `${filterPath}.typed_config`);
       } else {
-        this.refuse(`${filterPath}.typed_config.@type`, `${type} here is not supported by the local runner: a chain is envoy.filters.network.wasm filters followed by a terminal envoy.filters.network.tcp_proxy`);
+        this.refuse(`${filterPath}.typed_config.@type`, `${type} here is not supported by the local runner: a chain is envoy.filters.network.wasm filters followed by a terminal tcp_proxy or http_connection_manager`);
       }
     });
-    if (tcpProxy === undefined && filters.length > 0) this.refuse(`${chainPath}.filters`, "must end with envoy.filters.network.tcp_proxy");
+    if (tcpProxy === undefined && http === undefined) this.refuse(`${chainPath}.filters`, "must end with envoy.filters.network.tcp_proxy or envoy.filters.network.http_connection_manager");
     return {
       name: String(listener.name ?? `listener_${path}`),
       address: this.socketAddress(listener.address, `${path}.address`),
       listenerFilters,
       allowWithoutProxyProtocol,
       wasmFilters,
-      tcpProxy: tcpProxy ?? { statPrefix: "", cluster: undefined, weightedClusters: undefined, idleTimeoutMs: 0, maxConnectAttempts: 1, accessLogs: [] },
+      tcpProxy,
+      http,
+    };
+  }
+
+  private httpConnectionManager(config: JsonObject, path: string): HttpConfig {
+    this.only(config, path, ["@type", "stat_prefix", "codec_type", "route_config", "http_filters", "access_log"]);
+    if (config.codec_type != null && config.codec_type !== "AUTO" && config.codec_type !== "HTTP1") {
+      this.refuse(`${path}.codec_type`, "the local runner speaks HTTP/1.1 only (AUTO or HTTP1)");
+    }
+    const routeConfig = this.object(config.route_config, `${path}.route_config`);
+    this.only(routeConfig, `${path}.route_config`, ["name", "virtual_hosts"]);
+    const virtualHosts = this.list(routeConfig.virtual_hosts, `${path}.route_config.virtual_hosts`).map((entry, i) => {
+      const hostPath = `${path}.route_config.virtual_hosts[${i}]`;
+      const host = entry as JsonObject;
+      this.only(host, hostPath, ["name", "domains", "routes"]);
+      return {
+        name: String(host.name ?? ""),
+        domains: this.list(host.domains, `${hostPath}.domains`).map((d) => String(d).toLowerCase()),
+        routes: this.list(host.routes, `${hostPath}.routes`).map((route, k) => this.httpRoute(route as JsonObject, `${hostPath}.routes[${k}]`)),
+      };
+    });
+    const filters = this.list(config.http_filters, `${path}.http_filters`);
+    const wasmFilters: WasmPluginConfig[] = [];
+    filters.forEach((entry, i) => {
+      const filterPath = `${path}.http_filters[${i}]`;
+      const filter = entry as JsonObject;
+      this.only(filter, filterPath, ["name", "typed_config"]);
+      const { type, config: filterConfig } = this.typed(filter, filterPath);
+      const last = i === filters.length - 1;
+      if (type === TYPE.httpWasm && !last) wasmFilters.push(this.wasm(filterConfig, `${filterPath}.typed_config`));
+      else if (type === TYPE.router && last) this.only(filterConfig, `${filterPath}.typed_config`, ["@type"]);
+      else this.refuse(`${filterPath}.typed_config.@type`, `${type} here is not supported by the local runner: envoy.filters.http.wasm filters, then envoy.filters.http.router last`);
+    });
+    if (filters.length === 0) this.refuse(`${path}.http_filters`, "needs envoy.filters.http.router last");
+    return {
+      statPrefix: String(config.stat_prefix ?? ""),
+      virtualHosts,
+      wasmFilters,
+      accessLogs: this.list(config.access_log, `${path}.access_log`).map((entry, i) => this.accessLog(entry as JsonObject, `${path}.access_log[${i}]`)),
+    };
+  }
+
+  private httpRoute(route: JsonObject, path: string): HttpRoute {
+    this.only(route, path, ["name", "match", "route"]);
+    const match = this.object(route.match, `${path}.match`);
+    this.only(match, `${path}.match`, ["prefix", "path", "headers"]);
+    const headers = this.list(match.headers, `${path}.match.headers`).map((entry, i) => {
+      const header = entry as JsonObject;
+      const headerPath = `${path}.match.headers[${i}]`;
+      this.only(header, headerPath, ["name", "exact_match", "present_match", "string_match"]);
+      let exact = typeof header.exact_match === "string" ? header.exact_match : undefined;
+      if (header.string_match != null) {
+        const stringMatch = header.string_match as JsonObject;
+        this.only(stringMatch, `${headerPath}.string_match`, ["exact"]);
+        exact = String(stringMatch.exact ?? "");
+      }
+      return { name: String(header.name).toLowerCase(), exact, present: header.present_match === true };
+    });
+    const action = this.object(route.route, `${path}.route`);
+    this.only(action, `${path}.route`, ["cluster", "cluster_header", "timeout"]);
+    return {
+      prefix: typeof match.prefix === "string" ? match.prefix : undefined,
+      path: typeof match.path === "string" ? match.path : undefined,
+      headers,
+      cluster: typeof action.cluster === "string" ? action.cluster : undefined,
+      clusterHeader: typeof action.cluster_header === "string" ? action.cluster_header.toLowerCase() : undefined,
     };
   }
 

@@ -14,6 +14,8 @@ export interface AccessRecord {
   durationMs: number;
   /** Envoy's short response flags: NC (no cluster), UH (no healthy host), UF (connect failure)… */
   responseFlags: readonly string[];
+  /** Set for HTTP requests. */
+  http?: { method: string; path: string; protocol: string; status: number; header: (name: string) => string | undefined };
 }
 
 type Field = (record: AccessRecord) => string;
@@ -30,11 +32,23 @@ const OPERATORS: Record<string, Field> = {
   BYTES_RECEIVED: (r) => String(r.bytesReceived),
   DURATION: (r) => String(r.durationMs),
   RESPONSE_FLAGS: (r) => (r.responseFlags.length === 0 ? "-" : r.responseFlags.join(",")),
-  // HTTP-only operators in Envoy's default format print what Envoy prints for a TCP connection.
-  PROTOCOL: () => "-",
-  RESPONSE_CODE: () => "0",
+  // On a TCP connection the HTTP operators print what Envoy prints there.
+  PROTOCOL: (r) => r.http?.protocol ?? "-",
+  RESPONSE_CODE: (r) => String(r.http?.status ?? 0),
 };
-const HTTP_ONLY = /^REQ\([^)]*\)$/;
+const REQUEST_HEADER = /^REQ\(([^)]*)\)$/;
+
+/** %REQ(X?Y)%: header X, else Y; :method, :path and :authority are the pseudo-headers. */
+function requestHeader(spec: string): Field {
+  const names = spec.toLowerCase().split("?");
+  return (record) => {
+    for (const name of names) {
+      const value = name === ":method" ? record.http?.method : name === ":path" ? record.http?.path : record.http?.header(name);
+      if (value !== undefined) return value;
+    }
+    return "-";
+  };
+}
 
 export class AccessLogFormatError extends Error {}
 
@@ -46,7 +60,8 @@ export function compileFormat(format: string): Field {
     const literal = format.slice(last, match.index);
     if (literal !== "") pieces.push(() => literal);
     const name = match[1]!;
-    const operator = OPERATORS[name] ?? (HTTP_ONLY.test(name) ? () => "-" : undefined);
+    const header = REQUEST_HEADER.exec(name)?.[1];
+    const operator = OPERATORS[name] ?? (header !== undefined ? requestHeader(header) : undefined);
     if (operator === undefined) {
       throw new AccessLogFormatError(`format operator %${name}% is not supported by the local runner (supported: ${Object.keys(OPERATORS).map((o) => `%${o}%`).join(" ")})`);
     }

@@ -30,6 +30,7 @@ function prometheusLine(sample: StatSample, tags: ReturnType<AdminSource["tagNam
     ["cluster.", tags.clusters, "envoy_cluster_name"],
     ["listener.", tags.listeners, "envoy_listener_address"],
     ["tcp.", tags.tcpPrefixes, "envoy_tcp_prefix"],
+    ["http.", tags.tcpPrefixes, "envoy_http_conn_manager_prefix"],
   ];
   for (const [prefix, names, label] of extractors) {
     if (!sample.name.startsWith(prefix)) continue;

@@ -7,6 +7,8 @@ import { NetworkFilterSession } from "../host/network-filter.js";
 import { formatEndpoint, type Endpoint } from "../host/properties.js";
 import { decodeProxyHeader, encodeProxyHeader, startsLikeProxyHeader } from "../egress/proxy-protocol.js";
 import type { Cluster } from "./cluster.js";
+import type { HttpProxy } from "./http-proxy.js";
+import type { ConnectionInfo } from "../host/properties.js";
 import { LISTENER_FILTERS_TIMEOUT_MS, type ListenerRuntime } from "./listener-runtime.js";
 import { originalDestination } from "./original-dst.js";
 import { MAX_CLIENT_HELLO_BYTES, peekServerName } from "./tls-sni.js";
@@ -141,7 +143,7 @@ export class ProxyConnection {
 
   private startFilterChain(): void {
     if (this.closing) return;
-    const info = { connectionId: this.id, source: this.source, destination: this.destination, serverName: this.serverName, mtls: false };
+    const info: ConnectionInfo = { connectionId: this.id, source: this.source, destination: this.destination, serverName: this.serverName, mtls: false };
     this.sessions = this.runtime.plugins.map((plugin, index) => new NetworkFilterSession(plugin, info, {
       close: (reason) => {
         this.runtime.stats.downstreamCxFilterClosed.value++;
@@ -160,7 +162,13 @@ export class ProxyConnection {
         },
       });
     }
-    this.chain.push({ initialized: false, onNewConnection: () => this.tcpProxyNewConnection(), onData: (data, eos) => this.tcpProxyData(data, eos) });
+    const http = this.runtime.http;
+    if (http !== undefined) {
+      // The HTTP connection manager takes the socket over when the chain reaches it.
+      this.chain.push({ initialized: false, onNewConnection: () => this.handOver(http, info), onData: () => "pause" });
+    } else {
+      this.chain.push({ initialized: false, onNewConnection: () => this.tcpProxyNewConnection(), onData: (data, eos) => this.tcpProxyData(data, eos) });
+    }
     const wantsDownstreamData = this.sessions.some((s) => s.wantsData);
     this.downstream.on("data", (chunk: Buffer) => {
       this.bytesReceived += chunk.length;
@@ -174,6 +182,16 @@ export class ProxyConnection {
       this.continueReading(0);
     });
     this.continueReading(0);
+  }
+
+  /** Hands the socket, and what was read so far, to Node's HTTP/1.1 server. */
+  private handOver(http: HttpProxy, info: ConnectionInfo): "pause" {
+    this.downstream.removeAllListeners("data");
+    this.downstream.removeAllListeners("end");
+    const pending = this.takeReadBuffer();
+    if (pending.length > 0) this.downstream.unshift(pending);
+    http.accept(this.downstream, info);
+    return "pause";
   }
 
   private takeReadBuffer(): Buffer {
@@ -209,7 +227,7 @@ export class ProxyConnection {
       return "pause";
     }
     this.cluster = cluster;
-    const idle = this.runtime.config.tcpProxy.idleTimeoutMs;
+    const idle = this.runtime.idleTimeoutMs;
     if (idle > 0) {
       this.idleTimer = setTimeout(() => {
         this.runtime.tcpStats.idleTimeout.value++;
@@ -289,7 +307,7 @@ export class ProxyConnection {
     const cluster = this.cluster!;
     this.runtime.logger.debug({ connection: this.id, cluster: cluster.config.name, host: formatEndpoint(this.upstreamHost!), reason }, "upstream connect failed");
     if (this.closing) return;
-    if (this.attempts < this.runtime.config.tcpProxy.maxConnectAttempts) {
+    if (this.attempts < this.runtime.maxConnectAttempts) {
       this.connectUpstream();
       return;
     }

@@ -6,6 +6,7 @@ import type { ListenerConfig } from "../envoy/model.js";
 import type { Plugin } from "../host/plugin.js";
 import { AccessLog } from "./access-log.js";
 import type { Cluster } from "./cluster.js";
+import type { HttpProxy } from "./http-proxy.js";
 import { listenerStatName, listenerStats, tcpProxyStats, type ListenerStats, type StatsStore, type TcpProxyStats } from "./stats.js";
 
 /** Envoy's listener_filters_timeout default: a listener filter that waits longer closes the connection. */
@@ -23,11 +24,14 @@ export class ListenerRuntime {
     readonly clusters: ReadonlyMap<string, Cluster>,
     store: StatsStore,
     readonly logger: Logger,
+    /** The HTTP connection manager, when the listener ends with one instead of tcp_proxy. */
+    readonly http: HttpProxy | undefined,
   ) {
     this.stats = listenerStats(store, listenerStatName(config.address.address, config.address.port));
-    this.tcpStats = tcpProxyStats(store, config.tcpProxy.statPrefix);
-    this.accessLogs = config.tcpProxy.accessLogs.map((log) => new AccessLog(log));
-    this.totalWeight = (config.tcpProxy.weightedClusters ?? []).reduce((sum, c) => sum + c.weight, 0);
+    // An HTTP listener's connections count under its stat prefix too (Envoy: http.<prefix>.).
+    this.tcpStats = tcpProxyStats(store, config.tcpProxy?.statPrefix ?? config.http?.statPrefix ?? "");
+    this.accessLogs = (config.tcpProxy?.accessLogs ?? []).map((log) => new AccessLog(log));
+    this.totalWeight = (config.tcpProxy?.weightedClusters ?? []).reduce((sum, c) => sum + c.weight, 0);
   }
 
   /**
@@ -35,7 +39,7 @@ export class ListenerRuntime {
    * weighted_clusters win; otherwise the filter state envoy.tcp_proxy.cluster; otherwise `cluster`.
    */
   routeCluster(filterStateCluster: string | undefined): string | undefined {
-    const weighted = this.config.tcpProxy.weightedClusters;
+    const weighted = this.config.tcpProxy?.weightedClusters;
     if (weighted !== undefined && this.totalWeight > 0) {
       let point = Math.floor(Math.random() * this.totalWeight);
       for (const cluster of weighted) {
@@ -43,10 +47,19 @@ export class ListenerRuntime {
         point -= cluster.weight;
       }
     }
-    return filterStateCluster ?? this.config.tcpProxy.cluster;
+    return filterStateCluster ?? this.config.tcpProxy?.cluster;
+  }
+
+  get idleTimeoutMs(): number {
+    return this.config.tcpProxy?.idleTimeoutMs ?? 0;
+  }
+
+  get maxConnectAttempts(): number {
+    return this.config.tcpProxy?.maxConnectAttempts ?? 1;
   }
 
   close(): void {
+    this.http?.close();
     for (const log of this.accessLogs) log.close();
   }
 }

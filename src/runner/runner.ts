@@ -12,6 +12,7 @@ import { AccessLogFormatError } from "./access-log.js";
 import { AdminServer, WASM_CUSTOM_NAMESPACE, type AdminSource, type StatSample } from "./admin.js";
 import { Cluster } from "./cluster.js";
 import { ProxyConnection } from "./connection.js";
+import { HttpProxy } from "./http-proxy.js";
 import { ListenerRuntime } from "./listener-runtime.js";
 import { listenerStatName, StatsStore } from "./stats.js";
 import { ConfigError } from "../envoy/validate.js";
@@ -101,13 +102,17 @@ export class Runner implements AdminSource {
         const listenerPlugins: Plugin[] = [];
         for (const filter of listener.wasmFilters) listenerPlugins.push(await this.loadPlugin(filter));
         plugins.push(...listenerPlugins);
-        for (const name of [listener.tcpProxy.cluster, ...(listener.tcpProxy.weightedClusters ?? []).map((c) => c.name)]) {
+        for (const name of [listener.tcpProxy?.cluster, ...(listener.tcpProxy?.weightedClusters ?? []).map((c) => c.name)]) {
           if (name !== undefined && !clusters.has(name)) {
             this.options.logger.warn(`listener '${listener.name}': tcp_proxy cluster '${name}' is not defined; its connections will close (NoClusterFound)`);
           }
         }
+        const httpPlugins: Plugin[] = [];
+        for (const filter of listener.http?.wasmFilters ?? []) httpPlugins.push(await this.loadPlugin(filter));
+        plugins.push(...httpPlugins);
         try {
-          runtimes.set(listener.name, new ListenerRuntime(listener, listenerPlugins, clusters, this.store, this.options.logger));
+          const http = listener.http === undefined ? undefined : new HttpProxy(listener.http, httpPlugins, clusters, this.store, this.options.logger);
+          runtimes.set(listener.name, new ListenerRuntime(listener, listenerPlugins, clusters, this.store, this.options.logger, http));
         } catch (error) {
           if (error instanceof AccessLogFormatError) throw new ConfigError([`listener '${listener.name}' access_log: ${error.message}`], config.source);
           throw error;
@@ -239,7 +244,7 @@ export class Runner implements AdminSource {
     return {
       clusters: config.clusters.map((c) => c.name),
       listeners: config.listeners.map((l) => listenerStatName(l.address.address, l.address.port)),
-      tcpPrefixes: config.listeners.map((l) => l.tcpProxy.statPrefix),
+      tcpPrefixes: config.listeners.map((l) => l.tcpProxy?.statPrefix ?? l.http?.statPrefix ?? ""),
     };
   }
 

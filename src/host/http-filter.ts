@@ -1,0 +1,101 @@
+// One HTTP request through a proxy-wasm HTTP filter (envoy.filters.http.wasm): request headers,
+// request body chunks, response headers and body, then done, log and delete. Header maps are
+// lists of lower-case [name, value] pairs with Envoy's pseudo-headers (:method, :path,
+// :authority, :scheme; :status on responses). A local response ends the request in the host.
+import { BufferType, MapType, StreamType, WasmResult, type WasmResultCode } from "./abi.js";
+import type { HeaderPairs } from "./context.js";
+import { FilterSession, type DataResult, type FilterStatus } from "./filter-session.js";
+import type { Plugin } from "./plugin.js";
+import type { ConnectionInfo } from "./properties.js";
+
+export interface LocalResponse {
+  status: number;
+  details: string;
+  body: Buffer;
+  headers: HeaderPairs;
+}
+
+export interface RequestControl {
+  /** The filter answered the request itself (send_local_response), or its failure policy did. */
+  respond(response: LocalResponse): void;
+  /** A paused filter resumes the request (proxy_continue_stream). */
+  continueRequest(): void;
+}
+
+export class HttpFilterSession extends FilterSession {
+  responseHeaders: HeaderPairs = [];
+
+  constructor(
+    plugin: Plugin,
+    info: ConnectionInfo,
+    readonly requestHeaders: HeaderPairs,
+    private readonly control: RequestControl,
+  ) {
+    super(plugin, info, new Map(), (reason) => control.respond({ status: 503, details: reason, body: Buffer.from("wasm filter failure\n"), headers: [] }));
+  }
+
+  onRequestHeaders(endOfStream: boolean): FilterStatus {
+    return this.status(this.invoke("proxy_on_request_headers", 0, this.id, this.requestHeaders.length, endOfStream ? 1 : 0));
+  }
+
+  onRequestBody(data: Buffer, endOfStream: boolean): DataResult {
+    return this.withBuffer(BufferType.HttpRequestBody, "proxy_on_request_body", data, endOfStream);
+  }
+
+  onResponseHeaders(headers: HeaderPairs, endOfStream: boolean): FilterStatus {
+    this.responseHeaders = headers;
+    return this.status(this.invoke("proxy_on_response_headers", 0, this.id, headers.length, endOfStream ? 1 : 0));
+  }
+
+  onResponseBody(data: Buffer, endOfStream: boolean): DataResult {
+    return this.withBuffer(BufferType.HttpResponseBody, "proxy_on_response_body", data, endOfStream);
+  }
+
+  /** Whether the module wants body callbacks at all (Envoy skips callbacks a module lacks). */
+  get wantsBodies(): boolean {
+    return !this.bypassed && (this.plugin.exports("proxy_on_request_body") || this.plugin.exports("proxy_on_response_body"));
+  }
+
+  private requestHeader(name: string): string | undefined {
+    return this.requestHeaders.find(([key]) => key === name)?.[1];
+  }
+
+  /** request.* attributes (docs/root/intro/arch_overview/advanced/attributes.rst). */
+  protected override extraProperty(key: string): Buffer | undefined {
+    switch (key) {
+      case "request.path":
+        return this.text(this.requestHeader(":path"));
+      case "request.url_path":
+        return this.text(this.requestHeader(":path")?.split("?")[0]);
+      case "request.host":
+        return this.text(this.requestHeader(":authority"));
+      case "request.method":
+        return this.text(this.requestHeader(":method"));
+      case "request.scheme":
+        return this.text(this.requestHeader(":scheme"));
+      default:
+        return undefined;
+    }
+  }
+
+  private text(value: string | undefined): Buffer | undefined {
+    return value === undefined ? undefined : Buffer.from(value);
+  }
+
+  override headers(type: number): HeaderPairs | undefined {
+    if (type === MapType.HttpRequestHeaders) return this.requestHeaders;
+    if (type === MapType.HttpResponseHeaders) return this.responseHeaders;
+    return undefined;
+  }
+
+  override sendLocalResponse(status: number, details: string, body: Buffer, headers: HeaderPairs): WasmResultCode {
+    this.control.respond({ status, details, body, headers });
+    return WasmResult.Ok;
+  }
+
+  override continueStream(type: number): WasmResultCode {
+    if (type !== StreamType.HttpRequest && type !== StreamType.HttpResponse) return WasmResult.BadArgument;
+    this.control.continueRequest();
+    return WasmResult.Ok;
+  }
+}

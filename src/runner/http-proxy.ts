@@ -1,0 +1,215 @@
+// The HTTP/1.1 subset of Envoy's HTTP connection manager: Node's own HTTP server parses requests
+// (keep-alive, pipelining, chunked bodies), envoy.filters.http.wasm filters see the headers, and
+// the router picks a virtual host (domains) and a route (prefix, path, headers), whose action is
+// a `cluster` or a `cluster_header`. Upstream failures answer as Envoy does, with its response
+// flags in the access log (docs: configuration/http/http_conn_man/local_reply, and
+// api-v3 route.RouteAction.cluster_header: "If the header is not found or the referenced cluster
+// does not exist, Envoy will return a 404 response").
+import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { Logger } from "pino";
+import type { HttpConfig, HttpRoute, VirtualHost } from "../envoy/model.js";
+import type { HeaderPairs } from "../host/context.js";
+import { HttpFilterSession, type LocalResponse } from "../host/http-filter.js";
+import type { Plugin } from "../host/plugin.js";
+import { formatEndpoint, type ConnectionInfo } from "../host/properties.js";
+import { AccessLog } from "./access-log.js";
+import type { Cluster } from "./cluster.js";
+import type { Counter, StatsStore } from "./stats.js";
+
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"]);
+
+/** Envoy's virtual host choice: exact domain, then the longest `*.suffix`, then `prefix*`, then `*`. */
+export function pickVirtualHost(hosts: readonly VirtualHost[], authority: string): VirtualHost | undefined {
+  const host = authority.toLowerCase();
+  const bare = host.replace(/:\d+$/, "");
+  let best: { host: VirtualHost; rank: number; length: number } | undefined;
+  for (const candidate of hosts) {
+    for (const domain of candidate.domains) {
+      let rank = -1;
+      if (domain === host || domain === bare) rank = 4;
+      else if (domain.startsWith("*") && domain !== "*" && bare.endsWith(domain.slice(1))) rank = 3;
+      else if (domain.endsWith("*") && domain !== "*" && bare.startsWith(domain.slice(0, -1))) rank = 2;
+      else if (domain === "*") rank = 1;
+      if (rank > 0 && (best === undefined || rank > best.rank || (rank === best.rank && domain.length > best.length))) {
+        best = { host: candidate, rank, length: domain.length };
+      }
+    }
+  }
+  return best?.host;
+}
+
+function routeMatches(route: HttpRoute, path: string, headers: HeaderPairs): boolean {
+  const pathOnly = path.split("?")[0] ?? path;
+  if (route.path !== undefined && pathOnly !== route.path) return false;
+  if (route.prefix !== undefined && !path.startsWith(route.prefix)) return false;
+  return route.headers.every(({ name, exact, present }) => {
+    const value = headers.find(([key]) => key === name)?.[1];
+    if (present || exact === undefined) return value !== undefined;
+    return value === exact;
+  });
+}
+
+interface HttpStats {
+  requestsTotal: Counter;
+  noRoute: Counter;
+  noCluster: Counter;
+  localReplies: Counter;
+  upstreamFailures: Counter;
+}
+
+export class HttpProxy {
+  private readonly server: Server;
+  private readonly infos = new WeakMap<Socket, ConnectionInfo>();
+  private readonly agents = new Map<string, Agent>();
+  private readonly stats: HttpStats;
+  private readonly accessLogs: AccessLog[];
+
+  constructor(
+    private readonly config: HttpConfig,
+    private readonly plugins: readonly Plugin[],
+    private readonly clusters: ReadonlyMap<string, Cluster>,
+    store: StatsStore,
+    private readonly logger: Logger,
+  ) {
+    const prefix = `http.${config.statPrefix}.`;
+    this.stats = {
+      requestsTotal: store.counter(`${prefix}downstream_rq_total`),
+      noRoute: store.counter(`${prefix}no_route`),
+      noCluster: store.counter(`${prefix}no_cluster`),
+      localReplies: store.counter(`${prefix}downstream_rq_local_reply`),
+      upstreamFailures: store.counter(`${prefix}upstream_rq_failure`),
+    };
+    this.accessLogs = config.accessLogs.map((log) => new AccessLog(log));
+    this.server = createServer({ keepAlive: true }, (request, response) => void this.handle(request, response));
+  }
+
+  accept(socket: Socket, info: ConnectionInfo): void {
+    this.infos.set(socket, info);
+    this.server.emit("connection", socket);
+  }
+
+  close(): void {
+    for (const agent of this.agents.values()) agent.destroy();
+    for (const log of this.accessLogs) log.close();
+  }
+
+  private agent(cluster: string): Agent {
+    let agent = this.agents.get(cluster);
+    if (agent === undefined) {
+      agent = new Agent({ keepAlive: true });
+      this.agents.set(cluster, agent);
+    }
+    return agent;
+  }
+
+  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    this.stats.requestsTotal.value++;
+    const started = new Date();
+    const info = this.infos.get(request.socket)!;
+    const headers: HeaderPairs = [[":method", request.method ?? "GET"], [":path", request.url ?? "/"],
+      [":authority", request.headers.host ?? ""], [":scheme", "http"]];
+    for (let i = 0; i < request.rawHeaders.length; i += 2) {
+      const name = request.rawHeaders[i]!.toLowerCase();
+      if (name !== "host") headers.push([name, request.rawHeaders[i + 1]!]);
+    }
+    const flags: string[] = [];
+    let upstreamHost: string | undefined;
+    let clusterName: string | undefined;
+    let local: LocalResponse | undefined;
+    let resume: (() => void) | undefined;
+    const control = {
+      respond: (reply: LocalResponse) => {
+        local ??= reply;
+        resume?.();
+      },
+      continueRequest: () => resume?.(),
+    };
+    const sessions = this.plugins.map((plugin) => new HttpFilterSession(plugin, info, headers, control));
+    const finish = () => {
+      for (const session of sessions) session.finish();
+      const get = (name: string) => headers.find(([key]) => key === name)?.[1];
+      for (const log of this.accessLogs) {
+        log.write({
+          startTime: started, upstreamCluster: clusterName, downstreamRemote: formatEndpoint(info.source),
+          downstreamLocal: formatEndpoint(info.destination), upstreamHost, bytesSent: response.socket?.bytesWritten ?? 0,
+          bytesReceived: request.socket.bytesRead, durationMs: Date.now() - started.getTime(), responseFlags: flags,
+          http: { method: get(":method") ?? "-", path: get(":path") ?? "-", protocol: `HTTP/${request.httpVersion}`, status: response.statusCode, header: get },
+        });
+      }
+    };
+    response.once("close", finish);
+    const reply = (status: number, body: string, flag?: string, extra: HeaderPairs = []) => {
+      if (flag !== undefined) flags.push(flag);
+      this.stats.localReplies.value++;
+      response.writeHead(status, [["content-type", "text/plain"], ...extra].flat());
+      response.end(body);
+    };
+
+    const endOfStream = request.headers["content-length"] === undefined ? request.headers["transfer-encoding"] === undefined
+      : request.headers["content-length"] === "0";
+    for (const session of sessions) {
+      if (session.onRequestHeaders(endOfStream) === "pause" && local === undefined) {
+        await new Promise<void>((resolve) => (resume = resolve));
+      }
+      if (local !== undefined) {
+        request.resume();
+        return reply(local.status, local.body.toString(), undefined, local.headers);
+      }
+    }
+
+    const get = (name: string) => headers.find(([key]) => key === name)?.[1];
+    const virtualHost = pickVirtualHost(this.config.virtualHosts, get(":authority") ?? "");
+    const route = virtualHost?.routes.find((r) => routeMatches(r, get(":path") ?? "/", headers));
+    if (route === undefined) {
+      this.stats.noRoute.value++;
+      request.resume();
+      return reply(404, "", "NR");
+    }
+    clusterName = route.cluster ?? (route.clusterHeader !== undefined ? get(route.clusterHeader) : undefined);
+    const cluster = clusterName === undefined ? undefined : this.clusters.get(clusterName);
+    if (cluster === undefined) {
+      this.stats.noCluster.value++;
+      request.resume();
+      return route.clusterHeader !== undefined ? reply(404, "", "NC") : reply(503, "no healthy upstream", "NC");
+    }
+    const host = cluster.pickHost(info.destination);
+    if (host === undefined) {
+      request.resume();
+      return reply(503, "no healthy upstream", "UH");
+    }
+    upstreamHost = formatEndpoint(host);
+    const outgoing: Record<string, string | string[]> = { host: get(":authority") ?? "" };
+    for (const [name, value] of headers) {
+      if (name.startsWith(":") || HOP_BY_HOP.has(name)) continue;
+      const previous = outgoing[name];
+      outgoing[name] = previous === undefined ? value : [...(Array.isArray(previous) ? previous : [previous]), value];
+    }
+    cluster.stats.upstreamCxTotal.value++;
+    const upstream = httpRequest({
+      host: host.address, port: host.port, method: get(":method"), path: get(":path"), headers: outgoing,
+      agent: this.agent(cluster.config.name), timeout: cluster.config.connectTimeoutMs,
+    });
+    upstream.on("timeout", () => upstream.destroy(new Error("connect timeout")));
+    upstream.on("error", (error: NodeJS.ErrnoException) => {
+      this.stats.upstreamFailures.value++;
+      this.logger.debug({ cluster: cluster.config.name, host: upstreamHost, error: error.message }, "upstream request failed");
+      if (response.headersSent) return void response.destroy();
+      const connectFailure = error.code === "ECONNREFUSED" || error.message === "connect timeout";
+      if (connectFailure) cluster.stats.upstreamCxConnectFail.value++;
+      reply(503, `upstream connect error or disconnect/reset before headers. reset reason: ${connectFailure ? "connection failure" : "connection termination"}`,
+        connectFailure ? "UF" : "UC");
+    });
+    upstream.on("response", (upstreamResponse) => {
+      const responseHeaders: HeaderPairs = [[":status", String(upstreamResponse.statusCode ?? 502)]];
+      for (let i = 0; i < upstreamResponse.rawHeaders.length; i += 2) {
+        responseHeaders.push([upstreamResponse.rawHeaders[i]!.toLowerCase(), upstreamResponse.rawHeaders[i + 1]!]);
+      }
+      for (const session of [...sessions].reverse()) session.onResponseHeaders(responseHeaders, false);
+      const status = Number(responseHeaders.find(([name]) => name === ":status")?.[1] ?? 502);
+      response.writeHead(status, responseHeaders.filter(([name]) => !name.startsWith(":") && !HOP_BY_HOP.has(name)).flat());
+      upstreamResponse.pipe(response);
+    });
+    request.pipe(upstream);
+  }
+}

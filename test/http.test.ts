@@ -1,0 +1,185 @@
+// HTTP end to end through the runner: the same filter as an HTTP filter writes the chosen cluster
+// into x-wasmerang-cluster, which the route uses through cluster_header.
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { Agent, createServer, request, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { Runner } from "../src/runner/runner.js";
+import { buildThirdPartyModule } from "./fixtures/third-party-module.js";
+import { FILTER_WASM } from "./helpers.js";
+import { staticCluster, startRunner } from "./net-helpers.js";
+
+const dir = mkdtempSync(join(tmpdir(), "wasmerang-http-"));
+
+/** An upstream that answers `<tag> <method> <path> cluster=<x-wasmerang-cluster> body=<body>`. */
+async function upstream(tag: string): Promise<{ server: Server; port: number }> {
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk: Buffer) => (body += chunk.toString()));
+    req.on("end", () => res.end(`${tag} ${req.method} ${req.url} cluster=${req.headers["x-wasmerang-cluster"] ?? "-"} body=${body}`));
+  }).listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+function httpWasm(filename: string, configuration: string): object {
+  return {
+    name: "envoy.filters.http.wasm",
+    typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+      config: { name: "wasmerang", root_id: "wasmerang", vm_config: { runtime: "envoy.wasm.runtime.v8", code: { local: { filename } } },
+        configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: configuration } } },
+  };
+}
+
+function httpBootstrap(filters: object[], clusters: object[], logPath?: string): object {
+  return {
+    admin: { address: { socket_address: { address: "127.0.0.1", port_value: 0 } } },
+    static_resources: {
+      listeners: [{
+        name: "http",
+        address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
+        filter_chains: [{ filters: [{
+          name: "envoy.filters.network.http_connection_manager",
+          typed_config: {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            stat_prefix: "ingress_http",
+            route_config: { name: "local", virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster_header: "x-wasmerang-cluster" } }] }] },
+            http_filters: [...filters, { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
+            ...(logPath ? { access_log: [{ name: "file", typed_config: { "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", path: logPath,
+              log_format: { text_format_source: { inline_string: "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_CLUSTER%\n" } } } }] } : {}),
+          },
+        }] }],
+      }],
+      clusters,
+    },
+  };
+}
+
+interface Reply {
+  status: number;
+  body: string;
+}
+
+function get(runner: Runner, path: string, options: { source?: string; host?: string; headers?: Record<string, string>; agent?: Agent; body?: string } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: "127.0.0.1", port: runner.listenerPort("http"), path, localAddress: options.source ?? "127.0.0.1", agent: options.agent,
+      method: options.body === undefined ? "GET" : "POST", headers: { host: options.host ?? "a.test", ...options.headers },
+    }, (res) => {
+      let body = "";
+      res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    if (options.body !== undefined) {
+      // Written in two pieces: a chunked request body.
+      req.write(options.body.slice(0, 3));
+      req.end(options.body.slice(3));
+    } else {
+      req.end();
+    }
+  });
+}
+
+const POLICY = JSON.stringify({
+  log_level: "warn",
+  http: { reject_status: 451, reject_body: "not here\n" },
+  rules: [
+    { name: "api", match: { authorities: ["api.example.com", "*.api.example.com"] }, action: { cluster: "egress-router2" } },
+    { name: "admin", match: { path_prefixes: ["/admin"] }, action: { reject: true } },
+    { name: "payments", match: { headers: [{ name: "x-team", value: "payments" }] }, action: { cluster: "egress-router2" } },
+  ],
+});
+
+describe("HTTP through the runner", () => {
+  let one: { server: Server; port: number };
+  let two: { server: Server; port: number };
+  let runner: Runner;
+  const logPath = join(dir, "access.log");
+  before(async () => {
+    one = await upstream("router1");
+    two = await upstream("router2");
+    runner = await startRunner(httpBootstrap([httpWasm(FILTER_WASM, POLICY)],
+      [staticCluster("egress-router1", one.port), staticCluster("egress-router2", two.port), staticCluster("dead", 1)], logPath));
+  });
+  after(async () => {
+    await runner.close();
+    one.server.close();
+    two.server.close();
+  });
+
+  it("different source addresses reach different clusters (reference parity)", async () => {
+    assert.equal((await get(runner, "/x", { source: "127.0.0.10" })).body, "router1 GET /x cluster=egress-router1 body=");
+    assert.equal((await get(runner, "/x", { source: "127.0.0.11" })).body, "router2 GET /x cluster=egress-router2 body=");
+  });
+
+  it("Host, path and header matchers pick the cluster", async () => {
+    assert.match((await get(runner, "/", { source: "127.0.0.10", host: "api.example.com:8080" })).body, /^router2 /);
+    assert.match((await get(runner, "/", { source: "127.0.0.10", host: "v2.api.example.com" })).body, /^router2 /);
+    assert.match((await get(runner, "/", { source: "127.0.0.10", headers: { "x-team": "payments" } })).body, /^router2 /);
+    assert.match((await get(runner, "/", { source: "127.0.0.10", headers: { "x-team": "search" } })).body, /^router1 /);
+  });
+
+  it("a client's own x-wasmerang-cluster is overwritten", async () => {
+    assert.equal((await get(runner, "/spoof", { source: "127.0.0.10", headers: { "x-wasmerang-cluster": "egress-router2" } })).body,
+      "router1 GET /spoof cluster=egress-router1 body=");
+  });
+
+  it("reject answers locally with the configured status and body", async () => {
+    assert.deepEqual(await get(runner, "/admin/users", { source: "127.0.0.10" }), { status: 451, body: "not here\n" });
+  });
+
+  it("keep-alive and chunked request bodies", async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const first = await get(runner, "/1", { source: "127.0.0.10", agent, body: "hello body" });
+    const second = await get(runner, "/2", { source: "127.0.0.10", agent });
+    assert.equal(first.body, "router1 POST /1 cluster=egress-router1 body=hello body");
+    assert.equal(second.body, "router1 GET /2 cluster=egress-router1 body=");
+    agent.destroy();
+  });
+
+  it("a dead upstream answers 503 with UF in the access log", async () => {
+    const deadPolicy = await startRunner(httpBootstrap([httpWasm(FILTER_WASM, JSON.stringify({ log_level: "warn", default: { cluster: "dead" } }))],
+      [staticCluster("dead", 1)], join(dir, "dead.log")));
+    try {
+      const reply = await get(deadPolicy, "/gone");
+      assert.equal(reply.status, 503);
+      assert.match(reply.body, /^upstream connect error or disconnect\/reset before headers\. reset reason: connection failure/);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.match(readFileSync(join(dir, "dead.log"), "utf8"), /^GET \/gone HTTP\/1\.1 503 UF dead$/m);
+    } finally {
+      await deadPolicy.close();
+    }
+  });
+
+  it("without a decision the header is removed, so the route finds no cluster (404, NC)", async () => {
+    const passthrough = await startRunner(httpBootstrap([httpWasm(FILTER_WASM, JSON.stringify({ log_level: "warn", default: { passthrough: true } }))],
+      [staticCluster("egress-router1", one.port)]));
+    try {
+      assert.equal((await get(passthrough, "/", { headers: { "x-wasmerang-cluster": "egress-router1" } })).status, 404);
+    } finally {
+      await passthrough.close();
+    }
+  });
+
+  it("the access log has the request line, status and cluster", async () => {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.match(readFileSync(logPath, "utf8"), /^GET \/x HTTP\/1\.1 200 - egress-router1$/m);
+    assert.match(readFileSync(logPath, "utf8"), /^GET \/admin\/users HTTP\/1\.1 451 - -$/m);
+  });
+
+  it("a third-party-style HTTP module (headers only) loads and routes", async () => {
+    const module = join(dir, "http-route.wasm");
+    writeFileSync(module, await buildThirdPartyModule("http-route"));
+    const thirdParty = await startRunner(httpBootstrap([httpWasm(module, "")], [staticCluster("egress-router2", two.port)]));
+    try {
+      assert.equal((await get(thirdParty, "/t")).body, "router2 GET /t cluster=egress-router2 body=");
+    } finally {
+      await thirdParty.close();
+    }
+  });
+});
