@@ -2,6 +2,7 @@
 // (the Wasmerang filter), two egress routers forward to a destination server standing in for the
 // internet, and clients with different source addresses show where their connections went.
 import { once } from "node:events";
+import { createServer as createHttpServer, request as httpRequest, type Server as HttpServer } from "node:http";
 import { connect, createServer, type Server } from "node:net";
 import { Writable } from "node:stream";
 import { styleText } from "node:util";
@@ -25,6 +26,10 @@ interface Client {
   source: string;
   expected: string;
 }
+
+const HTTP_PORT = 10008;
+/** HTTP egress stand-ins: each answers with its own name, so the demo sees which one served. */
+const WEB_EGRESS = [{ name: "web-egress1", port: 10011 }, { name: "web-egress2", port: 10012 }];
 
 const CLIENTS: Client[] = [
   { source: "127.0.0.10", expected: "egress-router1" },
@@ -56,6 +61,39 @@ async function startDestination(): Promise<Server> {
   await once(server, "listening");
   return server;
 }
+
+async function startWebEgress(): Promise<HttpServer[]> {
+  return Promise.all(WEB_EGRESS.map(async ({ name, port }) => {
+    const server = createHttpServer((request, response) => response.end(`${name} served ${request.url} (x-wasmerang-cluster: ${request.headers["x-wasmerang-cluster"]})`));
+    server.listen(port, "127.0.0.1");
+    await once(server, "listening");
+    return server;
+  }));
+}
+
+function httpGet(source: string, path: string, spoof?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    httpRequest({ host: "127.0.0.1", port: HTTP_PORT, path, localAddress: source, agent: false, headers: spoof ? { "x-wasmerang-cluster": spoof } : {} }, (response) => {
+      let body = "";
+      response.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
+    }).on("error", reject).end();
+  });
+}
+
+interface HttpCase {
+  source: string;
+  path: string;
+  spoof?: string;
+  expected: string;
+}
+
+const HTTP_CASES: HttpCase[] = [
+  { source: "127.0.0.10", path: "/hello", expected: "web-egress1" },
+  { source: "127.0.0.11", path: "/hello", expected: "web-egress2" },
+  { source: "127.0.0.12", path: "/hello", spoof: "web-egress2", expected: "web-egress1" },
+  { source: "127.0.0.13", path: "/admin", expected: "403" },
+];
 
 /** Collects the filter's decision log lines, keyed by source address. */
 function decisionCollector(): { logger: pino.Logger; decisions: Map<string, { rule: string; cluster: string }> } {
@@ -110,6 +148,7 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
     allowlist: Allowlist.parse([`${DESTINATION.address}/32:${DESTINATION.port}`]),
     headerTimeoutMs: 5000, connectTimeoutMs: 5000, maxConnections: 1024, bindAddress: router.egressIp, logger: silentLogger,
   })));
+  const webEgress = await startWebEgress();
   const { logger, decisions } = decisionCollector();
   const runner = await Runner.start(await loadRunnerConfig(DEMO_CONFIG), { logger, wasmLogLevel: "info" });
   try {
@@ -133,16 +172,29 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
       ...outcomes.map((o) => [o.client.source, o.rule, o.cluster, o.router, o.destination,
         o.destination === "-" ? "-" : o.intact ? "yes" : "NO", o.ok ? "ok" : `WRONG (expected ${o.client.expected})`])];
     out.write(`${table(rows, color)}\n\n`);
-    const stats = runner.stats().filter((s) => s.name.startsWith("wasmcustom.") || /upstream_cx_total$/.test(s.name));
+    out.write(`${paint("bold", "HTTP")} on 127.0.0.1:${HTTP_PORT}: the same module as an HTTP filter sets x-wasmerang-cluster for the route\n\n`);
+    const httpRows = [["source", "request", "client's own header", "answered by", "result"]];
+    let httpOk = true;
+    for (const testCase of HTTP_CASES) {
+      const { status, body } = await httpGet(testCase.source, testCase.path, testCase.spoof);
+      const answeredBy = status === 200 ? body.split(" ")[0]! : String(status);
+      const ok = answeredBy === testCase.expected;
+      httpOk &&= ok;
+      httpRows.push([testCase.source, `GET ${testCase.path}`, testCase.spoof ?? "-", answeredBy, ok ? "ok" : `WRONG (expected ${testCase.expected})`]);
+    }
+    out.write(`${table(httpRows, color)}\n\n`);
+    const stats = runner.stats().filter((s) => s.name.startsWith("wasmcustom.wasmerang.cluster.") || s.name === "wasmcustom.wasmerang.rejected"
+      || /^cluster\.egress-router\d\.upstream_cx_total$/.test(s.name));
     out.write(`${paint("bold", "Proxy counters")} (admin: http://127.0.0.1:${runner.adminPort}/stats)\n`);
     for (const stat of stats) out.write(`  ${stat.name}: ${stat.value}\n`);
     routers.forEach((router, i) => out.write(`  ${ROUTERS[i]!.name} forwarded: ${router.counter("forwarded")}\n`));
-    const allOk = outcomes.every((o) => o.ok);
+    const allOk = outcomes.every((o) => o.ok) && httpOk;
     out.write(`\n${allOk ? paint("green", "Every connection went where the policy says.") : paint("red", "Some connections went the wrong way.")}\n`);
     if (options.keepRunning) {
       out.write(`\nStill running. Try by hand (PROXY header = where the client meant to go):\n` +
         `  printf 'PROXY TCP4 127.0.0.14 ${DESTINATION.address} 5000 ${DESTINATION.port}\\r\\nhi\\n' | nc -N -s 127.0.0.14 127.0.0.1 ${PROXY_PORT}\n` +
         `  printf 'PROXY TCP4 127.0.0.15 ${DESTINATION.address} 5000 ${DESTINATION.port}\\r\\nhi\\n' | nc -N -s 127.0.0.15 127.0.0.1 ${PROXY_PORT}\n` +
+        `  curl --interface 127.0.0.14 -s http://127.0.0.1:${HTTP_PORT}/hello; curl --interface 127.0.0.15 -s http://127.0.0.1:${HTTP_PORT}/hello\n` +
         `  curl -s http://127.0.0.1:${runner.adminPort}/stats/prometheus\n` +
         `Ctrl-C stops.\n`);
       await new Promise((resolve) => process.once("SIGINT", resolve));
@@ -151,6 +203,7 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
   } finally {
     await runner.close();
     await Promise.all(routers.map((router) => router.close()));
+    for (const server of webEgress) server.close();
     destination.close();
   }
 }

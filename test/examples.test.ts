@@ -49,9 +49,15 @@ export function checkDocument(document: Document, where: string): string {
       }
     }
     if (key === "networking.istio.io/v1alpha3/EnvoyFilter") {
-      // The patch value is an Envoy filter: check its typed_config against Envoy's protos too.
-      for (const [i, patch] of ((document.spec as { configPatches: { patch: { value: Document } }[] }).configPatches).entries()) {
-        validateBootstrap({ static_resources: { listeners: [{ name: "x", filter_chains: [{ filters: [patch.patch.value] }] }] } },
+      // The patch value is Envoy config: check it against Envoy's protos too, placed where it goes.
+      for (const [i, patch] of ((document.spec as { configPatches: { applyTo: string; patch: { value: Document } }[] }).configPatches).entries()) {
+        const value = patch.patch.value;
+        const route = { match: { prefix: "/" }, ...value };
+        const hcm = { name: "hcm", typed_config: {
+          "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+          stat_prefix: "x", route_config: { virtual_hosts: [{ name: "x", domains: ["*"], routes: [route] }] } } };
+        const filter = patch.applyTo === "HTTP_ROUTE" ? hcm : value;
+        validateBootstrap({ static_resources: { listeners: [{ name: "x", filter_chains: [{ filters: [filter] }] }] } },
           `${where} configPatches[${i}].patch.value`);
       }
     }

@@ -24,6 +24,8 @@ const good: object[] = [
     action: { hash: ["a", { cluster: "b", weight: 2 }] } }], default: { passthrough: true } },
   { default: { cluster: "outbound|{dst_port}||egress.default.svc.cluster.local" } },
   { default: { reference: "istio" } },
+  { http: { cluster_header: "x-route", reject_status: 451, reject_body: "no" },
+    rules: [{ match: { authorities: ["*.example.com"], path_prefixes: ["/api"], headers: [{ name: "x-team", value: "a" }] }, action: { cluster: "a" } }] },
 ];
 const bad: object[] = [
   { rulez: [] },
@@ -33,6 +35,8 @@ const bad: object[] = [
   { default: { hash: [{ cluster: "a", weight: 0 }] } },
   { rules: [{ match: { source_parity: "3" }, action: { reject: true } }] },
   { log_level: "loud" },
+  { http: { reject_status: 99 } },
+  { rules: [{ match: { headers: [{ name: "x" }] }, action: { reject: true } }] },
 ];
 
 describe("policy JSON Schema", () => {

@@ -220,18 +220,20 @@ export class Runner implements AdminSource {
 
   stats(): StatSample[] {
     const samples: StatSample[] = this.store.entries().map(([name, value, kind]) => ({ name, value, kind }));
-    const seen = new Set<string>();
+    // Metrics of the same name from several plugins are one stat, as in Envoy's stats store.
+    const custom = new Map<string, StatSample>();
     for (const plugin of this.generation.plugins) {
       const prefix = `wasm_filter.${plugin.spec.name || "unnamed"}.`;
       samples.push({ name: `${prefix}traps`, value: plugin.failures.traps, kind: "counter" });
       samples.push({ name: `${prefix}vm_reloads`, value: plugin.failures.reloads, kind: "counter" });
       for (const metric of plugin.metrics.all()) {
         const name = `${WASM_CUSTOM_NAMESPACE}${metric.name}`;
-        if (seen.has(name)) continue;
-        seen.add(name);
-        samples.push({ name, value: metric.value, kind: metric.kind === "counter" ? "counter" : "gauge" });
+        const existing = custom.get(name);
+        if (existing === undefined) custom.set(name, { name, value: metric.value, kind: metric.kind === "counter" ? "counter" : "gauge" });
+        else existing.value = BigInt(existing.value) + metric.value;
       }
     }
+    samples.push(...custom.values());
     return samples.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
