@@ -11,6 +11,7 @@ import { parseSocketAddress, SocketAddress } from "./policy/ip";
 import { asciiLower } from "./policy/text";
 import { ConnectionFacts, Policy, RequestFacts } from "./policy/model";
 import { FilterStats } from "./stats";
+import { proxyHeader } from "./proxy-header";
 
 const SOURCE_ADDRESS = propertyPath(["source", "address"]);
 const DESTINATION_ADDRESS = propertyPath(["destination", "address"]);
@@ -31,12 +32,30 @@ function readString(path: ArrayBuffer): string {
 
 export class Router {
   private readonly encoded: Map<string, ArrayBuffer> = new Map();
+  /** The PROXY header the last routed connection must send first, if the policy asks for one. */
+  pendingHeader: ArrayBuffer | null = null;
 
   constructor(readonly policy: Policy, readonly stats: FilterStats, readonly logLevel: i32) {}
 
   /** Decides for the current connection; returns false when the connection was closed. */
   routeConnection(): bool {
+    this.pendingHeader = null;
     return this.route(null).outcome != Outcome.Reject;
+  }
+
+  /** Prepares the filter's own PROXY header for a routed connection to one of the configured ports. */
+  private prepareHeader(facts: ConnectionFacts, decision: Decision): void {
+    const settings = this.policy.proxyHeader;
+    const source = facts.source;
+    const destination = facts.destination;
+    if (settings.version == 0 || source == null || destination == null || destination.port < 0) return;
+    let listed = false;
+    for (let i = 0; i < settings.ports.length && !listed; i++) {
+      listed = destination.port >= settings.ports[i].low && destination.port <= settings.ports[i].high;
+    }
+    if (!listed) return;
+    this.pendingHeader = proxyHeader(settings.version, source, destination,
+      settings.sendServerName ? facts.serverName : "", settings.sendRule ? decision.rule : "");
   }
 
   /**
@@ -61,7 +80,9 @@ export class Router {
     const destinationText = this.policy.needsDestination || wantsLog ? readString(DESTINATION_ADDRESS) : "";
     const destination: SocketAddress | null = destinationText.length == 0 ? null : parseSocketAddress(destinationText);
     const serverName = this.policy.needsServerName || wantsLog ? asciiLower(readString(SERVER_NAME)) : "";
-    const decision = decide(this.policy, new ConnectionFacts(source, destination, serverName, request));
+    const facts = new ConnectionFacts(source, destination, serverName, request);
+    const decision = decide(this.policy, facts);
+    if (request == null && decision.outcome == Outcome.Route) this.prepareHeader(facts, decision);
     if (decision.rule == DEFAULT_RULE) incrementMetric(this.stats.unmatched, 1);
     else this.stats.countRule(decision.rule);
     const outcome = request == null ? this.apply(decision) : this.applyToRequest(decision);

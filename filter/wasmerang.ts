@@ -1,17 +1,19 @@
 // Wasmerang's entry: wires the SDK's contexts to the policy. The same module serves
 // envoy.filters.network.wasm (a stream context per TCP connection) and envoy.filters.http.wasm
 // (an HTTP context per request).
-import { Action, hostLogLevel, HttpContext, log, LogLevel, registerRootContext, RootContext, StreamContext } from "./sdk";
+import {
+  Action, BufferType, hostLogLevel, HttpContext, log, LogLevel, registerRootContext, RootContext, setBufferBytes, StreamContext,
+} from "./sdk";
 import { parsePolicy } from "./policy/config";
 import { ActionKind, Policy } from "./policy/model";
 import { Router } from "./router";
 import { FilterStats } from "./stats";
 
 // Only the callbacks this filter handles: Envoy (and the runner) skip the ones a module does not
-// export, so data never crosses into the VM.
+// export. Downstream data is needed only to put the policy's own PROXY header in front.
 export {
   proxy_abi_version_0_2_1, proxy_on_memory_allocate, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure,
-  proxy_on_new_connection, proxy_on_request_headers, proxy_on_done, proxy_on_delete,
+  proxy_on_new_connection, proxy_on_downstream_data, proxy_on_request_headers, proxy_on_done, proxy_on_delete,
 } from "./sdk/exports";
 
 const ACTION_NAMES = ["route", "reject", "passthrough", "reference"];
@@ -66,11 +68,26 @@ class WasmerangRequest extends HttpContext {
 }
 
 class WasmerangConnection extends StreamContext {
+  /** The policy's PROXY header, sent in front of the client's first bytes. */
+  private header: ArrayBuffer | null = null;
+
   onNewConnection(): Action {
     const router = changetype<WasmerangRoot>(this.root).router;
-    if (router == null || router.routeConnection()) return Action.Continue;
+    if (router == null) return Action.Continue;
+    const routed = router.routeConnection();
+    this.header = router.pendingHeader;
     // Rejected: the connection is being closed; stop the chain so tcp_proxy never connects.
-    return Action.Pause;
+    return routed ? Action.Continue : Action.Pause;
+  }
+
+  onDownstreamData(size: u32, endOfStream: bool): Action {
+    const header = this.header;
+    if (header != null) {
+      this.header = null;
+      // Start 0, size 0: prepend (Envoy's set_buffer_bytes on a connection buffer).
+      setBufferBytes(BufferType.DownstreamData, 0, 0, header);
+    }
+    return Action.Continue;
   }
 }
 

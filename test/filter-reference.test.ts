@@ -22,6 +22,7 @@ describe("built module", () => {
       "env.proxy_remove_header_map_value",
       "env.proxy_replace_header_map_value",
       "env.proxy_send_local_response",
+      "env.proxy_set_buffer_bytes",
     ]);
   });
 
@@ -29,7 +30,7 @@ describe("built module", () => {
     const exports = WebAssembly.Module.exports(module).map((e) => e.name).sort();
     for (const name of ["proxy_abi_version_0_2_1", "proxy_on_memory_allocate", "_initialize", "memory",
       "proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure", "proxy_on_new_connection",
-      "proxy_on_request_headers", "proxy_on_done", "proxy_on_delete"]) {
+      "proxy_on_downstream_data", "proxy_on_request_headers", "proxy_on_done", "proxy_on_delete"]) {
       assert.ok(exports.includes(name), `missing export ${name}`);
     }
     assert.deepEqual(exports.filter((name) => !name.startsWith("proxy_") && name !== "_initialize" && name !== "memory"), []);

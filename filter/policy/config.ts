@@ -14,6 +14,9 @@ export class PolicyResult {
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "critical"];
 
+/** Well-known protocols where the server sends the first bytes (FTP, SSH, SMTP, POP3, IMAP, MySQL). */
+const SERVER_SPEAKS_FIRST: i32[] = [21, 22, 25, 110, 143, 587, 3306];
+
 function referencePolicy(istio: bool): Policy {
   const policy = new Policy();
   policy.defaultAction = referenceAction(istio);
@@ -78,7 +81,9 @@ class PolicyReader {
 
   private policy(root: JsonValue): Policy {
     const policy = new Policy();
-    if (!this.expectKeys(root, "configuration", ["mode", "log_level", "rules", "default", "http"])) return policy;
+    if (!this.expectKeys(root, "configuration", ["mode", "log_level", "rules", "default", "http", "proxy_protocol"])) return policy;
+    const proxyProtocol = root.get("proxy_protocol");
+    if (proxyProtocol != null) this.proxyHeader(proxyProtocol, policy);
     const http = root.get("http");
     if (http != null) this.http(http, policy);
     let istio = false;
@@ -116,6 +121,42 @@ class PolicyReader {
         if (action.clusters[k].cluster.usesDestination) policy.needsDestination = true;
       }
     }
+  }
+
+  private proxyHeader(value: JsonValue, policy: Policy): void {
+    const path = "proxy_protocol";
+    if (!this.expectKeys(value, path, ["version", "destination_ports", "tlvs"])) return;
+    const settings = policy.proxyHeader;
+    const version = value.get("version");
+    if (version == null || version.kind != JsonKind.Number || (version.number != 1 && version.number != 2)) {
+      this.fail(path + ".version", "must be 1 or 2");
+      return;
+    }
+    settings.version = <i32>version.number;
+    const ports = this.list(value.get("destination_ports"), path + ".destination_ports");
+    if (ports.length == 0) this.fail(path + ".destination_ports", "is required: the header goes only to ports whose clients speak first");
+    for (let i = 0; i < ports.length; i++) {
+      const portPath = path + ".destination_ports[" + i.toString() + "]";
+      const range = this.portRange(ports[i], portPath);
+      for (let k = 0; k < SERVER_SPEAKS_FIRST.length; k++) {
+        const port = SERVER_SPEAKS_FIRST[k];
+        if (port >= range.low && port <= range.high) {
+          this.fail(portPath, "includes port " + port.toString() + ", where the server speaks first: the filter can add a header only to bytes the client sends");
+        }
+      }
+      settings.ports.push(range);
+    }
+    const tlvs = this.list(value.get("tlvs"), path + ".tlvs");
+    for (let i = 0; i < tlvs.length; i++) {
+      const tlvPath = path + ".tlvs[" + i.toString() + "]";
+      const name = this.string(tlvs[i], tlvPath);
+      if (name == "authority") settings.sendServerName = true;
+      else if (name == "rule") settings.sendRule = true;
+      else this.fail(tlvPath, "must be 'authority' (the SNI) or 'rule'");
+    }
+    if (tlvs.length > 0 && settings.version == 1) this.fail(path + ".tlvs", "PROXY protocol v1 cannot carry TLVs; use version 2");
+    policy.needsDestination = true;
+    if (settings.sendServerName) policy.needsServerName = true;
   }
 
   private http(value: JsonValue, policy: Policy): void {

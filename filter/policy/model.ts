@@ -98,6 +98,17 @@ export class HttpSettings {
   rejectBody: string = "request rejected by policy\n";
 }
 
+/** The filter's own PROXY protocol header, for upstreams whose cluster config cannot add one. */
+export class ProxyHeaderSettings {
+  /** 0: off; 1 or 2: the PROXY protocol version. */
+  version: i32 = 0;
+  /** Only connections to these destination ports get a header (the client must speak first). */
+  ports: PortRange[] = [];
+  /** v2 TLVs: the SNI as PP2_TYPE_AUTHORITY, the rule name as Wasmerang's 0xE0. */
+  sendServerName: bool = false;
+  sendRule: bool = false;
+}
+
 export class Policy {
   rules: Rule[] = [];
   defaultAction: RuleAction = new RuleAction();
@@ -105,6 +116,7 @@ export class Policy {
   needsDestination: bool = false;
   needsServerName: bool = false;
   http: HttpSettings = new HttpSettings();
+  proxyHeader: ProxyHeaderSettings = new ProxyHeaderSettings();
   /** Request headers the HTTP matchers read, lower case. */
   headerNames: string[] = [];
 }

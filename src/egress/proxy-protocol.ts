@@ -82,13 +82,14 @@ function decodeV1(data: Buffer): DecodeResult {
   for (const [index, port] of [[4, sourcePort], [5, destinationPort]] as const) {
     if (!PORT.test(port) || Number(port) > 65535) return { kind: "error", reason: `byte ${at(index)}: bad port '${port}'` };
   }
+  const canonical = (address: string) => (family === "TCP6" ? ipv6Text(ipv6Bytes(address)) : address);
   return {
     kind: "header",
     header: {
       version: 1,
       local: false,
-      source: { address: sourceIp, port: Number(sourcePort) },
-      destination: { address: destinationIp, port: Number(destinationPort) },
+      source: { address: canonical(sourceIp), port: Number(sourcePort) },
+      destination: { address: canonical(destinationIp), port: Number(destinationPort) },
       tlvs: [],
     },
     length: end + 2,
