@@ -24,6 +24,7 @@ const good: object[] = [
     action: { hash: ["a", { cluster: "b", weight: 2 }] } }], default: { passthrough: true } },
   { default: { cluster: "outbound|{dst_port}||egress.default.svc.cluster.local" } },
   { default: { reference: "istio" } },
+  { proxy_protocol: { version: 2, destination_ports: [443, "8000-8100"], tlvs: ["authority", "rule"] } },
   { http: { cluster_header: "x-route", reject_status: 451, reject_body: "no" },
     rules: [{ match: { authorities: ["*.example.com"], path_prefixes: ["/api"], headers: [{ name: "x-team", value: "a" }] }, action: { cluster: "a" } }] },
 ];
@@ -36,6 +37,7 @@ const bad: object[] = [
   { rules: [{ match: { source_parity: "3" }, action: { reject: true } }] },
   { log_level: "loud" },
   { http: { reject_status: 99 } },
+  { proxy_protocol: { version: 2 } },
   { rules: [{ match: { headers: [{ name: "x" }] }, action: { reject: true } }] },
 ];
 
