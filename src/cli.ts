@@ -8,6 +8,7 @@ import { Runner } from "./runner/runner.js";
 import { allowlistOf, parseAdminAddress, readEgressFile, type EgressSettings } from "./egress/config.js";
 import { EgressRouter } from "./egress/router.js";
 import { DEMO_CONFIG, runDemo } from "./demo.js";
+import { packageFilter } from "./package/oci.js";
 import { parseEndpoint } from "./host/properties.js";
 
 function duration(value: string): number {
@@ -95,6 +96,18 @@ export function buildProgram(): Command {
       const stop = () => void router.close().then(() => process.exit(0));
       process.once("SIGTERM", stop);
       process.once("SIGINT", stop);
+    });
+
+  program.command("package")
+    .description("write the filter as an OCI image (Istio WasmPlugin oci:// format) and its sha256 for vm_config.code.remote")
+    .option("--wasm <file>", "module to package", "dist/wasmerang.wasm")
+    .option("--out <dir>", "OCI image layout directory", "dist/oci")
+    .option("--tag <tag>", "image tag", "0.1.0")
+    .action(async (options: { wasm: string; out: string; tag: string }) => {
+      const image = await packageFilter(options.wasm, options.out, options.tag);
+      console.log(`OCI image layout: ${image.directory} (tag ${image.tag}, manifest ${image.manifestDigest})`);
+      console.log(`module sha256: ${image.wasmSha256} (also in ${options.wasm}.sha256)`);
+      console.log(`push: skopeo copy oci:${image.directory}:${image.tag} docker://REGISTRY/wasmerang:${image.tag}`);
     });
 
   program.command("demo")
