@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import type { Runner } from "../src/runner/runner.js";
 import { buildThirdPartyModule } from "./fixtures/third-party-module.js";
 import { FILTER_WASM } from "./helpers.js";
-import { staticCluster, startRunner } from "./net-helpers.js";
+import { staticCluster, startRunner, wasmFilter } from "./net-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wasmerang-http-"));
 
@@ -27,12 +27,7 @@ async function upstream(tag: string): Promise<{ server: Server; port: number }> 
 }
 
 function httpWasm(filename: string, configuration: string): object {
-  return {
-    name: "envoy.filters.http.wasm",
-    typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-      config: { name: "wasmerang", root_id: "wasmerang", vm_config: { runtime: "envoy.wasm.runtime.v8", code: { local: { filename } } },
-        configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: configuration } } },
-  };
+  return wasmFilter(filename, configuration, {}, "http");
 }
 
 function httpBootstrap(filters: object[], clusters: object[], logPath?: string): object {

@@ -3,6 +3,7 @@
 import { once } from "node:events";
 import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { Writable } from "node:stream";
+import { after, before } from "node:test";
 import { pino, type Logger } from "pino";
 import { stringify } from "yaml";
 import { Runner } from "../src/runner/runner.js";
@@ -49,6 +50,21 @@ export async function startTagServer(tag: string, host = "127.0.0.1"): Promise<T
   };
 }
 
+/**
+ * Tagged servers started before the tests of the enclosing suite (or file) and closed after;
+ * read them inside tests, once `before` has run.
+ */
+export function tagServers(...tags: string[]): TagServer[] {
+  const servers: TagServer[] = [];
+  before(async () => {
+    for (const tag of tags) servers.push(await startTagServer(tag));
+  });
+  after(async () => {
+    for (const server of servers.splice(0)) await server.close();
+  });
+  return servers;
+}
+
 export interface Exchange {
   reply: string;
   /** True when the proxy closed without a reply (connection refused by policy, failure…). */
@@ -80,11 +96,11 @@ export function staticCluster(name: string, port: number, extra: object = {}): o
   };
 }
 
-export function wasmFilter(filename: string, configuration: string, extra: object = {}): object {
+export function wasmFilter(filename: string, configuration: string, extra: object = {}, kind: "network" | "http" = "network"): object {
   return {
-    name: "envoy.filters.network.wasm",
+    name: `envoy.filters.${kind}.wasm`,
     typed_config: {
-      "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+      "@type": `type.googleapis.com/envoy.extensions.filters.${kind}.wasm.v3.Wasm`,
       config: {
         name: "wasmerang",
         root_id: "wasmerang",

@@ -4,9 +4,9 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { buildThirdPartyModule, type ThirdPartyMode } from "./fixtures/third-party-module.js";
-import { adminGet, bootstrap, exchange, startRunner, startTagServer, staticCluster, tcpProxy, wasmFilter, type TagServer } from "./net-helpers.js";
+import { adminGet, bootstrap, exchange, startRunner, staticCluster, tagServers, tcpProxy, wasmFilter } from "./net-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wasmerang-modules-"));
 
@@ -17,17 +17,8 @@ async function moduleFile(mode: ThirdPartyMode): Promise<string> {
 }
 
 describe("other modules in the runner", () => {
-  let router1: TagServer;
-  let router2: TagServer;
-  before(async () => {
-    router1 = await startTagServer("r1");
-    router2 = await startTagServer("r2");
-  });
-  after(async () => {
-    await router1.close();
-    await router2.close();
-  });
-  const clusters = () => [staticCluster("egress-router1", router1.port), staticCluster("egress-router2", router2.port)];
+  const routers = tagServers("r1", "r2");
+  const clusters = () => [staticCluster("egress-router1", routers[0]!.port), staticCluster("egress-router2", routers[1]!.port)];
 
   it("a third-party-style module (malloc, _start, ABI 0.2.0, every import) loads and routes", async () => {
     const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("route"), ""), tcpProxy("egress-router1")], clusters()));
@@ -41,9 +32,9 @@ describe("other modules in the runner", () => {
   it("a paused filter holds back tcp_proxy until it continues; the cluster it sets then applies", async () => {
     const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("pause-then-route"), ""), tcpProxy("egress-router1")], clusters()));
     try {
-      const before = router2.accepted;
+      const before = routers[1]!.accepted;
       assert.equal((await exchange(runner.listenerPort("main"), "late")).reply, "r2:late");
-      assert.equal(router2.accepted, before + 1);
+      assert.equal(routers[1]!.accepted, before + 1);
     } finally {
       await runner.close();
     }
@@ -52,10 +43,10 @@ describe("other modules in the runner", () => {
   it("a trap fails closed by default: connection closed, trap counted, VM reloaded for the next one", async () => {
     const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("trap"), ""), tcpProxy("egress-router1")], clusters()));
     try {
-      const accepted = router1.accepted + router2.accepted;
+      const accepted = routers[0]!.accepted + routers[1]!.accepted;
       assert.ok((await exchange(runner.listenerPort("main"), "a")).closedEmpty);
       assert.ok((await exchange(runner.listenerPort("main"), "b")).closedEmpty);
-      assert.equal(router1.accepted + router2.accepted, accepted, "no upstream connection may be made");
+      assert.equal(routers[0]!.accepted + routers[1]!.accepted, accepted, "no upstream connection may be made");
       const stats = (await adminGet(runner, "/stats")).body;
       assert.match(stats, /^wasm_filter\.wasmerang\.traps: 2$/m);
       assert.match(stats, /^wasm_filter\.wasmerang\.vm_reloads: 1$/m);

@@ -8,22 +8,14 @@ import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { stringify } from "yaml";
 import { toRunnerConfig } from "../src/envoy/load.js";
 import { FILTER_WASM, REPO } from "./helpers.js";
-import { adminGet, bootstrap, exchange, startRunner, startTagServer, staticCluster, tcpProxy, wasmFilter, type TagServer } from "./net-helpers.js";
+import { adminGet, bootstrap, exchange, startRunner, staticCluster, tagServers, tcpProxy, wasmFilter } from "./net-helpers.js";
 
-let a: TagServer;
-let b: TagServer;
-before(async () => {
-  a = await startTagServer("a");
-  b = await startTagServer("b");
-});
-after(async () => {
-  await a.close();
-  await b.close();
-});
+const servers = tagServers("a", "b");
+const serverPort = (index: number) => servers[index]!.port;
 
 const policy = (cluster: string) => JSON.stringify({ log_level: "warn", default: { cluster } });
 
@@ -31,18 +23,18 @@ describe("tls_inspector", () => {
   it("the filter routes by the SNI of a real TLS ClientHello", async () => {
     const config = bootstrap(
       [wasmFilter(FILTER_WASM, JSON.stringify({ rules: [{ match: { server_names: ["*.b.example"] }, action: { cluster: "b" } }], default: { cluster: "a" } })), tcpProxy("a")],
-      [staticCluster("a", a.port), staticCluster("b", b.port)],
+      [staticCluster("a", serverPort(0)), staticCluster("b", serverPort(1))],
       { listener_filters: [{ name: "envoy.filters.listener.tls_inspector", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" } }] },
     );
     const runner = await startRunner(config);
     try {
-      const before = b.accepted;
+      const before = servers[1]!.accepted;
       // The tag server is not TLS, so the handshake fails; what counts is where the bytes went.
       const socket = tlsConnect({ port: runner.listenerPort("main"), host: "127.0.0.1", servername: "api.b.example", rejectUnauthorized: false });
       socket.on("error", () => undefined);
-      for (let i = 0; i < 100 && b.accepted === before; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      for (let i = 0; i < 100 && servers[1]!.accepted === before; i++) await new Promise((resolve) => setTimeout(resolve, 20));
       socket.destroy();
-      assert.equal(b.accepted, before + 1);
+      assert.equal(servers[1]!.accepted, before + 1);
       // Plain TCP (no ClientHello) goes on with no SNI.
       assert.equal((await exchange(runner.listenerPort("main"), "plain")).reply, "a:plain");
     } finally {
@@ -53,7 +45,7 @@ describe("tls_inspector", () => {
 
 describe("reload and drain", () => {
   it("a valid new configuration takes new connections while an open one finishes on the old", async () => {
-    const runner = await startRunner(bootstrap([wasmFilter(FILTER_WASM, policy("a")), tcpProxy("a")], [staticCluster("a", a.port), staticCluster("b", b.port)]));
+    const runner = await startRunner(bootstrap([wasmFilter(FILTER_WASM, policy("a")), tcpProxy("a")], [staticCluster("a", serverPort(0)), staticCluster("b", serverPort(1))]));
     try {
       const port = runner.listenerPort("main");
       const open = netConnect({ port, host: "127.0.0.1", allowHalfOpen: true });
@@ -61,7 +53,7 @@ describe("reload and drain", () => {
       open.on("data", (chunk: Buffer) => chunks.push(chunk));
       await once(open, "connect");
       open.write("old ");
-      const reloaded = bootstrap([wasmFilter(FILTER_WASM, policy("b")), tcpProxy("a")], [staticCluster("a", a.port), staticCluster("b", b.port)]) as
+      const reloaded = bootstrap([wasmFilter(FILTER_WASM, policy("b")), tcpProxy("a")], [staticCluster("a", serverPort(0)), staticCluster("b", serverPort(1))]) as
         { static_resources: { listeners: { address: { socket_address: { port_value: number } } }[] } };
       reloaded.static_resources.listeners[0]!.address.socket_address.port_value = port;
       await runner.reload(toRunnerConfig(reloaded, "reloaded.yaml"));
@@ -75,10 +67,10 @@ describe("reload and drain", () => {
   });
 
   it("an invalid new configuration is refused and the old one keeps serving", async () => {
-    const runner = await startRunner(bootstrap([wasmFilter(FILTER_WASM, policy("a")), tcpProxy("a")], [staticCluster("a", a.port)]));
+    const runner = await startRunner(bootstrap([wasmFilter(FILTER_WASM, policy("a")), tcpProxy("a")], [staticCluster("a", serverPort(0))]));
     try {
       const port = runner.listenerPort("main");
-      const broken = bootstrap([wasmFilter(FILTER_WASM, "{\"rules\": [1]}"), tcpProxy("a")], [staticCluster("a", a.port)]);
+      const broken = bootstrap([wasmFilter(FILTER_WASM, "{\"rules\": [1]}"), tcpProxy("a")], [staticCluster("a", serverPort(0))]);
       await assert.rejects(runner.reload(toRunnerConfig(broken, "broken.yaml")), /rules\[0\]: must be an object/);
       assert.equal((await exchange(port, "still")).reply, "a:still");
     } finally {
@@ -87,7 +79,7 @@ describe("reload and drain", () => {
   });
 
   it("drain stops accepting, lets an open connection finish, then closes what is left at the deadline", async () => {
-    const runner = await startRunner(bootstrap([tcpProxy("a")], [staticCluster("a", a.port)]));
+    const runner = await startRunner(bootstrap([tcpProxy("a")], [staticCluster("a", serverPort(0))]));
     const port = runner.listenerPort("main");
     const open = netConnect({ port, host: "127.0.0.1", allowHalfOpen: true });
     open.on("error", () => undefined);
@@ -101,7 +93,7 @@ describe("reload and drain", () => {
     await draining;
     assert.equal(Buffer.concat(chunks).toString(), "a:finishing");
 
-    const second = await startRunner(bootstrap([tcpProxy("a")], [staticCluster("a", a.port)]));
+    const second = await startRunner(bootstrap([tcpProxy("a")], [staticCluster("a", serverPort(0))]));
     const stuck = netConnect({ port: second.listenerPort("main"), host: "127.0.0.1" });
     stuck.on("error", () => undefined);
     await once(stuck, "connect");
@@ -116,7 +108,7 @@ describe("command line", () => {
   it("wasmerang run reloads on SIGHUP (refusing a broken file) and drains on SIGTERM", async () => {
     const dir = mkdtempSync(join(tmpdir(), "wasmerang-cli-"));
     const file = join(dir, "envoy.yaml");
-    writeFileSync(file, stringify(bootstrap([wasmFilter(FILTER_WASM, policy("a")), tcpProxy("a")], [staticCluster("a", a.port), staticCluster("b", b.port)])));
+    writeFileSync(file, stringify(bootstrap([wasmFilter(FILTER_WASM, policy("a")), tcpProxy("a")], [staticCluster("a", serverPort(0)), staticCluster("b", serverPort(1))])));
     const child = spawn(process.execPath, [join(REPO, "build/src/cli.js"), "run", "-c", file, "--log-format", "json", "--wasm-log-level", "warn"]);
     let output = "";
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -134,7 +126,7 @@ describe("command line", () => {
       assert.equal((await exchange(port, "2")).reply, "a:2");
       // Same port as before, so that the listener is kept.
       writeFileSync(file, stringify(bootstrap([wasmFilter(FILTER_WASM, policy("b")), tcpProxy("a")],
-        [staticCluster("a", a.port), staticCluster("b", b.port)], { address: { socket_address: { address: "127.0.0.1", port_value: port } } })));
+        [staticCluster("a", serverPort(0)), staticCluster("b", serverPort(1))], { address: { socket_address: { address: "127.0.0.1", port_value: port } } })));
       child.kill("SIGHUP");
       await waitFor(/configuration reloaded/);
       assert.equal((await exchange(port, "3")).reply, "b:3");

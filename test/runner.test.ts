@@ -5,29 +5,20 @@ import { readFileSync, mkdtempSync } from "node:fs";
 import { connect, createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { toRunnerConfig, ConfigError } from "../src/envoy/load.js";
 import { FILTER_WASM } from "./helpers.js";
 import {
-  adminGet, bootstrap, exchange, startRunner, startTagServer, staticCluster, tcpProxy, wasmFilter, type TagServer,
+  adminGet, bootstrap, exchange, startRunner, staticCluster, tagServers, tcpProxy, wasmFilter,
 } from "./net-helpers.js";
 
 describe("runner routes with the project's filter", () => {
-  let router1: TagServer;
-  let router2: TagServer;
-  before(async () => {
-    router1 = await startTagServer("r1");
-    router2 = await startTagServer("r2");
-  });
-  after(async () => {
-    await router1.close();
-    await router2.close();
-  });
+  const routers = tagServers("r1", "r2");
 
   it("clients with even and odd source addresses reach different egress clusters; admin shows the counts", async () => {
     const runner = await startRunner(bootstrap(
       [wasmFilter(FILTER_WASM, "standalone"), tcpProxy("egress-router1")],
-      [staticCluster("egress-router1", router1.port), staticCluster("egress-router2", router2.port)],
+      [staticCluster("egress-router1", routers[0]!.port), staticCluster("egress-router2", routers[1]!.port)],
     ));
     try {
       const port = runner.listenerPort("main");
@@ -44,7 +35,7 @@ describe("runner routes with the project's filter", () => {
       const prometheus = (await adminGet(runner, "/stats/prometheus")).body;
       assert.match(prometheus, /^envoy_cluster_upstream_cx_total\{envoy_cluster_name="egress-router2"\} 2$/m);
       assert.match(prometheus, /^wasmerang_routed 4$/m);
-      assert.match((await adminGet(runner, "/clusters")).body, new RegExp(`^egress-router1::127\\.0\\.0\\.1:${router1.port}::health_flags::healthy$`, "m"));
+      assert.match((await adminGet(runner, "/clusters")).body, new RegExp(`^egress-router1::127\\.0\\.0\\.1:${routers[0]!.port}::health_flags::healthy$`, "m"));
       assert.deepEqual(await adminGet(runner, "/ready"), { status: 200, body: "LIVE\n" });
     } finally {
       await runner.close();
@@ -61,7 +52,7 @@ describe("runner routes with the project's filter", () => {
           weighted_clusters: { clusters: [{ name: "egress-router2", weight: 1 }] },
         },
       }],
-      [staticCluster("egress-router1", router1.port), staticCluster("egress-router2", router2.port)],
+      [staticCluster("egress-router1", routers[0]!.port), staticCluster("egress-router2", routers[1]!.port)],
     ));
     try {
       assert.equal((await exchange(runner.listenerPort("main"), "x", "127.0.0.10")).reply, "r2:x");
@@ -78,7 +69,7 @@ describe("runner routes with the project's filter", () => {
         access_log: [{ name: "file", typed_config: { "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", path: logPath,
           log_format: { text_format_source: { inline_string: "%DOWNSTREAM_REMOTE_ADDRESS% %UPSTREAM_CLUSTER% %RESPONSE_FLAGS% %BYTES_RECEIVED%\n" } } } }],
       })],
-      [staticCluster("egress-router1", router1.port)],
+      [staticCluster("egress-router1", routers[0]!.port)],
     ));
     try {
       const { closedEmpty } = await exchange(runner.listenerPort("main"), "x", "127.0.0.20");
@@ -106,7 +97,7 @@ describe("runner routes with the project's filter", () => {
   });
 
   it("half-close is propagated both ways", async () => {
-    const runner = await startRunner(bootstrap([tcpProxy("egress-router1")], [staticCluster("egress-router1", router1.port)]));
+    const runner = await startRunner(bootstrap([tcpProxy("egress-router1")], [staticCluster("egress-router1", routers[0]!.port)]));
     try {
       // The tag server answers only after it sees the client's FIN through the proxy.
       assert.equal((await exchange(runner.listenerPort("main"), "half")).reply, "r1:half");
@@ -116,7 +107,7 @@ describe("runner routes with the project's filter", () => {
   });
 
   it("idle_timeout closes a silent connection and counts it", async () => {
-    const runner = await startRunner(bootstrap([tcpProxy("egress-router1", { idle_timeout: "0.2s" })], [staticCluster("egress-router1", router1.port)]));
+    const runner = await startRunner(bootstrap([tcpProxy("egress-router1", { idle_timeout: "0.2s" })], [staticCluster("egress-router1", routers[0]!.port)]));
     try {
       const socket = connect({ port: runner.listenerPort("main"), host: "127.0.0.1" });
       socket.on("error", () => undefined);

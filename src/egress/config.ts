@@ -6,12 +6,16 @@ import { Allowlist } from "./allowlist.js";
 
 export interface EgressSettings {
   listen: Endpoint;
+  /** CIDR:PORTS rules; nothing is allowed by default. */
   allow: string[];
+  /** Admin endpoint (stats); loopback unless asked otherwise. */
   admin?: Endpoint;
   headerTimeoutMs: number;
   connectTimeoutMs: number;
   maxConnections: number;
+  /** Access log file, "-" for stdout. */
   accessLog?: string;
+  /** Local address for connections to destinations (the router's egress IP). */
   bindAddress?: string;
 }
 

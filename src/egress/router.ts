@@ -9,20 +9,11 @@ import { formatEndpoint, type Endpoint } from "../host/properties.js";
 import { AdminServer, type AdminSource, type StatSample } from "../runner/admin.js";
 import { StatsStore, type Counter } from "../runner/stats.js";
 import type { Allowlist } from "./allowlist.js";
+import type { EgressSettings } from "./config.js";
 import { decodeProxyHeader, TLV } from "./proxy-protocol.js";
 
-export interface EgressOptions {
-  listen: Endpoint;
+export interface EgressOptions extends Omit<EgressSettings, "allow"> {
   allowlist: Allowlist;
-  /** Admin endpoint (stats); loopback unless asked otherwise. */
-  admin?: Endpoint;
-  headerTimeoutMs: number;
-  connectTimeoutMs: number;
-  maxConnections: number;
-  /** Access log file, "-" for stdout. */
-  accessLog?: string;
-  /** Local address for connections to destinations (the router's egress IP). */
-  bindAddress?: string;
   logger: Logger;
 }
 
