@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { FilterHarness } from "../src/host/harness.js";
 import { buildThirdPartyModule, type ThirdPartyMode } from "./fixtures/third-party-module.js";
 import { adminGet, bootstrap, exchange, startRunner, staticCluster, tagServers, tcpProxy, wasmFilter } from "./net-helpers.js";
 
@@ -64,5 +65,22 @@ describe("other modules in the runner", () => {
     } finally {
       await runner.close();
     }
+  });
+});
+
+describe("host services", () => {
+  it("tick timers and shared data work for a module that asks for them", async () => {
+    const filter = await FilterHarness.load({ module: await buildThirdPartyModule("tick"), configuration: "" });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const ticks = filter.metric("ticks") ?? 0n;
+      assert.ok(ticks >= 3n && ticks <= 12n, `${ticks} ticks in 200 ms at a 20 ms period`);
+      assert.equal(filter.sharedData("k")?.toString(), "v");
+    } finally {
+      filter.close();
+    }
+    const after = filter.metric("ticks");
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    assert.equal(filter.metric("ticks"), after, "closing the plugin stops the timer");
   });
 });

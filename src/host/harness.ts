@@ -119,6 +119,11 @@ export class FilterHarness {
     this.plugin.checkConfiguration(Buffer.from(configuration));
   }
 
+  /** A value the module stored with proxy_set_shared_data. */
+  sharedData(key: string): Buffer | undefined {
+    return this.plugin.sharedData(key);
+  }
+
   /** Current value of a metric the module defined, by name. */
   metric(name: string): bigint | undefined {
     return this.plugin.metrics.byMetricName(name)?.value;

@@ -95,6 +95,10 @@ export class Plugin {
     return this.compiled.abiVersion;
   }
 
+  sharedData(key: string): Buffer | undefined {
+    return this.shared.get(key)?.value;
+  }
+
   exports(name: string): boolean {
     return this.compiled.exports.has(name);
   }
