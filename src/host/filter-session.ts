@@ -88,10 +88,10 @@ export abstract class FilterSession extends BaseHostContext {
   }
 
   /** Calls into the module unless bypassed; a trap applies the failure policy. */
-  protected invoke(name: string, fallback: number, ...args: number[]): number {
+  protected invoke(name: string, fallback: number, a = 0, b = 0, c = 0): number {
     if (this.bypassed || this.active === undefined) return fallback;
     try {
-      return this.active.vm.call(this, name, fallback, ...args);
+      return this.active.vm.call(this, name, fallback, a, b, c);
     } catch (error) {
       if (!(error instanceof WasmTrap)) throw error;
       this.plugin.trapped(error, name);

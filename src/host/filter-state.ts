@@ -50,8 +50,22 @@ export interface FilterStateWrite {
   value?: string;
 }
 
+/** Filters send the same few messages again and again (one per cluster): decode each once. */
+const MAX_CACHED = 1024;
+const cache = new Map<string, FilterStateWrite>();
+
 /** Decodes and checks one call; the caller stores key=value when status is Ok. */
 export function decodeFilterStateWrite(args: Uint8Array): FilterStateWrite {
+  const key = Buffer.from(args.buffer, args.byteOffset, args.byteLength).toString("latin1");
+  let write = cache.get(key);
+  if (write === undefined) {
+    write = decode(args);
+    if (cache.size < MAX_CACHED) cache.set(key, write);
+  }
+  return write;
+}
+
+function decode(args: Uint8Array): FilterStateWrite {
   let decoded: DecodedArguments;
   try {
     decoded = ArgumentsType.toObject(ArgumentsType.decode(args), { defaults: true }) as DecodedArguments;

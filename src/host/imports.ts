@@ -213,10 +213,13 @@ export function createImports(host: AbiHost): Record<string, Record<string, Host
     return WasmResult.Ok;
   } };
   for (const [name, fn] of Object.entries(proxy)) {
-    restricted[name] = (...args: never[]) => {
+    // Fixed parameters rather than rest arguments: these wrappers are on the per-connection path,
+    // and the longest ABI call (proxy_grpc_call) takes 12 arguments.
+    const call = fn as (...args: unknown[]) => number | bigint | void;
+    restricted[name] = ((a: never, b: never, c: never, d: never, e: never, f: never, g: never, h: never, i: never, j: never, k: never, l: never) => {
       if (host.restricted) throw new RestrictedCallError(`${name} called while the VM starts; only proxy_log and WASI are allowed then`);
-      return fn(...args);
-    };
+      return call(a, b, c, d, e, f, g, h, i, j, k, l);
+    }) as HostFunction;
   }
 
   const wasi = createWasi(host);

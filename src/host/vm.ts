@@ -121,14 +121,14 @@ export class WasmVm implements AbiHost {
    * Calls an export with `context` as the effective context. Returns `fallback` when the module
    * does not export it (Envoy skips missing callbacks). Any exception fails the VM.
    */
-  call(context: HostContext, name: string, fallback: number, ...args: number[]): number {
+  call(context: HostContext, name: string, fallback: number, a = 0, b = 0, c = 0, d = 0, e = 0): number {
     if (this.failure !== undefined) throw new WasmTrap(this.failure);
     const fn = this.exports[name];
     if (fn === undefined) return fallback;
     const previous = this.current;
     this.current = context;
     try {
-      return (fn(...args) ?? fallback) >>> 0;
+      return (fn(a, b, c, d, e) ?? fallback) >>> 0;
     } catch (error) {
       this.failure = `${name} trapped: ${(error as Error).message}`;
       throw new WasmTrap(this.failure);
