@@ -31,7 +31,9 @@ function readString(path: ArrayBuffer): string {
 }
 
 export class Router {
-  private readonly encoded: Map<string, ArrayBuffer> = new Map();
+  /** Index into `encodings` by cluster name (a Map of u32 like the stats', to share its code). */
+  private readonly encodedIndex: Map<string, u32> = new Map();
+  private readonly encodings: ArrayBuffer[] = [];
   /** The PROXY header the last routed connection must send first, if the policy asks for one. */
   pendingHeader: ArrayBuffer | null = null;
 
@@ -144,9 +146,12 @@ export class Router {
   }
 
   private argumentsFor(cluster: string): ArrayBuffer {
-    if (this.encoded.has(cluster)) return this.encoded.get(cluster);
+    if (this.encodedIndex.has(cluster)) return this.encodings[this.encodedIndex.get(cluster)];
     const args = encodeFilterState(FILTER_STATE_TCP_PROXY_CLUSTER, cluster);
-    if (this.encoded.size < MAX_CACHED_CLUSTERS) this.encoded.set(cluster, args);
+    if (this.encodings.length < MAX_CACHED_CLUSTERS) {
+      this.encodedIndex.set(cluster, this.encodings.length);
+      this.encodings.push(args);
+    }
     return args;
   }
 }
