@@ -80,6 +80,8 @@ function get(runner: Runner, path: string, options: { source?: string; host?: st
   });
 }
 
+const policy = (cluster: string) => JSON.stringify({ log_level: "warn", default: { cluster } });
+
 const POLICY = JSON.stringify({
   log_level: "warn",
   http: { reject_status: 451, reject_body: "not here\n" },
@@ -165,6 +167,18 @@ describe("HTTP through the runner", () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.match(readFileSync(logPath, "utf8"), /^GET \/x HTTP\/1\.1 200 - egress-router1$/m);
     assert.match(readFileSync(logPath, "utf8"), /^GET \/admin\/users HTTP\/1\.1 451 - -$/m);
+  });
+
+  it("body callbacks: a module appends to the request and the response bodies at end of stream", async () => {
+    const module = join(dir, "http-body.wasm");
+    writeFileSync(module, await buildThirdPartyModule("http-body"));
+    const bodies = await startRunner(httpBootstrap([httpWasm(module, ""), httpWasm(FILTER_WASM, policy("egress-router1"))],
+      [staticCluster("egress-router1", one.port)]));
+    try {
+      assert.equal((await get(bodies, "/b", { body: "payload" })).body, "router1 POST /b cluster=egress-router1 body=payload!?");
+    } finally {
+      await bodies.close();
+    }
   });
 
   it("a third-party-style HTTP module (headers only) loads and routes", async () => {

@@ -7,6 +7,7 @@
 // does not exist, Envoy will return a 404 response").
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import type { Readable, Writable } from "node:stream";
 import type { Logger } from "pino";
 import type { HttpConfig, HttpRoute, VirtualHost } from "../envoy/model.js";
 import type { HeaderPairs } from "../host/context.js";
@@ -48,6 +49,27 @@ function routeMatches(route: HttpRoute, path: string, headers: HeaderPairs): boo
     if (present || exact === undefined) return value !== undefined;
     return value === exact;
   });
+}
+
+/**
+ * Streams a body through the filters' body callbacks (each chunk, then an empty end_of_stream
+ * call), writing what they leave. A filter that pauses on a body chunk is not supported here:
+ * its chunk goes on (Envoy would buffer it).
+ */
+function relayBody(from: Readable, to: Writable, sessions: readonly HttpFilterSession[],
+  callback: (session: HttpFilterSession, data: Buffer, endOfStream: boolean) => { data: Buffer }): void {
+  const pass = (chunk: Buffer, endOfStream: boolean): Buffer => {
+    let data = chunk;
+    for (const session of sessions) data = callback(session, data, endOfStream).data;
+    return data;
+  };
+  from.on("data", (chunk: Buffer) => {
+    if (!to.write(pass(chunk, false))) {
+      from.pause();
+      to.once("drain", () => from.resume());
+    }
+  });
+  from.on("end", () => to.end(pass(Buffer.alloc(0), true)));
 }
 
 interface HttpStats {
@@ -179,9 +201,12 @@ export class HttpProxy {
       return reply(503, "no healthy upstream", "UH");
     }
     upstreamHost = formatEndpoint(host);
+    // Body callbacks may change a body's length: such bodies are sent chunked, without content-length.
+    const bodyFilters = sessions.filter((session) => session.wantsBodies);
+    const dropped = (name: string) => name.startsWith(":") || HOP_BY_HOP.has(name) || (bodyFilters.length > 0 && name === "content-length");
     const outgoing: Record<string, string | string[]> = { host: get(":authority") ?? "" };
     for (const [name, value] of headers) {
-      if (name.startsWith(":") || HOP_BY_HOP.has(name)) continue;
+      if (dropped(name)) continue;
       const previous = outgoing[name];
       outgoing[name] = previous === undefined ? value : [...(Array.isArray(previous) ? previous : [previous]), value];
     }
@@ -207,9 +232,11 @@ export class HttpProxy {
       }
       for (const session of [...sessions].reverse()) session.onResponseHeaders(responseHeaders, false);
       const status = Number(responseHeaders.find(([name]) => name === ":status")?.[1] ?? 502);
-      response.writeHead(status, responseHeaders.filter(([name]) => !name.startsWith(":") && !HOP_BY_HOP.has(name)).flat());
-      upstreamResponse.pipe(response);
+      response.writeHead(status, responseHeaders.filter(([name]) => !dropped(name)).flat());
+      if (bodyFilters.length === 0) upstreamResponse.pipe(response);
+      else relayBody(upstreamResponse, response, [...bodyFilters].reverse(), (session, data, end) => session.onResponseBody(data, end));
     });
-    request.pipe(upstream);
+    if (bodyFilters.length === 0) request.pipe(upstream);
+    else relayBody(request, upstream, bodyFilters, (session, data, end) => session.onRequestBody(data, end));
   }
 }
