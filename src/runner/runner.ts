@@ -3,7 +3,7 @@
 // reload that fails leaves the running generation serving; open connections finish on the
 // generation they started with.
 import { readFile } from "node:fs/promises";
-import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { createServer, isIPv6, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
 import type { ListenerConfig, RunnerConfig, WasmPluginConfig } from "../envoy/model.js";
 import type { LogLevelName } from "../host/abi.js";
@@ -137,7 +137,8 @@ export class Runner implements AdminSource {
       const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(config.name, socket));
       await new Promise<void>((resolve, reject) => {
         server.once("error", (error) => reject(new Error(`listener '${config.name}' cannot bind ${config.address.address}:${config.address.port}: ${error.message}`)));
-        server.listen(config.address.port, config.address.address, () => resolve());
+        // Envoy binds IPv6 listeners IPv6-only unless socket_address.ipv4_compat (not supported here).
+        server.listen({ port: config.address.port, host: config.address.address, ipv6Only: isIPv6(config.address.address) }, () => resolve());
       });
       this.listeners.set(config.name, { config, server });
       this.options.logger.info(`listener '${config.name}' on ${config.address.address}:${(server.address() as AddressInfo).port}`);
