@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `wasmerang` command: thin wrappers over the library (runner, validator, egress router, demo).
+import { watch } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { loadRunnerConfig, validateFile, ConfigError } from "./envoy/load.js";
 import { LOG_LEVEL_NAMES, type LogLevelName } from "./host/abi.js";
@@ -30,15 +31,25 @@ export function buildProgram(): Command {
     .description("serve an Envoy v3 bootstrap YAML on this machine (listeners, Wasm network filters, tcp_proxy, clusters, admin)")
     .requiredOption("-c, --config <file>", "Envoy bootstrap YAML")
     .addOption(new Option("--wasm-log-level <level>", "lowest level of Wasm module logs shown").choices([...LOG_LEVEL_NAMES]).default("info"))
-    .option("--drain-time <duration>", "on SIGTERM, how long open connections may finish", duration, 10_000))
-    .action(async (options: { config: string; logLevel: string; logFormat: LogFormat; wasmLogLevel: LogLevelName; drainTime: number }) => {
+    .option("--drain-time <duration>", "on SIGTERM, how long open connections may finish", duration, 10_000)
+    .option("--watch", "reload when the configuration file changes (as SIGHUP does)"))
+    .action(async (options: { config: string; logLevel: string; logFormat: LogFormat; wasmLogLevel: LogLevelName; drainTime: number; watch?: boolean }) => {
       const logger = createLogger(options.logLevel, options.logFormat);
       const runner = await Runner.start(await loadRunnerConfig(options.config), { logger, wasmLogLevel: options.wasmLogLevel });
-      process.on("SIGHUP", () => {
+      const reload = () => {
         loadRunnerConfig(options.config)
           .then((config) => runner.reload(config))
           .catch((error: Error) => logger.error(`reload refused, the running configuration keeps serving: ${error.message}`));
-      });
+      };
+      process.on("SIGHUP", reload);
+      if (options.watch) {
+        // Editors write files in several steps: reload once the file has been quiet for a moment.
+        let quiet: NodeJS.Timeout | undefined;
+        watch(options.config, () => {
+          clearTimeout(quiet);
+          quiet = setTimeout(reload, 200);
+        });
+      }
       const stop = (signal: string) => {
         logger.info(`${signal}: draining for up to ${options.drainTime} ms`);
         void runner.drain(options.drainTime).then(() => process.exit(0));

@@ -105,6 +105,26 @@ describe("reload and drain", () => {
 });
 
 describe("command line", () => {
+  it("wasmerang run --watch reloads when the file changes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "wasmerang-watch-"));
+    const file = join(dir, "envoy.yaml");
+    writeFileSync(file, stringify(bootstrap([wasmFilter(FILTER_WASM, policy("a")), tcpProxy("a")], [staticCluster("a", serverPort(0)), staticCluster("b", serverPort(1))])));
+    const child = spawn(process.execPath, [join(REPO, "build/src/cli.js"), "run", "-c", file, "--watch", "--log-format", "json", "--wasm-log-level", "warn"]);
+    let output = "";
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      for (let i = 0; i < 200 && !/listener 'main' on/.test(output); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+      const port = Number(/listener 'main' on 127\.0\.0\.1:(\d+)/.exec(output)![1]);
+      writeFileSync(file, stringify(bootstrap([wasmFilter(FILTER_WASM, policy("b")), tcpProxy("a")],
+        [staticCluster("a", serverPort(0)), staticCluster("b", serverPort(1))], { address: { socket_address: { address: "127.0.0.1", port_value: port } } })));
+      for (let i = 0; i < 200 && !/configuration reloaded/.test(output); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+      assert.match(output, /configuration reloaded/);
+      assert.equal((await exchange(port, "w")).reply, "b:w");
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
   it("wasmerang run reloads on SIGHUP (refusing a broken file) and drains on SIGTERM", async () => {
     const dir = mkdtempSync(join(tmpdir(), "wasmerang-cli-"));
     const file = join(dir, "envoy.yaml");
