@@ -57,10 +57,13 @@ describe("reload and drain", () => {
         { static_resources: { listeners: { address: { socket_address: { port_value: number } } }[] } };
       reloaded.static_resources.listeners[0]!.address.socket_address.port_value = port;
       await runner.reload(toRunnerConfig(reloaded, "reloaded.yaml"));
+      assert.equal(runner.retiredGenerations, 1, "the old configuration stays while its connection is open");
       assert.equal((await exchange(port, "new")).reply, "b:new");
       open.end("connection");
       await once(open, "close");
       assert.equal(Buffer.concat(chunks).toString(), "a:old connection");
+      for (let i = 0; i < 50 && runner.retiredGenerations > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.equal(runner.retiredGenerations, 0, "and is released when that connection ends");
     } finally {
       await runner.close();
     }

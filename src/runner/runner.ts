@@ -28,6 +28,15 @@ interface Generation {
   runtimes: Map<string, ListenerRuntime>;
   clusters: Map<string, Cluster>;
   plugins: Plugin[];
+  /** Connections accepted on this generation and still open. */
+  open: number;
+}
+
+/** Frees what a generation holds: tick timers, DNS refreshes, access-log files. */
+function dispose(generation: Generation): void {
+  for (const plugin of generation.plugins) plugin.close();
+  for (const cluster of generation.clusters.values()) cluster.stop();
+  for (const runtime of generation.runtimes.values()) runtime.close();
 }
 
 interface ActiveListener {
@@ -44,7 +53,8 @@ export class Runner implements AdminSource {
   private readonly sockets = new Set<Socket>();
   private admin: AdminServer | undefined;
   private draining = false;
-  private readonly retired: Generation[] = [];
+  /** Replaced generations that still have open connections; disposed when the last one closes. */
+  private readonly retired = new Set<Generation>();
 
   private constructor(private readonly options: RunnerOptions) {}
 
@@ -118,7 +128,7 @@ export class Runner implements AdminSource {
           throw error;
         }
       }
-      return { config, runtimes, clusters, plugins };
+      return { config, runtimes, clusters, plugins, open: 0 };
     } catch (error) {
       for (const plugin of plugins) plugin.close();
       for (const cluster of clusters.values()) cluster.stop();
@@ -157,8 +167,13 @@ export class Runner implements AdminSource {
       socket.destroy();
       return;
     }
+    const generation = this.generation;
+    generation.open++;
     this.sockets.add(socket);
-    socket.once("close", () => this.sockets.delete(socket));
+    socket.once("close", () => {
+      this.sockets.delete(socket);
+      if (--generation.open === 0 && this.retired.delete(generation)) dispose(generation);
+    });
     new ProxyConnection(runtime, socket);
   }
 
@@ -171,6 +186,11 @@ export class Runner implements AdminSource {
 
   get adminPort(): number | undefined {
     return this.admin?.port;
+  }
+
+  /** Replaced configurations still serving open connections. */
+  get retiredGenerations(): number {
+    return this.retired.size;
   }
 
   get activeConnections(): number {
@@ -186,10 +206,11 @@ export class Runner implements AdminSource {
       await this.openListeners();
     } catch (error) {
       this.generation = previous;
-      for (const plugin of next.plugins) plugin.close();
+      dispose(next);
       throw error;
     }
-    this.retired.push(previous);
+    if (previous.open === 0) dispose(previous);
+    else this.retired.add(previous);
     this.options.logger.info(`configuration reloaded from ${config.source}`);
   }
 
@@ -210,11 +231,9 @@ export class Runner implements AdminSource {
     for (const socket of this.sockets) socket.destroy();
     await this.admin?.close();
     for (const generation of [this.generation, ...this.retired]) {
-      if (generation === undefined) continue;
-      for (const plugin of generation.plugins) plugin.close();
-      for (const cluster of generation.clusters.values()) cluster.stop();
-      for (const runtime of generation.runtimes.values()) runtime.close();
+      if (generation !== undefined) dispose(generation);
     }
+    this.retired.clear();
   }
 
   // ---- AdminSource ---------------------------------------------------------------------------
