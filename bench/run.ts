@@ -14,8 +14,21 @@ const dir = mkdtempSync(join(tmpdir(), "wasmerang-bench-"));
 const children: ChildProcess[] = [];
 process.on("exit", () => children.forEach((child) => child.kill("SIGKILL")));
 
-function start(command: string, args: string[]): { child: ChildProcess; output: () => string } {
-  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+/**
+ * With two or more cores, each proxy gets core 0 to itself and the load generator and backend
+ * share core 1, so that HAProxy (one thread) and the runner (one event loop) are measured alike
+ * and the runs are steadier. Without taskset, processes run where the scheduler puts them.
+ */
+const PINNING = cpus().length >= 2 && spawnSync("taskset", ["-c", "0", "true"]).status === 0;
+const PROXY_CORE = "0";
+const LOAD_CORE = "1";
+
+function pinned(core: string, command: string, args: string[]): [string, string[]] {
+  return PINNING ? ["taskset", ["-c", core, command, ...args]] : [command, args];
+}
+
+function start(core: string, command: string, args: string[]): { child: ChildProcess; output: () => string } {
+  const child = spawn(...pinned(core, command, args), { stdio: ["ignore", "pipe", "pipe"] });
   children.push(child);
   let output = "";
   child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -43,7 +56,7 @@ async function freePort(): Promise<number> {
 const TSX = ["--import", "tsx"];
 
 function loadgen(mode: string, port: number, options: object): Record<string, number> {
-  const result = spawnSync(process.execPath, [...TSX, "bench/loadgen.ts", mode, String(port), JSON.stringify(options)], { encoding: "utf8", timeout: 120_000 });
+  const result = spawnSync(...pinned(LOAD_CORE, process.execPath, [...TSX, "bench/loadgen.ts", mode, String(port), JSON.stringify(options)]), { encoding: "utf8", timeout: 120_000 });
   if (result.status !== 0) throw new Error(`loadgen ${mode} :${port} failed: ${result.stderr}`);
   return JSON.parse(result.stdout.trim().split("\n").pop()!) as Record<string, number>;
 }
@@ -72,7 +85,7 @@ function runnerConfig(backends: Backends): string {
 }
 
 async function startRunner(backends: Backends): Promise<Backends> {
-  const runner = start(process.execPath, ["build/src/cli.js", "run", "-c", runnerConfig(backends), "--log-format", "json", "--wasm-log-level", "warn"]);
+  const runner = start(PROXY_CORE, process.execPath, ["build/src/cli.js", "run", "-c", runnerConfig(backends), "--log-format", "json", "--wasm-log-level", "warn"]);
   const ports: Partial<Backends> = {};
   await waitFor(() => {
     for (const match of runner.output().matchAll(/listener '(\w+)' on 127\.0\.0\.1:(\d+)/g)) ports[match[1] as keyof Backends] = Number(match[2]);
@@ -97,14 +110,14 @@ ${(["sink", "rr", "echo"] as const).map((name) => `listen ${name}
   bind 127.0.0.1:${ports[name]}
   server backend 127.0.0.1:${backends[name]}
 `).join("")}`);
-  const haproxy = start("haproxy", ["-db", "-f", file]);
+  const haproxy = start(PROXY_CORE, "haproxy", ["-db", "-f", file]);
   await new Promise((resolve) => setTimeout(resolve, 500));
   if (haproxy.child.exitCode !== null) throw new Error(`haproxy did not start: ${haproxy.output()}`);
   return ports;
 }
 
 async function startEgress(): Promise<number> {
-  const egress = start(process.execPath, ["build/src/cli.js", "egress", "--listen", "127.0.0.1:0", "--allow", "127.0.0.1/32:*",
+  const egress = start(PROXY_CORE, process.execPath, ["build/src/cli.js", "egress", "--listen", "127.0.0.1:0", "--allow", "127.0.0.1/32:*",
     "--max-connections", "100000", "--log-level", "info", "--log-format", "json"]);
   return waitFor(() => {
     const match = /egress router on 127\.0\.0\.1:(\d+)/.exec(egress.output());
@@ -138,7 +151,7 @@ function pretty(metric: string, value: number): string {
 
 async function main(): Promise<void> {
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? "?"}, Node ${process.version}`;
-  console.log(`Wasmerang benchmarks on ${machine}\n`);
+  console.log(`Wasmerang benchmarks on ${machine}${PINNING ? "; proxies pinned to core 0, load generator and backend to core 1" : ""}\n`);
 
   console.log("Filter cost per connection (in-process host on V8: context create, new connection, close, done, delete)");
   const costs = await filterCosts(50_000);
@@ -148,7 +161,7 @@ async function main(): Promise<void> {
   console.log(`\nModule size: ${memory.moduleBytes} bytes (target ≤ 21504)`);
   console.log(`Linear memory after 10^4 / 10^5 / 10^6 connections: ${Object.values(memory.memoryAfter).map((b) => `${b / 1024} KiB`).join(" / ")}\n`);
 
-  const backend = start(process.execPath, [...TSX, "bench/backend.ts"]);
+  const backend = start(LOAD_CORE, process.execPath, [...TSX, "bench/backend.ts"]);
   const backends = await waitFor(() => {
     const line = backend.output().split("\n").find((l) => l.startsWith("{"));
     return line === undefined ? undefined : (JSON.parse(line) as Backends);
@@ -183,7 +196,7 @@ async function main(): Promise<void> {
     console.log(`  ${scenario.name.padEnd(32)}${targets.map(([name]) => pretty(scenario.metric, values[name]!).padStart(15)).join("")}   ${ratio}`);
   }
 
-  const results = { date: new Date().toISOString(), machine, filter: { costs, memory }, proxies: proxyResults };
+  const results = { date: new Date().toISOString(), machine, pinning: PINNING, filter: { costs, memory }, proxies: proxyResults };
   writeFileSync("bench/results/latest.json", `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync("bench/results/latest.svg", renderChart(proxyResults, SCENARIOS.map((s) => ({ name: s.name, higherIsBetter: s.higherIsBetter }))));
   console.log("\nWrote bench/results/latest.json and bench/results/latest.svg");
