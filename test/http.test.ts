@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { Agent, createServer, request, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -137,6 +137,17 @@ describe("HTTP through the runner", () => {
     assert.equal(first.body, "router1 POST /1 cluster=egress-router1 body=hello body");
     assert.equal(second.body, "router1 GET /2 cluster=egress-router1 body=");
     agent.destroy();
+  });
+
+  it("pipelined requests on one connection are answered in order", async () => {
+    const socket = connect({ port: runner.listenerPort("http"), host: "127.0.0.1", localAddress: "127.0.0.10" });
+    let received = "";
+    socket.on("data", (chunk: Buffer) => (received += chunk.toString()));
+    await once(socket, "connect");
+    socket.write("GET /first HTTP/1.1\r\nHost: a.test\r\n\r\nGET /second HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+    await once(socket, "close");
+    const bodies = [...received.matchAll(/router1 GET (\/\w+) cluster=egress-router1/g)].map((m) => m[1]);
+    assert.deepEqual(bodies, ["/first", "/second"]);
   });
 
   it("a dead upstream answers 503 with UF in the access log", async () => {
