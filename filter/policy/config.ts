@@ -3,7 +3,7 @@
 // docs/policy.md and schema/policy.schema.json. Every error names the field at fault.
 import { parseCidr, Cidr } from "./ip";
 import { JsonKind, JsonParser, JsonValue } from "./json";
-import { asciiLower, parseDecimal } from "./text";
+import { asciiLower, parseNumber } from "./text";
 import {
   ActionKind, ClusterTemplate, Parity, Placeholder, Policy, PortRange, Rule, RuleAction, WeightedCluster,
 } from "./model";
@@ -269,8 +269,8 @@ class PolicyReader {
       this.fail(path, "must be a port number or a range 'LOW-HIGH'");
       return new PortRange(0, 0);
     }
-    const low = this.port(<f64>parseDecimal(text, 0, dash, 5), path);
-    const high = this.port(<f64>parseDecimal(text, dash + 1, text.length, 5), path);
+    const low = this.port(<f64>parseNumber(text, 0, dash, 10, 5), path);
+    const high = this.port(<f64>parseNumber(text, dash + 1, text.length, 10, 5), path);
     if (low > high) this.fail(path, "range '" + text + "' has its low end above its high end");
     return new PortRange(low, high);
   }

@@ -1,4 +1,4 @@
-import { digitValue } from "./text";
+import { parseNumber } from "./text";
 
 // IP addresses as Envoy's properties spell them: `a.b.c.d`, `a.b.c.d:port`, `[v6]:port`, bare v6.
 // Every address is held as 128 bits; IPv4 lives in the IPv4-mapped range ::ffff:0:0/96, so an
@@ -35,18 +35,6 @@ export class Ip {
 export class SocketAddress {
   /** port is -1 when the text had none. */
   constructor(public readonly ip: Ip, public readonly port: i32) {}
-}
-
-/** Parses an unsigned number of at most maxDigits digits spanning the whole range; -1 if invalid. */
-function parseNumber(text: string, start: i32, end: i32, radix: i32, maxDigits: i32): i64 {
-  if (end <= start || end - start > maxDigits) return -1;
-  let value: i64 = 0;
-  for (let i = start; i < end; i++) {
-    const d = digitValue(text.charCodeAt(i), radix);
-    if (d < 0) return -1;
-    value = value * radix + d;
-  }
-  return value;
 }
 
 /** Dotted-quad IPv4 in text[start, end) as a u32, or -1. Leading zeros are refused (ambiguous octal). */

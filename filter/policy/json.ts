@@ -1,7 +1,7 @@
 // A small JSON reader for the plugin configuration. Written by hand because the AssemblyScript
 // JSON libraries need compiler transforms or do not build with 0.28, and this one adds ~3 KB.
 // Errors carry the byte offset so a configure failure can point at the fault.
-import { digitValue, parseDecimal } from "./text";
+import { digitValue, parseNumber } from "./text";
 
 export enum JsonKind {
   Null,
@@ -95,7 +95,7 @@ export class JsonParser {
     if (this.text.charCodeAt(this.at) == 45) this.at++;
     while (this.at < this.text.length && digitValue(this.text.charCodeAt(this.at), 10) >= 0) this.at++;
     const digits = this.text.charCodeAt(start) == 45 ? start + 1 : start;
-    const value = parseDecimal(this.text, digits, this.at, 15);
+    const value = parseNumber(this.text, digits, this.at, 10, 15);
     if (value < 0) return this.fail("expected a whole number");
     const out = new JsonValue();
     out.kind = JsonKind.Number;

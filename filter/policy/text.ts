@@ -27,14 +27,14 @@ export function asciiLower(text: string): string {
   return String.fromCharCodes(out);
 }
 
-/** A whole decimal number in text[start, end) of at most maxDigits digits, or -1. */
-export function parseDecimal(text: string, start: i32, end: i32, maxDigits: i32): i64 {
+/** An unsigned number of at most maxDigits digits spanning text[start, end) exactly; -1 if invalid. */
+export function parseNumber(text: string, start: i32, end: i32, radix: i32, maxDigits: i32): i64 {
   if (end <= start || end - start > maxDigits) return -1;
   let value: i64 = 0;
   for (let i = start; i < end; i++) {
-    const d = digitValue(text.charCodeAt(i), 10);
+    const d = digitValue(text.charCodeAt(i), radix);
     if (d < 0) return -1;
-    value = value * 10 + d;
+    value = value * radix + d;
   }
   return value;
 }

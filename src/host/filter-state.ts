@@ -3,11 +3,14 @@
 // (docs/root/configuration/advanced/well_known_filter_state.rst). An unknown key is NotFound, a
 // message that does not parse or a value the key's factory rejects is BadArgument.
 import protobuf from "protobufjs";
-import { isIP } from "node:net";
+import { isIPv6 } from "node:net";
+import { parseEndpoint } from "./properties.js";
 import { WasmResult, type WasmResultCode } from "./abi.js";
 
 export const SET_ENVOY_FILTER_STATE = "set_envoy_filter_state";
 export const TCP_PROXY_CLUSTER_KEY = "envoy.tcp_proxy.cluster";
+/** Read first by ORIGINAL_DST clusters, before the connection's own destination. */
+export const ORIGINAL_DST_ADDRESS_KEY = "envoy.network.transport_socket.original_dst_address";
 
 const ArgumentsType = protobuf.Root.fromJSON({
   nested: {
@@ -26,18 +29,20 @@ interface DecodedArguments {
 const anyString = (_value: string): boolean => true;
 const unsignedInteger = (value: string): boolean => /^\d{1,10}$/.test(value) && Number(value) <= 0xffffffff;
 
-/** `IP:PORT` with IPv6 in brackets, as Envoy's parseInternetAddressAndPortNoThrow reads it. */
+/** `IP:PORT` with IPv6 (and only IPv6) in brackets, as Envoy's parseInternetAddressAndPortNoThrow reads it. */
 function ipAndPort(value: string): boolean {
-  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
-  if (match === null || Number(match[3]) > 65535) return false;
-  return match[1] !== undefined ? isIP(match[1]) === 6 : isIP(match[2]!) === 4;
+  try {
+    return value.startsWith("[") === isIPv6(parseEndpoint(value).address);
+  } catch {
+    return false;
+  }
 }
 
 const KEY_FACTORIES: ReadonlyMap<string, (value: string) => boolean> = new Map([
   [TCP_PROXY_CLUSTER_KEY, anyString],
   ["envoy.upstream.dynamic_host", anyString],
   ["envoy.upstream.dynamic_port", unsignedInteger],
-  ["envoy.network.transport_socket.original_dst_address", ipAndPort],
+  [ORIGINAL_DST_ADDRESS_KEY, ipAndPort],
   ["envoy.network.upstream_server_name", anyString],
   ["envoy.network.application_protocols", anyString],
   ["envoy.tcp_proxy.per_connection_idle_timeout_ms", unsignedInteger],

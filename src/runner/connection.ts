@@ -4,7 +4,8 @@
 // and teardown that always closes both sockets, logs and counts.
 import { connect, type Socket } from "node:net";
 import { NetworkFilterSession } from "../host/network-filter.js";
-import { formatEndpoint, type Endpoint } from "../host/properties.js";
+import { ORIGINAL_DST_ADDRESS_KEY, TCP_PROXY_CLUSTER_KEY } from "../host/filter-state.js";
+import { formatEndpoint, parseEndpoint, type Endpoint } from "../host/properties.js";
 import { decodeProxyHeader, encodeProxyHeader, startsLikeProxyHeader } from "../egress/proxy-protocol.js";
 import type { Cluster } from "./cluster.js";
 import type { HttpProxy } from "./http-proxy.js";
@@ -16,6 +17,16 @@ import { MAX_CLIENT_HELLO_BYTES, peekServerName } from "./tls-sni.js";
 let nextConnectionId = 1;
 
 const EMPTY: Buffer = Buffer.alloc(0);
+
+/** One side went away: send what is queued to the other, then close it (Envoy's FlushWrite). */
+function flushThenClose(socket: Socket): void {
+  if (socket.writableFinished) {
+    socket.destroy();
+    return;
+  }
+  socket.once("finish", () => socket.destroy());
+  if (!socket.writableEnded) socket.end();
+}
 
 interface ReadFilter {
   initialized: boolean;
@@ -218,7 +229,7 @@ export class ProxyConnection {
   // ---- tcp_proxy -----------------------------------------------------------------------------
 
   private tcpProxyNewConnection(): "pause" {
-    const clusterName = this.runtime.routeCluster(this.filterState.get("envoy.tcp_proxy.cluster"));
+    const clusterName = this.runtime.routeCluster(this.filterState.get(TCP_PROXY_CLUSTER_KEY));
     const cluster = clusterName === undefined ? undefined : this.runtime.clusters.get(clusterName);
     if (cluster === undefined) {
       this.runtime.tcpStats.downstreamCxNoRoute.value++;
@@ -259,12 +270,9 @@ export class ProxyConnection {
   }
 
   private originalDestination(): Endpoint {
-    const override = this.filterState.get("envoy.network.transport_socket.original_dst_address");
-    if (override !== undefined) {
-      const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(override);
-      if (match) return { address: match[1]!, port: Number(match[2]) };
-    }
-    return this.destination;
+    // set_envoy_filter_state accepted it only as a valid IP:PORT.
+    const override = this.filterState.get(ORIGINAL_DST_ADDRESS_KEY);
+    return override === undefined ? this.destination : parseEndpoint(override);
   }
 
   private connectUpstream(): void {
@@ -369,15 +377,7 @@ export class ProxyConnection {
   private onDownstreamClose(): void {
     this.downstreamClosed = true;
     this.endReason ??= "downstream closed";
-    const upstream = this.upstream;
-    if (!this.closing && upstream !== undefined && !this.upstreamClosed) {
-      // Downstream went away: flush what is queued upstream, then close it (Envoy: FlushWrite).
-      if (upstream.writableFinished) upstream.destroy();
-      else {
-        upstream.once("finish", () => upstream.destroy());
-        if (!upstream.writableEnded) upstream.end();
-      }
-    }
+    if (!this.closing && this.upstream !== undefined && !this.upstreamClosed) flushThenClose(this.upstream);
     this.maybeFinish();
   }
 
@@ -386,14 +386,7 @@ export class ProxyConnection {
     this.upstreamClosed = true;
     this.endReason ??= "upstream closed";
     if (this.upstreamConnected) this.cluster!.stats.upstreamCxActive.value--;
-    const downstream = this.downstream;
-    if (!this.downstreamClosed) {
-      if (downstream.writableFinished) downstream.destroy();
-      else {
-        downstream.once("finish", () => downstream.destroy());
-        if (!downstream.writableEnded) downstream.end();
-      }
-    }
+    if (!this.downstreamClosed) flushThenClose(this.downstream);
     this.maybeFinish();
   }
 

@@ -135,6 +135,7 @@ export class HttpProxy {
       const name = request.rawHeaders[i]!.toLowerCase();
       if (name !== "host") headers.push([name, request.rawHeaders[i + 1]!]);
     }
+    const get = (name: string) => headers.find(([key]) => key === name)?.[1];
     const flags: string[] = [];
     let upstreamHost: string | undefined;
     let clusterName: string | undefined;
@@ -150,7 +151,6 @@ export class HttpProxy {
     const sessions = this.plugins.map((plugin) => new HttpFilterSession(plugin, info, headers, control));
     const finish = () => {
       for (const session of sessions) session.finish();
-      const get = (name: string) => headers.find(([key]) => key === name)?.[1];
       for (const log of this.accessLogs) {
         log.write({
           startTime: started, upstreamCluster: clusterName, downstreamRemote: formatEndpoint(info.source),
@@ -180,7 +180,6 @@ export class HttpProxy {
       }
     }
 
-    const get = (name: string) => headers.find(([key]) => key === name)?.[1];
     const virtualHost = pickVirtualHost(this.config.virtualHosts, get(":authority") ?? "");
     const route = virtualHost?.routes.find((r) => routeMatches(r, get(":path") ?? "/", headers));
     if (route === undefined) {
