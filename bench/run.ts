@@ -3,12 +3,12 @@
 // Writes bench/results/latest.json and bench/results/latest.svg.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { filterCosts, filterMemory } from "./filter-cost.js";
 import { renderChart } from "./chart.js";
+import { freePort } from "../test/net-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wasmerang-bench-"));
 const children: ChildProcess[] = [];
@@ -43,14 +43,6 @@ async function waitFor<T>(probe: () => T | undefined, what: string): Promise<T> 
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
   throw new Error(`timed out waiting for ${what}`);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, "127.0.0.1");
-  await new Promise((resolve) => server.once("listening", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 const TSX = ["--import", "tsx"];

@@ -6,16 +6,18 @@ import { loadRunnerConfig, validateFile, ConfigError } from "./envoy/load.js";
 import { LOG_LEVEL_NAMES, type LogLevelName } from "./host/abi.js";
 import { createLogger, type LogFormat } from "./logging.js";
 import { Runner } from "./runner/runner.js";
-import { allowlistOf, parseAdminAddress, readEgressFile, type EgressSettings } from "./egress/config.js";
+import { allowlistOf, parseAdminAddress, parseDuration, readEgressFile, type EgressSettings } from "./egress/config.js";
 import { EgressRouter } from "./egress/router.js";
 import { DEMO_CONFIG, runDemo } from "./demo.js";
 import { packageFilter } from "./package/oci.js";
 import { parseEndpoint } from "./host/properties.js";
 
 function duration(value: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s)$/.exec(value);
-  if (!match) throw new InvalidArgumentError(`'${value}' is not a duration such as 10s or 500ms`);
-  return Number(match[1]) * (match[2] === "s" ? 1000 : 1);
+  try {
+    return parseDuration(value, "duration");
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 const logOptions = (command: Command): Command => command

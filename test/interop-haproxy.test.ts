@@ -3,14 +3,14 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { connect, createServer, type AddressInfo } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { Allowlist } from "../src/egress/allowlist.js";
 import { EgressRouter } from "../src/egress/router.js";
 import { silentLogger } from "../src/logging.js";
-import { bootstrap, exchange, startRunner, startTagServer, tcpProxy } from "./net-helpers.js";
+import { bootstrap, exchange, freePort, startRunner, startTagServer, tcpProxy } from "./net-helpers.js";
 import { commandWorks, needPeer } from "./peers.js";
 
 const haproxyPresent = commandWorks("haproxy", ["-v"]);
@@ -19,14 +19,6 @@ const running: ChildProcess[] = [];
 after(() => {
   for (const child of running) child.kill("SIGKILL");
 });
-
-async function freePort(host: string): Promise<number> {
-  const server = createServer().listen(0, host);
-  await new Promise((resolve) => server.once("listening", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Starts HAProxy in the foreground with `config`; resolves once it accepts on host:port. */
 async function startHaproxy(name: string, config: string, host: string, port: number): Promise<{ log: () => string }> {

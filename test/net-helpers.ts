@@ -134,6 +134,15 @@ export function bootstrap(filters: object[], clusters: object[], listenerExtra: 
   };
 }
 
+/** A port nothing listens on right now (the kernel's choice, released at once). */
+export async function freePort(host = "127.0.0.1"): Promise<number> {
+  const server = createServer().listen(0, host);
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 /** A pino logger whose lines (parsed JSON) the test can read. */
 export function captureLogger(): { logger: Logger; lines: () => { msg: string; reason?: string; [key: string]: unknown }[] } {
   const lines: string[] = [];

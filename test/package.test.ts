@@ -4,12 +4,12 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
 import { packageFilter, WASM_LAYER_MEDIA_TYPE } from "../src/package/oci.js";
 import { FILTER_WASM } from "./helpers.js";
+import { freePort } from "./net-helpers.js";
 import { commandWorks, needPeer } from "./peers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wasmerang-oci-"));
@@ -40,10 +40,7 @@ it("pushes to a local registry with skopeo and pulls back the same digests", asy
   const present = commandWorks("skopeo", ["--version"]) && commandWorks("docker-registry", ["--version"]);
   if (!needPeer(t, "skopeo and docker-registry", present, "apt-get install skopeo docker-registry")) return;
   const image = await packageFilter(wasmCopy, join(dir, "push"), "0.1.0");
-  const probe = createServer().listen(0, "127.0.0.1");
-  await new Promise((resolve) => probe.once("listening", resolve));
-  const port = (probe.address() as AddressInfo).port;
-  await new Promise((resolve) => probe.close(resolve));
+  const port = await freePort();
   const config = join(dir, "registry.yml");
   writeFileSync(config, `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "registry")}\nhttp:\n  addr: 127.0.0.1:${port}\n`);
   registry = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
