@@ -208,14 +208,6 @@ export class EgressRouter implements AdminSource {
     return this.store.entries().map(([name, value, kind]) => ({ name, value, kind }));
   }
 
-  clusters(): [] {
-    return [];
-  }
-
-  tagNames(): { clusters: string[]; listeners: string[]; tcpPrefixes: string[] } {
-    return { clusters: [], listeners: [], tcpPrefixes: [] };
-  }
-
   ready(): boolean {
     return this.server.listening;
   }

@@ -11,11 +11,20 @@ export interface StatSample {
   kind: "counter" | "gauge";
 }
 
+export interface TagNames {
+  clusters: string[];
+  listeners: string[];
+  tcpPrefixes: string[];
+}
+
+const NO_TAGS: TagNames = { clusters: [], listeners: [], tcpPrefixes: [] };
+
 export interface AdminSource {
   stats(): StatSample[];
-  clusters(): readonly Cluster[];
+  /** Upstream clusters, when the server has any (the egress router has none). */
+  clusters?(): readonly Cluster[];
   /** Known names, for Envoy's tag extraction in the Prometheus output. */
-  tagNames(): { clusters: string[]; listeners: string[]; tcpPrefixes: string[] };
+  tagNames?(): TagNames;
   ready(): boolean;
 }
 
@@ -24,7 +33,7 @@ export const WASM_CUSTOM_NAMESPACE = "wasmcustom.";
 
 const sanitize = (name: string): string => name.replace(/[^a-zA-Z0-9_]/g, "_");
 
-function prometheusLine(sample: StatSample, tags: ReturnType<AdminSource["tagNames"]>): { name: string; labels: string } {
+function prometheusLine(sample: StatSample, tags: TagNames): { name: string; labels: string } {
   if (sample.name.startsWith(WASM_CUSTOM_NAMESPACE)) return { name: sanitize(sample.name.slice(WASM_CUSTOM_NAMESPACE.length)), labels: "" };
   const extractors: [string, string[], string][] = [
     ["cluster.", tags.clusters, "envoy_cluster_name"],
@@ -44,7 +53,7 @@ function prometheusLine(sample: StatSample, tags: ReturnType<AdminSource["tagNam
 }
 
 export function renderPrometheus(source: AdminSource): string {
-  const tags = source.tagNames();
+  const tags = source.tagNames?.() ?? NO_TAGS;
   const groups = new Map<string, { kind: string; lines: string[] }>();
   for (const sample of source.stats()) {
     const { name, labels } = prometheusLine(sample, tags);
@@ -90,7 +99,7 @@ export class AdminServer {
         case "/stats/prometheus":
           return send(200, renderPrometheus(source), "text/plain; version=0.0.4");
         case "/clusters":
-          return send(200, renderClusters(source.clusters()));
+          return send(200, renderClusters(source.clusters?.() ?? []));
         case "/ready":
           return source.ready() ? send(200, "LIVE\n") : send(503, "DRAINING\n");
         default:

@@ -9,7 +9,7 @@ import type { ListenerConfig, RunnerConfig, WasmPluginConfig } from "../envoy/mo
 import type { LogLevelName } from "../host/abi.js";
 import { Plugin, PluginConfigError, type LogRecord } from "../host/plugin.js";
 import { AccessLogFormatError } from "./access-log.js";
-import { AdminServer, WASM_CUSTOM_NAMESPACE, type AdminSource, type StatSample } from "./admin.js";
+import { AdminServer, WASM_CUSTOM_NAMESPACE, type AdminSource, type StatSample, type TagNames } from "./admin.js";
 import { Cluster } from "./cluster.js";
 import { ProxyConnection } from "./connection.js";
 import { HttpProxy } from "./http-proxy.js";
@@ -261,7 +261,7 @@ export class Runner implements AdminSource {
     return [...this.generation.clusters.values()];
   }
 
-  tagNames(): { clusters: string[]; listeners: string[]; tcpPrefixes: string[] } {
+  tagNames(): TagNames {
     const { config } = this.generation;
     return {
       clusters: config.clusters.map((c) => c.name),
