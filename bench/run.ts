@@ -108,6 +108,19 @@ ${(["sink", "rr", "echo"] as const).map((name) => `listen ${name}
   return ports;
 }
 
+/** One bare Node pipe relay per backend: the yardstick for what the runner adds. */
+async function startNodePipes(backends: Backends): Promise<Backends> {
+  const ports: Partial<Backends> = {};
+  for (const name of ["sink", "rr", "echo"] as const) {
+    const pipe = start(PROXY_CORE, process.execPath, [...TSX, "bench/node-pipe.ts", String(backends[name])]);
+    ports[name] = await waitFor(() => {
+      const line = pipe.output().split("\n").find((l) => l.startsWith("{"));
+      return line === undefined ? undefined : (JSON.parse(line) as { port: number }).port;
+    }, "the node pipe");
+  }
+  return ports as Backends;
+}
+
 async function startEgress(): Promise<number> {
   const egress = start(PROXY_CORE, process.execPath, ["build/src/cli.js", "egress", "--listen", "127.0.0.1:0", "--allow", "127.0.0.1/32:*",
     "--max-connections", "100000", "--log-level", "info", "--log-format", "json"]);
@@ -161,9 +174,11 @@ async function main(): Promise<void> {
   const runner = await startRunner(backends);
   const haproxy = await startHaproxy(backends);
   const egress = await startEgress();
+  const nodePipe = await startNodePipes(backends);
   const targets: [string, (s: Scenario) => [number, object]][] = [
     ["direct", (s) => [backends[s.backend], {}]],
     ...(haproxy ? [["haproxy", (s: Scenario) => [haproxy[s.backend], {}]] as [string, (s: Scenario) => [number, object]]] : []),
+    ["node pipe", (s) => [nodePipe[s.backend], {}]],
     ["runner", (s) => [runner[s.backend], {}]],
     ["egress router", (s) => [egress, { proxyTo: backends[s.backend] }]],
   ];
@@ -171,7 +186,7 @@ async function main(): Promise<void> {
 
   const proxyResults: Record<string, Record<string, number>> = {};
   console.log(`Proxies on loopback${haproxy ? " (HAProxy: nbthread 1)" : ""}`);
-  console.log(`  ${"scenario".padEnd(32)}${targets.map(([name]) => name.padStart(15)).join("")}   runner/haproxy`);
+  console.log(`  ${"scenario".padEnd(32)}${targets.map(([name]) => name.padStart(15)).join("")}   runner/haproxy   runner/pipe`);
   for (const scenario of SCENARIOS) {
     const values: Record<string, number> = {};
     // Two rounds, targets interleaved; keep each target's best.
@@ -185,7 +200,8 @@ async function main(): Promise<void> {
     }
     proxyResults[scenario.name] = values;
     const ratio = values.haproxy === undefined ? "-" : (values.runner! / values.haproxy).toFixed(2);
-    console.log(`  ${scenario.name.padEnd(32)}${targets.map(([name]) => pretty(scenario.metric, values[name]!).padStart(15)).join("")}   ${ratio}`);
+    const pipeRatio = (values.runner! / values["node pipe"]!).toFixed(2);
+    console.log(`  ${scenario.name.padEnd(32)}${targets.map(([name]) => pretty(scenario.metric, values[name]!).padStart(15)).join("")}   ${ratio.padStart(14)}   ${pipeRatio.padStart(11)}`);
   }
 
   const results = { date: new Date().toISOString(), machine, pinning: PINNING, filter: { costs, memory }, proxies: proxyResults };

@@ -11,6 +11,13 @@ import { EgressRouter } from "./egress/router.js";
 import { DEMO_CONFIG, runDemo } from "./demo.js";
 import { packageFilter } from "./package/oci.js";
 import { parseEndpoint } from "./host/properties.js";
+import { retainFreedHeap } from "./native/heap.js";
+import type { Logger } from "pino";
+
+/** The relaying commands own their process, so they set its heap policy (native/allocator.c). */
+function tuneHeapForRelaying(logger: Logger): void {
+  if (!retainFreedHeap()) logger.debug("allocator addon unavailable or not glibc: freed read buffers go back to the kernel (slower bulk relaying)");
+}
 
 function duration(value: string): number {
   try {
@@ -37,6 +44,7 @@ export function buildProgram(): Command {
     .option("--watch", "reload when the configuration file changes (as SIGHUP does)"))
     .action(async (options: { config: string; logLevel: string; logFormat: LogFormat; wasmLogLevel: LogLevelName; drainTime: number; watch?: boolean }) => {
       const logger = createLogger(options.logLevel, options.logFormat);
+      tuneHeapForRelaying(logger);
       const runner = await Runner.start(await loadRunnerConfig(options.config), { logger, wasmLogLevel: options.wasmLogLevel });
       const reload = () => {
         loadRunnerConfig(options.config)
@@ -94,6 +102,7 @@ export function buildProgram(): Command {
     .action(async (options: { listen: string; allow: string[]; admin?: string; config?: string; headerTimeout?: number; connectTimeout?: number;
       maxConnections?: number; accessLog?: string; bindAddress?: string; logLevel: string; logFormat: LogFormat }) => {
       const logger = createLogger(options.logLevel, options.logFormat);
+      tuneHeapForRelaying(logger);
       const file = options.config === undefined ? {} : await readEgressFile(options.config);
       const settings: EgressSettings = {
         listen: file.listen ?? parseEndpoint(options.listen),

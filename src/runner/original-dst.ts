@@ -2,29 +2,15 @@
 // Envoy's original_dst listener filter reads it. Node has no API for that socket option; the
 // optional native addon in native/ provides it. Without a redirect (or without the addon) the
 // local address is the destination, which is also what Envoy falls back to.
-import { createRequire } from "node:module";
 import type { Socket } from "node:net";
 import type { Endpoint } from "../host/properties.js";
+import { loadNativeAddon } from "../native/addons.js";
 
 interface OriginalDstAddon {
   originalDestination(fd: number): { address: string; port: number } | null;
 }
 
-const require = createRequire(import.meta.url);
-
-function loadAddon(): OriginalDstAddon | undefined {
-  try {
-    return require("../../../native/build/Release/original_dst.node") as OriginalDstAddon;
-  } catch {
-    try {
-      return require("../../native/build/Release/original_dst.node") as OriginalDstAddon;
-    } catch {
-      return undefined;
-    }
-  }
-}
-
-const addon = loadAddon();
+const addon = loadNativeAddon<OriginalDstAddon>("original_dst");
 
 export const originalDstSupported = addon !== undefined;
 
