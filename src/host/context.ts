@@ -14,8 +14,9 @@ export interface HostContext {
   readonly id: number;
   /** Root contexts may not touch connection state (Envoy answers NotFound). */
   readonly isRoot: boolean;
-  property(path: readonly string[]): Uint8Array | undefined;
-  setProperty(path: readonly string[], value: Buffer): WasmResultCode;
+  /** `path` as the guest sends it: segments separated by NUL (proxy-wasm's property path). */
+  property(path: string): Uint8Array | undefined;
+  setProperty(path: string, value: Buffer): WasmResultCode;
   buffer(type: number): Buffer | undefined;
   setBuffer(type: number, start: number, size: number, data: Buffer): WasmResultCode;
   callForeign(name: string, args: Buffer): ForeignResult;
@@ -30,11 +31,11 @@ export abstract class BaseHostContext implements HostContext {
   abstract readonly id: number;
   abstract readonly isRoot: boolean;
 
-  property(_path: readonly string[]): Uint8Array | undefined {
+  property(_path: string): Uint8Array | undefined {
     return undefined;
   }
 
-  setProperty(_path: readonly string[], _value: Buffer): WasmResultCode {
+  setProperty(_path: string, _value: Buffer): WasmResultCode {
     return WasmResult.NotFound;
   }
 

@@ -5,7 +5,7 @@ import { FilterAction, WasmResult, type WasmResultCode } from "./abi.js";
 import { BaseHostContext, spliceBuffer, type ForeignResult } from "./context.js";
 import { decodeFilterStateWrite, SET_ENVOY_FILTER_STATE } from "./filter-state.js";
 import type { ActiveVm, Plugin } from "./plugin.js";
-import { connectionProperty, pluginProperty, type ConnectionInfo, type Endpoint } from "./properties.js";
+import { connectionProperty, dottedPath, pluginProperty, type ConnectionInfo, type Endpoint } from "./properties.js";
 import { WasmTrap } from "./vm.js";
 
 export type FilterStatus = "continue" | "pause";
@@ -111,17 +111,17 @@ export abstract class FilterSession extends BaseHostContext {
     return undefined;
   }
 
-  override property(path: readonly string[]): Uint8Array | undefined {
-    const key = path.join(".");
+  override property(path: string): Uint8Array | undefined {
+    const key = dottedPath(path);
     const override = this.overrides?.get(key);
     if (override !== undefined) return override ?? undefined;
     return connectionProperty(key, this.info, this.upstream) ?? pluginProperty(key, this.plugin.spec)
-      ?? this.extraProperty(key) ?? this.properties.get(path.join("\0"));
+      ?? this.extraProperty(key) ?? this.properties.get(path);
   }
 
   /** Stored for this stream and readable back; tcp_proxy never reads these (envoy#28673). */
-  override setProperty(path: readonly string[], value: Buffer): WasmResultCode {
-    this.properties.set(path.join("\0"), value);
+  override setProperty(path: string, value: Buffer): WasmResultCode {
+    this.properties.set(path, value);
     return WasmResult.Ok;
   }
 

@@ -35,7 +35,6 @@ export class ProcExit extends Error {
 
 type HostFunction = (...args: never[]) => number | bigint | void;
 
-const NUL = "\0";
 
 /** Import names (module.field) this host provides, for clear load errors. */
 export function providedImports(host: AbiHost): Set<string> {
@@ -73,9 +72,9 @@ export function createImports(host: AbiHost): Record<string, Record<string, Host
       return WasmResult.Ok;
     },
     proxy_get_property: (pathPtr: number, pathSize: number, dataPtr: number, sizePtr: number) =>
-      returnBytes(ctx().property(mem().string(pathPtr, pathSize).split(NUL)), dataPtr, sizePtr),
+      returnBytes(ctx().property(mem().string(pathPtr, pathSize)), dataPtr, sizePtr),
     proxy_set_property: (pathPtr: number, pathSize: number, valuePtr: number, valueSize: number) =>
-      ctx().setProperty(mem().string(pathPtr, pathSize).split(NUL), mem().copy(valuePtr, valueSize)),
+      ctx().setProperty(mem().string(pathPtr, pathSize), mem().copy(valuePtr, valueSize)),
     proxy_continue_stream: (stream: number) => ctx().continueStream(stream),
     proxy_close_stream: (stream: number) => ctx().closeStream(stream),
     proxy_send_local_response: (status: number, detailsPtr: number, detailsSize: number, bodyPtr: number,

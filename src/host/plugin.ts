@@ -4,7 +4,7 @@
 import { BufferType, LOG_LEVEL_NAMES, LogLevel, type LogLevelName } from "./abi.js";
 import { BaseHostContext } from "./context.js";
 import { MetricRegistry } from "./metrics.js";
-import { pluginProperty, type PluginIdentity } from "./properties.js";
+import { dottedPath, pluginProperty, type PluginIdentity } from "./properties.js";
 import { SharedData } from "./shared-data.js";
 import { CompiledModule, WasmLoadError, WasmTrap, WasmVm } from "./vm.js";
 
@@ -49,8 +49,8 @@ class RootHostContext extends BaseHostContext {
     super();
   }
 
-  override property(path: readonly string[]): Uint8Array | undefined {
-    return pluginProperty(path.join("."), this.spec);
+  override property(path: string): Uint8Array | undefined {
+    return pluginProperty(dottedPath(path), this.spec);
   }
 
   override buffer(type: number): Buffer | undefined {

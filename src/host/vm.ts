@@ -61,6 +61,8 @@ export class WasmVm implements AbiHost {
   restricted = true;
   failure: string | undefined;
   private readonly exports: Record<string, Export>;
+  /** Callbacks by name, resolved once: a keyed load on the exports object per call is slow. */
+  private readonly callbacks: Map<string, Export>;
   private readonly contexts = new Map<number, HostContext>();
   private current: HostContext | undefined;
   private nextContextId = 1;
@@ -75,6 +77,7 @@ export class WasmVm implements AbiHost {
     }
     const instance = new WebAssembly.Instance(compiled.module, createImports(this) as WebAssembly.Imports);
     this.exports = instance.exports as unknown as Record<string, Export>;
+    this.callbacks = new Map(Object.entries(this.exports).filter((entry): entry is [string, Export] => typeof entry[1] === "function"));
     const allocator = this.exports.malloc ?? this.exports.proxy_on_memory_allocate!;
     this.memory = new GuestMemory(instance.exports.memory as WebAssembly.Memory, (size) => allocator(size)! >>> 0);
   }
@@ -123,7 +126,7 @@ export class WasmVm implements AbiHost {
    */
   call(context: HostContext, name: string, fallback: number, a = 0, b = 0, c = 0, d = 0, e = 0): number {
     if (this.failure !== undefined) throw new WasmTrap(this.failure);
-    const fn = this.exports[name];
+    const fn = this.callbacks.get(name);
     if (fn === undefined) return fallback;
     const previous = this.current;
     this.current = context;

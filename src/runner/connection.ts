@@ -67,9 +67,10 @@ export class ProxyConnection {
   private bytesSent = 0;
   private finished = false;
 
-  constructor(private readonly runtime: ListenerRuntime, private readonly downstream: Socket) {
+  /** @param local the listener's own address when it is not a wildcard (saves a getsockname). */
+  constructor(private readonly runtime: ListenerRuntime, private readonly downstream: Socket, local?: Endpoint) {
     this.source = { address: downstream.remoteAddress ?? "", port: downstream.remotePort ?? 0 };
-    this.destination = { address: downstream.localAddress ?? "", port: downstream.localPort ?? 0 };
+    this.destination = local ?? { address: downstream.localAddress ?? "", port: downstream.localPort ?? 0 };
     runtime.stats.downstreamCxTotal.value++;
     runtime.stats.downstreamCxActive.value++;
     runtime.tcpStats.downstreamCxTotal.value++;
@@ -368,7 +369,7 @@ export class ProxyConnection {
     this.closing = true;
     this.closedBy = by;
     this.endReason ??= reason;
-    this.runtime.logger.debug({ connection: this.id, reason }, "connection closed");
+    if (this.runtime.logger.isLevelEnabled("debug")) this.runtime.logger.debug({ connection: this.id, reason }, "connection closed");
     clearTimeout(this.connectTimer);
     this.downstream.destroy();
     this.upstream?.destroy();
@@ -398,8 +399,10 @@ export class ProxyConnection {
     const { stats, tcpStats } = this.runtime;
     stats.downstreamCxActive.value--;
     stats.downstreamCxDestroy.value++;
-    this.runtime.logger.debug({ connection: this.id, reason: this.endReason, flags: this.responseFlags.join(",") || "-",
-      received: this.bytesReceived, sent: this.bytesSent }, "connection finished");
+    if (this.runtime.logger.isLevelEnabled("debug")) {
+      this.runtime.logger.debug({ connection: this.id, reason: this.endReason, flags: this.responseFlags.join(",") || "-",
+        received: this.bytesReceived, sent: this.bytesSent }, "connection finished");
+    }
     tcpStats.downstreamCxRxBytesTotal.value += this.bytesReceived;
     tcpStats.downstreamCxTxBytesTotal.value += this.bytesSent;
     if (this.cluster !== undefined && this.upstream !== undefined) {

@@ -7,6 +7,7 @@ import { createServer, isIPv6, type AddressInfo, type Server, type Socket } from
 import type { Logger } from "pino";
 import type { ListenerConfig, RunnerConfig, WasmPluginConfig } from "../envoy/model.js";
 import type { LogLevelName } from "../host/abi.js";
+import type { Endpoint } from "../host/properties.js";
 import { Plugin, PluginConfigError, type LogRecord } from "../host/plugin.js";
 import { AccessLogFormatError } from "./access-log.js";
 import { AdminServer, WASM_CUSTOM_NAMESPACE, type AdminSource, type StatSample, type TagNames } from "./admin.js";
@@ -42,6 +43,18 @@ function dispose(generation: Generation): void {
 interface ActiveListener {
   config: ListenerConfig;
   server: Server;
+  /** Every connection's local address, unless the listener is bound to a wildcard address. */
+  local: Endpoint | undefined;
+}
+
+/**
+ * Like Envoy, which asks the socket for its local address only on wildcard listeners
+ * (source/common/network/listen_socket_impl.h, ConnectionSocketImpl): a listener bound to one
+ * address gives it to every connection, without a getsockname per connection.
+ */
+function boundEndpoint(server: Server): Endpoint | undefined {
+  const { address, port } = server.address() as AddressInfo;
+  return address === "0.0.0.0" || address === "::" ? undefined : { address, port };
 }
 
 const PINO_LEVELS = { trace: "trace", debug: "debug", info: "info", warn: "warn", error: "error", critical: "fatal" } as const;
@@ -150,7 +163,7 @@ export class Runner implements AdminSource {
         // Envoy binds IPv6 listeners IPv6-only unless socket_address.ipv4_compat (not supported here).
         server.listen({ port: config.address.port, host: config.address.address, ipv6Only: isIPv6(config.address.address) }, () => resolve());
       });
-      this.listeners.set(config.name, { config, server });
+      this.listeners.set(config.name, { config, server, local: boundEndpoint(server) });
       this.options.logger.info(`listener '${config.name}' on ${config.address.address}:${(server.address() as AddressInfo).port}`);
     }
     for (const [name, listener] of this.listeners) {
@@ -174,7 +187,7 @@ export class Runner implements AdminSource {
       this.sockets.delete(socket);
       if (--generation.open === 0 && this.retired.delete(generation)) dispose(generation);
     });
-    new ProxyConnection(runtime, socket);
+    new ProxyConnection(runtime, socket, this.listeners.get(listenerName)?.local);
   }
 
   /** The port a listener is bound to (useful with port_value 0). */
