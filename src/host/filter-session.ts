@@ -26,7 +26,8 @@ export abstract class FilterSession extends BaseHostContext {
   protected bypassed = false;
   private finished = false;
   private readonly active: ActiveVm | undefined;
-  private readonly properties = new Map<string, Buffer>();
+  /** Values the module stored with set_property (rare: made on first use). */
+  private properties: Map<string, Buffer> | undefined;
   /** Replaced attribute values; null removes the attribute. */
   private overrides: Map<string, Buffer | null> | undefined;
   private pending: { type: number; data: Buffer } | undefined;
@@ -116,12 +117,12 @@ export abstract class FilterSession extends BaseHostContext {
     const override = this.overrides?.get(key);
     if (override !== undefined) return override ?? undefined;
     return connectionProperty(key, this.info, this.upstream) ?? pluginProperty(key, this.plugin.spec)
-      ?? this.extraProperty(key) ?? this.properties.get(path);
+      ?? this.extraProperty(key) ?? this.properties?.get(path);
   }
 
   /** Stored for this stream and readable back; tcp_proxy never reads these (envoy#28673). */
   override setProperty(path: string, value: Buffer): WasmResultCode {
-    this.properties.set(path, value);
+    (this.properties ??= new Map()).set(path, value);
     return WasmResult.Ok;
   }
 

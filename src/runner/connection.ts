@@ -36,7 +36,7 @@ interface ReadFilter {
 
 export class ProxyConnection {
   private readonly id = nextConnectionId++;
-  private readonly startTime = new Date();
+  private readonly startTime = Date.now();
   private source: Endpoint;
   private destination: Endpoint;
   private serverName = "";
@@ -83,12 +83,11 @@ export class ProxyConnection {
   // ---- listener filters ----------------------------------------------------------------------
 
   private runListenerFilters(): void {
-    const filters = this.runtime.config.listenerFilters;
-    if (filters.includes("original_dst")) {
+    if (this.runtime.restoresOriginalDestination) {
       const original = originalDestination(this.downstream);
       if (original !== undefined) this.destination = original;
     }
-    const needsBytes = filters.filter((name) => name !== "original_dst");
+    const needsBytes = this.runtime.byteListenerFilters;
     if (needsBytes.length === 0) {
       this.startFilterChain();
       return;
@@ -416,14 +415,14 @@ export class ProxyConnection {
     }
     if (this.runtime.accessLogs.length > 0) {
       const record = {
-        startTime: this.startTime,
+        startTime: new Date(this.startTime),
         upstreamCluster: this.cluster?.config.name,
         downstreamRemote: formatEndpoint(this.source),
         downstreamLocal: formatEndpoint(this.destination),
         upstreamHost: this.upstreamConnected && this.upstreamHost !== undefined ? formatEndpoint(this.upstreamHost) : undefined,
         bytesSent: this.bytesSent,
         bytesReceived: this.bytesReceived,
-        durationMs: Date.now() - this.startTime.getTime(),
+        durationMs: Date.now() - this.startTime,
         responseFlags: this.responseFlags,
       };
       for (const log of this.runtime.accessLogs) log.write(record);

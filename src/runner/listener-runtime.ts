@@ -16,6 +16,10 @@ export class ListenerRuntime {
   readonly stats: ListenerStats;
   readonly tcpStats: TcpProxyStats;
   readonly accessLogs: AccessLog[];
+  /** Whether the original_dst listener filter runs (it needs no bytes). */
+  readonly restoresOriginalDestination: boolean;
+  /** The listener filters that wait for the connection's first bytes, in order. */
+  readonly byteListenerFilters: readonly string[];
   private readonly totalWeight: number;
 
   constructor(
@@ -32,6 +36,8 @@ export class ListenerRuntime {
     this.tcpStats = tcpProxyStats(store, config.tcpProxy?.statPrefix ?? config.http?.statPrefix ?? "");
     this.accessLogs = (config.tcpProxy?.accessLogs ?? []).map((log) => new AccessLog(log));
     this.totalWeight = (config.tcpProxy?.weightedClusters ?? []).reduce((sum, c) => sum + c.weight, 0);
+    this.restoresOriginalDestination = config.listenerFilters.includes("original_dst");
+    this.byteListenerFilters = config.listenerFilters.filter((name) => name !== "original_dst");
   }
 
   /**
