@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { FilterHarness } from "../src/host/harness.js";
 import { buildThirdPartyModule } from "../test/fixtures/third-party-module.js";
+import { connectMany, sourceAddresses } from "./connections.js";
 
 export interface CostResult {
   name: string;
@@ -11,20 +12,10 @@ export interface CostResult {
 
 const FILTER = "dist/wasmerang.wasm";
 
-function sources(count: number): string[] {
-  return Array.from({ length: count }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:40000`);
-}
-
 async function measure(name: string, module: Uint8Array | string, configuration: string, connections: number): Promise<CostResult> {
   const harness = await FilterHarness.load({ module, configuration, logLevel: "warn" });
-  const addresses = sources(4096);
-  const run = (count: number) => {
-    for (let i = 0; i < count; i++) {
-      const connection = harness.connect({ source: addresses[i & 4095]!, destination: "203.0.113.9:443" });
-      if (connection.cluster === undefined) throw new Error(`${name}: no cluster set`);
-      connection.close();
-    }
-  };
+  const addresses = sourceAddresses(4096);
+  const run = (count: number) => connectMany(harness, addresses, count, name);
   run(20_000);
   const started = process.hrtime.bigint();
   run(connections);
@@ -41,18 +32,29 @@ function cidrPolicy(rules: number): string {
   });
 }
 
+/** The modules and policies compared; the first is the do-nothing baseline. */
+export interface Variant {
+  name: string;
+  module: Uint8Array | string;
+  configuration: string;
+}
+
+export async function variants(): Promise<Variant[]> {
+  return [
+    { name: "baseline (same host calls, no policy)", module: await buildThirdPartyModule("baseline"), configuration: "" },
+    { name: "reference (standalone)", module: FILTER, configuration: "{\"log_level\":\"warn\"}" },
+    { name: "1,000-rule CIDR policy", module: FILTER, configuration: cidrPolicy(1000) },
+    { name: "hash over 3 clusters", module: FILTER, configuration: JSON.stringify({ log_level: "warn", default: { hash: ["a", "b", { cluster: "c", weight: 2 }] } }) },
+  ];
+}
+
 export async function filterCosts(connections: number): Promise<CostResult[]> {
-  const baseline = await buildThirdPartyModule("baseline");
+  const compared = await variants();
   const results: CostResult[] = [];
   // Alternate runs so that machine noise hits every variant alike; keep each one's best.
   for (let round = 0; round < 3; round++) {
-    const runs = [
-      await measure("baseline (same host calls, no policy)", baseline, "", connections),
-      await measure("reference (standalone)", FILTER, "{\"log_level\":\"warn\"}", connections),
-      await measure("1,000-rule CIDR policy", FILTER, cidrPolicy(1000), connections),
-      await measure("hash over 3 clusters", FILTER, JSON.stringify({ log_level: "warn", default: { hash: ["a", "b", { cluster: "c", weight: 2 }] } }), connections),
-    ];
-    for (const run of runs) {
+    for (const variant of compared) {
+      const run = await measure(variant.name, variant.module, variant.configuration, connections);
       const best = results.find((r) => r.name === run.name);
       if (best === undefined) results.push(run);
       else best.nsPerConnection = Math.min(best.nsPerConnection, run.nsPerConnection);
@@ -69,7 +71,7 @@ export interface MemoryResult {
 /** Linear memory after 10^4, 10^5 and 10^6 connections: it must stop growing after warm-up. */
 export async function filterMemory(): Promise<MemoryResult> {
   const harness = await FilterHarness.load({ module: FILTER, configuration: "{\"log_level\":\"warn\"}", logLevel: "warn" });
-  const addresses = sources(65536);
+  const addresses = sourceAddresses(65536);
   const memoryAfter: Record<string, number> = {};
   let done = 0;
   for (const target of [10_000, 100_000, 1_000_000]) {

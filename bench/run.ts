@@ -6,7 +6,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { filterCosts, filterMemory } from "./filter-cost.js";
+import { filterCosts, filterMemory, variants } from "./filter-cost.js";
+import { filterInstructions, valgrindAvailable, type InstructionResult } from "./instructions.js";
 import { renderChart } from "./chart.js";
 import { freePort } from "../test/net-helpers.js";
 
@@ -177,6 +178,17 @@ async function main(): Promise<void> {
   const costs = await filterCosts(50_000);
   const baseline = costs[0]!.nsPerConnection;
   for (const cost of costs) console.log(`  ${cost.name.padEnd(40)} ${(cost.nsPerConnection / 1000).toFixed(2).padStart(7)} µs  ${(cost.nsPerConnection / baseline).toFixed(2)}× baseline`);
+  let instructions: InstructionResult[] | undefined;
+  if (valgrindAvailable()) {
+    console.log("\nInstructions per connection (callgrind, the same path; takes about 2 minutes)");
+    instructions = await filterInstructions(await variants());
+    const base = instructions[0]!.instructionsPerConnection;
+    for (const count of instructions) {
+      console.log(`  ${count.name.padEnd(40)} ${Math.round(count.instructionsPerConnection).toLocaleString("en").padStart(9)}  ${(count.instructionsPerConnection / base).toFixed(2)}× baseline`);
+    }
+  } else {
+    console.log("\n!!! valgrind is not installed: no instruction counts (apt-get install valgrind) !!!");
+  }
   const memory = await filterMemory();
   console.log(`\nModule size: ${memory.moduleBytes} bytes (target ≤ 21504)`);
   console.log(`Linear memory after 10^4 / 10^5 / 10^6 connections: ${Object.values(memory.memoryAfter).map((b) => `${b / 1024} KiB`).join(" / ")}\n`);
@@ -220,7 +232,7 @@ async function main(): Promise<void> {
     console.log(`  ${scenario.name.padEnd(32)}${targets.map(([name]) => pretty(scenario.metric, values[name]!).padStart(15)).join("")}   ${ratio.padStart(14)}   ${pipeRatio.padStart(11)}`);
   }
 
-  const results = { date: new Date().toISOString(), machine, pinning: PINNING, filter: { costs, memory }, proxies: proxyResults };
+  const results = { date: new Date().toISOString(), machine, pinning: PINNING, filter: { costs, instructions, memory }, proxies: proxyResults };
   writeFileSync("bench/results/latest.json", `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync("bench/results/latest.svg", renderChart(proxyResults, SCENARIOS.map((s) => ({ name: s.name, higherIsBetter: s.higherIsBetter }))));
   console.log("\nWrote bench/results/latest.json and bench/results/latest.svg");
