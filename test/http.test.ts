@@ -4,14 +4,14 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { Agent, createServer, request, type Server } from "node:http";
-import { connect, type AddressInfo } from "node:net";
+import { connect, createServer as createNetServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Runner } from "../src/runner/runner.js";
 import { buildThirdPartyModule } from "./fixtures/third-party-module.js";
 import { FILTER_WASM } from "./helpers.js";
-import { staticCluster, startRunner, wasmFilter } from "./net-helpers.js";
+import { proxyProtocolTransport, staticCluster, startRunner, wasmFilter } from "./net-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wasmerang-http-"));
 
@@ -200,6 +200,49 @@ describe("HTTP through the runner", () => {
       assert.equal((await get(thirdParty, "/t")).body, "router2 GET /t cluster=egress-router2 body=");
     } finally {
       await thirdParty.close();
+    }
+  });
+});
+
+describe("HTTP to a cluster with the upstream PROXY protocol transport", () => {
+  it("each downstream connection gets its own upstream connections, each starting with that connection's addresses", async () => {
+    // An upstream that reads the PROXY v1 line, then answers HTTP with it.
+    const headers: string[] = [];
+    const http = createServer((req, res) => res.end(headers[Number((req.socket as unknown as { index: number }).index)]));
+    const upstreamServer = createNetServer((socket) => {
+      let buffered = Buffer.alloc(0);
+      const onData = (chunk: Buffer) => {
+        buffered = Buffer.concat([buffered, chunk]);
+        const end = buffered.indexOf("\r\n");
+        if (end < 0) return;
+        socket.off("data", onData);
+        (socket as unknown as { index: number }).index = headers.push(buffered.subarray(0, end).toString("latin1")) - 1;
+        socket.unshift(buffered.subarray(end + 2));
+        http.emit("connection", socket);
+      };
+      socket.on("data", onData);
+    }).listen(0, "127.0.0.1");
+    await once(upstreamServer, "listening");
+    const runner = await startRunner(httpBootstrap([httpWasm(FILTER_WASM, policy("pp"))],
+      [staticCluster("pp", (upstreamServer.address() as AddressInfo).port, { transport_socket: proxyProtocolTransport("V1") })]));
+    const first = new Agent({ keepAlive: true, maxSockets: 1 });
+    const second = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const port = runner.listenerPort("http");
+      const header = new RegExp(`^PROXY TCP4 127\\.0\\.0\\.1 127\\.0\\.0\\.1 (\\d+) ${port}$`);
+      const a1 = (await get(runner, "/1", { agent: first })).body;
+      const a2 = (await get(runner, "/2", { agent: first })).body;
+      const b1 = (await get(runner, "/3", { agent: second })).body;
+      assert.match(a1, header);
+      assert.equal(a2, a1, "a keep-alive downstream connection reuses its upstream connection");
+      assert.match(b1, header);
+      assert.notEqual(b1, a1, "another downstream connection has its own upstream connection and header");
+      assert.equal(headers.length, 2);
+    } finally {
+      first.destroy();
+      second.destroy();
+      await runner.close();
+      upstreamServer.close();
     }
   });
 });

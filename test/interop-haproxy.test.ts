@@ -10,7 +10,7 @@ import { after, describe, it } from "node:test";
 import { Allowlist } from "../src/egress/allowlist.js";
 import { EgressRouter } from "../src/egress/router.js";
 import { silentLogger } from "../src/logging.js";
-import { bootstrap, exchange, freePort, startRunner, startTagServer, tcpProxy } from "./net-helpers.js";
+import { bootstrap, exchange, freePort, proxyProtocolTransport, startRunner, startTagServer, tcpProxy } from "./net-helpers.js";
 import { commandWorks, needPeer } from "./peers.js";
 
 const haproxyPresent = commandWorks("haproxy", ["-v"]);
@@ -116,11 +116,7 @@ backend be
         const config = bootstrap([tcpProxy("haproxy")], [{
           name: "haproxy", type: "STATIC", connect_timeout: "1s",
           load_assignment: { cluster_name: "haproxy", endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: loopback, port_value: port } } } }] }] },
-          transport_socket: { name: "envoy.transport_sockets.upstream_proxy_protocol", typed_config: {
-            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport",
-            config: { version },
-            transport_socket: { name: "raw", typed_config: { "@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer" } },
-          } },
+          transport_socket: proxyProtocolTransport(version),
         }]) as { static_resources: { listeners: { address: { socket_address: { address: string } } }[] } };
         config.static_resources.listeners[0]!.address.socket_address.address = loopback;
         const runner = await startRunner(config);

@@ -96,6 +96,17 @@ export function staticCluster(name: string, port: number, extra: object = {}): o
   };
 }
 
+/** A cluster's transport_socket sending the PROXY protocol header (Envoy's upstream_proxy_protocol). */
+export function proxyProtocolTransport(version: "V1" | "V2"): object {
+  return {
+    name: "envoy.transport_sockets.upstream_proxy_protocol", typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport",
+      config: { version },
+      transport_socket: { name: "raw", typed_config: { "@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer" } },
+    },
+  };
+}
+
 export function wasmFilter(filename: string, configuration: string, extra: object = {}, kind: "network" | "http" = "network"): object {
   return {
     name: `envoy.filters.${kind}.wasm`,

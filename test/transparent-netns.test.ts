@@ -13,6 +13,7 @@ import { after, it } from "node:test";
 import { stringify } from "yaml";
 import { FILTER_WASM, REPO } from "./helpers.js";
 import { commandWorks, needPeer } from "./peers.js";
+import { proxyProtocolTransport, staticCluster } from "./net-helpers.js";
 
 const suffix = String(process.pid % 10000);
 const NS = { gateway: `wg-gw-${suffix}`, even: `wg-c1-${suffix}`, odd: `wg-c2-${suffix}`, destination: `wg-dst-${suffix}` };
@@ -122,15 +123,7 @@ table ip6 wasmerang6 {
       "--bind-address", `fd77:9::${n}`, "--access-log", router6Logs[n - 1]!, "--log-format", "json"]);
   }
   const config = join(dir, "envoy.yaml");
-  const cluster = (name: string, port: number) => ({
-    name, type: "STATIC", connect_timeout: "1s",
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: port } } } }] }] },
-    transport_socket: { name: "envoy.transport_sockets.upstream_proxy_protocol", typed_config: {
-      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport",
-      config: { version: "V2" },
-      transport_socket: { name: "raw", typed_config: { "@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer" } },
-    } },
-  });
+  const cluster = (name: string, port: number) => staticCluster(name, port, { transport_socket: proxyProtocolTransport("V2") });
   const listener = (name: string, address: string, port: number, configuration: string) => ({
     name,
     address: { socket_address: { address, port_value: port } },

@@ -5,15 +5,16 @@
 // flags in the access log (docs: configuration/http/http_conn_man/local_reply, and
 // api-v3 route.RouteAction.cluster_header: "If the header is not found or the referenced cluster
 // does not exist, Envoy will return a 404 response").
-import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
-import type { Readable, Writable } from "node:stream";
+import { Agent, createServer, request as httpRequest, type ClientRequestArgs, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { connect, type NetConnectOpts, type Socket } from "node:net";
+import type { Duplex, Readable, Writable } from "node:stream";
 import type { Logger } from "pino";
 import type { HttpConfig, HttpRoute, VirtualHost } from "../envoy/model.js";
 import type { HeaderPairs } from "../host/context.js";
 import { HttpFilterSession, type LocalResponse } from "../host/http-filter.js";
 import type { Plugin } from "../host/plugin.js";
 import { formatEndpoint, type ConnectionInfo } from "../host/properties.js";
+import { encodeProxyHeader } from "../egress/proxy-protocol.js";
 import { AccessLog } from "./access-log.js";
 import type { Cluster } from "./cluster.js";
 import type { Counter, StatsStore } from "./stats.js";
@@ -80,6 +81,20 @@ interface HttpStats {
   upstreamFailures: Counter;
 }
 
+/** Keep-alive connections that each start with the same PROXY protocol header. */
+class ProxyProtocolAgent extends Agent {
+  constructor(private readonly header: Buffer) {
+    super({ keepAlive: true });
+  }
+
+  override createConnection(options: ClientRequestArgs): Duplex {
+    const socket = connect(options as NetConnectOpts);
+    // Queued until the connection is up, and sent before the first request.
+    socket.write(this.header);
+    return socket;
+  }
+}
+
 export class HttpProxy {
   private readonly server: Server;
   private readonly infos = new WeakMap<Socket, ConnectionInfo>();
@@ -116,11 +131,28 @@ export class HttpProxy {
     for (const log of this.accessLogs) log.close();
   }
 
-  private agent(cluster: string): Agent {
-    let agent = this.agents.get(cluster);
+  /**
+   * The connection pool for a request. A cluster whose transport socket sends the PROXY header
+   * gets a pool per downstream connection: the header carries that connection's addresses, and
+   * Envoy likewise keys upstream pools by the transport socket options the header comes from
+   * (envoy/network/transport_socket.h, TransportSocketOptions::hashKey). Those pools close with
+   * their downstream connection.
+   */
+  private agent(cluster: Cluster, downstream: Socket, info: ConnectionInfo): Agent {
+    const version = cluster.config.upstreamProxyProtocol;
+    const key = version === undefined ? cluster.config.name : `${cluster.config.name} ${info.connectionId}`;
+    let agent = this.agents.get(key);
     if (agent === undefined) {
-      agent = new Agent({ keepAlive: true });
-      this.agents.set(cluster, agent);
+      const created = version === undefined ? new Agent({ keepAlive: true })
+        : new ProxyProtocolAgent(encodeProxyHeader(version === "V1" ? 1 : 2, info.source, info.destination));
+      this.agents.set(key, created);
+      if (version !== undefined) {
+        downstream.once("close", () => {
+          this.agents.delete(key);
+          created.destroy();
+        });
+      }
+      agent = created;
     }
     return agent;
   }
@@ -212,7 +244,7 @@ export class HttpProxy {
     cluster.stats.upstreamCxTotal.value++;
     const upstream = httpRequest({
       host: host.address, port: host.port, method: get(":method"), path: get(":path"), headers: outgoing,
-      agent: this.agent(cluster.config.name), timeout: cluster.config.connectTimeoutMs,
+      agent: this.agent(cluster, request.socket, info), timeout: cluster.config.connectTimeoutMs,
     });
     upstream.on("timeout", () => upstream.destroy(new Error("connect timeout")));
     upstream.on("error", (error: NodeJS.ErrnoException) => {
