@@ -19,7 +19,9 @@ export class GuestMemory {
   }
 
   private view(): Buffer {
-    if (this.bytes.buffer !== this.memory.buffer) this.bytes = Buffer.from(this.memory.buffer);
+    // Growth detaches the old ArrayBuffer, which leaves the old view empty: cheaper to test than
+    // the Memory.buffer getter on every host call.
+    if (this.bytes.length === 0) this.bytes = Buffer.from(this.memory.buffer);
     return this.bytes;
   }
 

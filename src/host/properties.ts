@@ -29,9 +29,18 @@ export function formatEndpoint(endpoint: Endpoint): string {
   return endpoint.address.includes(":") ? `[${endpoint.address}]:${endpoint.port}` : `${endpoint.address}:${endpoint.port}`;
 }
 
+/** Paths seen so far; bounded, since the guest chooses them. */
+const dottedPaths = new Map<string, string>();
+const MAX_DOTTED_PATHS = 1024;
+
 /** A guest's property path (segments separated by NUL) as the attribute's dotted name. */
 export function dottedPath(path: string): string {
-  return path.replaceAll("\0", ".");
+  let dotted = dottedPaths.get(path);
+  if (dotted === undefined) {
+    dotted = path.replaceAll("\0", ".");
+    if (dottedPaths.size < MAX_DOTTED_PATHS) dottedPaths.set(path, dotted);
+  }
+  return dotted;
 }
 
 export function u64(value: number): Buffer {
