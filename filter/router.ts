@@ -3,37 +3,33 @@
 // through the request header the route's cluster_header names. Never traps on what the host
 // returns: a missing or garbled property only means fewer facts.
 import {
-  closeStream, encodeFilterState, FILTER_STATE_TCP_PROXY_CLUSTER, fromUtf8, getHeader, getProperty, incrementMetric, log, LogLevel,
+  closeStream, encodeFilterState, FILTER_STATE_TCP_PROXY_CLUSTER, getHeader, getPropertyString, incrementMetric, log, LogLevel,
   MapType, propertyPath, removeHeader, replaceHeader, sendLocalResponse, setEnvoyFilterState, StreamType, WasmResult,
 } from "./sdk";
 import { Decision, decide, DEFAULT_RULE, Outcome } from "./policy/decision";
 import { parseSocketAddress, SocketAddress } from "./policy/ip";
 import { asciiLower } from "./policy/text";
 import { ConnectionFacts, Policy, RequestFacts } from "./policy/model";
-import { FilterStats } from "./stats";
+import { FilterStats, MAX_NAMED_COUNTERS, NO_COUNTER } from "./stats";
 import { proxyHeader } from "./proxy-header";
 
 const SOURCE_ADDRESS = propertyPath(["source", "address"]);
 const DESTINATION_ADDRESS = propertyPath(["destination", "address"]);
 const SERVER_NAME = propertyPath(["connection", "requested_server_name"]);
 
-/** Encoded filter-state arguments kept per cluster name, so the data path rarely encodes. */
-const MAX_CACHED_CLUSTERS = 1024;
+/** Cluster names whose filter-state arguments and counter are kept (as many as have counters). */
+const MAX_CACHED_CLUSTERS = MAX_NAMED_COUNTERS;
 
 function header(name: string): string {
   const value = getHeader(MapType.HttpRequestHeaders, name);
   return value == null ? "" : value;
 }
 
-function readString(path: ArrayBuffer): string {
-  const bytes = getProperty(path);
-  return bytes == null ? "" : fromUtf8(bytes);
-}
-
 export class Router {
-  /** Index into `encodings` by cluster name (a Map of u32 like the stats', to share its code). */
-  private readonly encodedIndex: Map<string, u32> = new Map();
+  /** Cache slot by cluster name (a Map of u32 like the stats', to share its code). */
+  private readonly slots: Map<string, u32> = new Map();
   private readonly encodings: ArrayBuffer[] = [];
+  private readonly counters: u32[] = [];
   /** The PROXY header the last routed connection must send first, if the policy asks for one. */
   pendingHeader: ArrayBuffer | null = null;
 
@@ -77,81 +73,99 @@ export class Router {
 
   private route(request: RequestFacts | null): Decision {
     const wantsLog = this.logLevel <= LogLevel.Info;
-    const sourceText = readString(SOURCE_ADDRESS);
+    const sourceText = getPropertyString(SOURCE_ADDRESS);
     const source = parseSocketAddress(sourceText);
-    const destinationText = this.policy.needsDestination || wantsLog ? readString(DESTINATION_ADDRESS) : "";
+    const destinationText = this.policy.needsDestination || wantsLog ? getPropertyString(DESTINATION_ADDRESS) : "";
     const destination: SocketAddress | null = destinationText.length == 0 ? null : parseSocketAddress(destinationText);
-    const serverName = this.policy.needsServerName || wantsLog ? asciiLower(readString(SERVER_NAME)) : "";
+    const serverName = this.policy.needsServerName || wantsLog ? asciiLower(getPropertyString(SERVER_NAME)) : "";
     const facts = new ConnectionFacts(source, destination, serverName, request);
     const decision = decide(this.policy, facts);
     if (request == null && decision.outcome == Outcome.Route) this.prepareHeader(facts, decision);
     if (decision.rule == DEFAULT_RULE) incrementMetric(this.stats.unmatched, 1);
     else this.stats.countRule(decision.rule);
-    const outcome = request == null ? this.apply(decision) : this.applyToRequest(decision);
+    const status = request == null ? this.apply(decision) : this.applyToRequest(decision);
     if (wantsLog) {
       log(LogLevel.Info, "wasmerang: source=" + sourceText + " destination=" + (destinationText.length == 0 ? "-" : destinationText)
         + " sni=" + (serverName.length == 0 ? "-" : serverName)
         + (request == null ? "" : " authority=" + request.authority + " path=" + request.path)
-        + " rule=" + (decision.rule.length == 0 ? "-" : decision.rule) + " " + outcome);
+        + " rule=" + (decision.rule.length == 0 ? "-" : decision.rule) + " " + outcomeWords(decision, status));
     }
     return decision;
   }
 
-  private applyToRequest(decision: Decision): string {
+  private applyToRequest(decision: Decision): WasmResult {
     const http = this.policy.http;
     if (decision.outcome == Outcome.Route) {
       replaceHeader(MapType.HttpRequestHeaders, http.clusterHeader, decision.cluster);
       this.stats.countCluster(decision.cluster);
-      return "cluster=" + decision.cluster;
+      return WasmResult.Ok;
     }
     removeHeader(MapType.HttpRequestHeaders, http.clusterHeader);
     if (decision.outcome == Outcome.Reject) {
       incrementMetric(this.stats.rejected, 1);
       sendLocalResponse(http.rejectStatus, "wasmerang_rejected", http.rejectBody);
-      return "action=reject";
+    } else {
+      this.unrouted(decision);
     }
-    return this.unrouted(decision);
+    return WasmResult.Ok;
   }
 
-  /** Passthrough and errors are counted and described alike for TCP and HTTP. */
-  private unrouted(decision: Decision): string {
+  /** Passthrough and errors are counted alike for TCP and HTTP. */
+  private unrouted(decision: Decision): void {
     if (decision.outcome == Outcome.Passthrough) {
       incrementMetric(this.stats.passthrough, 1);
-      return "action=passthrough";
+      return;
     }
     incrementMetric(this.stats.badAddress, 1);
     if (this.logLevel <= LogLevel.Warn) log(LogLevel.Warn, "wasmerang: not routed: " + decision.reason);
-    return "action=none reason=" + decision.reason;
   }
 
-  /** Carries out the decision; returns the words the log line ends with. */
-  private apply(decision: Decision): string {
+  /** Carries out the decision; returns set_envoy_filter_state's status (Ok when it was not called). */
+  private apply(decision: Decision): WasmResult {
     if (decision.outcome == Outcome.Reject) {
       incrementMetric(this.stats.rejected, 1);
       closeStream(StreamType.Downstream);
-      return "action=reject";
+      return WasmResult.Ok;
     }
-    if (decision.outcome != Outcome.Route) return this.unrouted(decision);
-    const status = setEnvoyFilterState(this.argumentsFor(decision.cluster));
+    if (decision.outcome != Outcome.Route) {
+      this.unrouted(decision);
+      return WasmResult.Ok;
+    }
+    const slot = this.clusterSlot(decision.cluster);
+    const status = setEnvoyFilterState(slot < 0 ? encodeFilterState(FILTER_STATE_TCP_PROXY_CLUSTER, decision.cluster) : this.encodings[slot]);
     if (status != WasmResult.Ok) {
       incrementMetric(this.stats.filterStateFailed, 1);
       if (this.logLevel <= LogLevel.Error) {
         log(LogLevel.Error, "wasmerang: set_envoy_filter_state(" + FILTER_STATE_TCP_PROXY_CLUSTER + "=" + decision.cluster
           + ") failed with status " + status.toString());
       }
-      return "action=none reason=filter_state_status_" + status.toString();
+      return status;
     }
-    this.stats.countCluster(decision.cluster);
-    return "cluster=" + decision.cluster;
+    incrementMetric(this.stats.routed, 1);
+    if (slot >= 0 && this.counters[slot] != NO_COUNTER) incrementMetric(this.counters[slot], 1);
+    return WasmResult.Ok;
   }
 
-  private argumentsFor(cluster: string): ArrayBuffer {
-    if (this.encodedIndex.has(cluster)) return this.encodings[this.encodedIndex.get(cluster)];
-    const args = encodeFilterState(FILTER_STATE_TCP_PROXY_CLUSTER, cluster);
-    if (this.encodings.length < MAX_CACHED_CLUSTERS) {
-      this.encodedIndex.set(cluster, this.encodings.length);
-      this.encodings.push(args);
-    }
-    return args;
+  /**
+   * The cache slot of a cluster name: its encoded filter-state arguments and its counter, made
+   * once, so that routing a connection builds nothing. -1 past MAX_CACHED_CLUSTERS names.
+   */
+  private clusterSlot(cluster: string): i32 {
+    if (this.slots.has(cluster)) return <i32>this.slots.get(cluster);
+    if (this.encodings.length >= MAX_CACHED_CLUSTERS) return -1;
+    const slot = this.encodings.length;
+    this.slots.set(cluster, slot);
+    this.encodings.push(encodeFilterState(FILTER_STATE_TCP_PROXY_CLUSTER, cluster));
+    this.counters.push(this.stats.clusters.id(cluster));
+    return slot;
   }
+}
+
+/** The end of a decision's log line: where the connection or request went, or why not. */
+function outcomeWords(decision: Decision, status: WasmResult): string {
+  if (decision.outcome == Outcome.Reject) return "action=reject";
+  if (decision.outcome == Outcome.Passthrough) return "action=passthrough";
+  if (decision.outcome == Outcome.Error) return "action=none reason=" + decision.reason;
+  if (status != WasmResult.Ok) return "action=none reason=filter_state_status_" + status.toString();
+  return "cluster=" + decision.cluster;
 }

@@ -3,8 +3,35 @@
 // path segment so tag extraction can pull it out.
 import { defineMetric, incrementMetric, MetricType } from "./sdk";
 
-/** Distinct per-cluster and per-rule counters kept at most; later names count only in totals. */
-const MAX_NAMED_COUNTERS = 512;
+/** Distinct per-cluster and per-rule counters kept at most, each; later names count only in totals. */
+export const MAX_NAMED_COUNTERS = 512;
+
+/** What NamedCounters.id answers once the limit is reached. */
+export const NO_COUNTER = u32.MAX_VALUE;
+
+/**
+ * Counters named `<prefix><name><suffix>`, found by the bare name: nothing is built per
+ * connection. Defined on first use, up to MAX_NAMED_COUNTERS.
+ */
+export class NamedCounters {
+  private readonly ids: Map<string, u32> = new Map();
+
+  constructor(private readonly prefix: string, private readonly suffix: string) {}
+
+  /** The counter for `name`, defining it if needed; NO_COUNTER once the limit is reached. */
+  id(name: string): u32 {
+    if (this.ids.has(name)) return this.ids.get(name);
+    if (this.ids.size >= MAX_NAMED_COUNTERS) return NO_COUNTER;
+    const id = defineMetric(MetricType.Counter, this.prefix + name + this.suffix);
+    this.ids.set(name, id);
+    return id;
+  }
+
+  count(name: string): void {
+    const id = this.id(name);
+    if (id != NO_COUNTER) incrementMetric(id, 1);
+  }
+}
 
 export class FilterStats {
   readonly routed: u32 = defineMetric(MetricType.Counter, "wasmerang.routed");
@@ -13,26 +40,17 @@ export class FilterStats {
   readonly unmatched: u32 = defineMetric(MetricType.Counter, "wasmerang.unmatched");
   readonly badAddress: u32 = defineMetric(MetricType.Counter, "wasmerang.error.bad_address");
   readonly filterStateFailed: u32 = defineMetric(MetricType.Counter, "wasmerang.error.filter_state");
-  private readonly named: Map<string, u32> = new Map();
+  readonly clusters: NamedCounters = new NamedCounters("wasmerang.cluster.", ".routed");
+  readonly rules: NamedCounters = new NamedCounters("wasmerang.rule.", ".matched");
 
-  /** Counts a connection routed to `cluster`. */
+  /** Counts a connection or request routed to `cluster`. */
   countCluster(cluster: string): void {
     incrementMetric(this.routed, 1);
-    this.countNamed("wasmerang.cluster." + cluster + ".routed");
+    this.clusters.count(cluster);
   }
 
   /** Counts a connection matched by a named rule. */
   countRule(rule: string): void {
-    if (rule.length > 0) this.countNamed("wasmerang.rule." + rule + ".matched");
-  }
-
-  private countNamed(name: string): void {
-    if (this.named.has(name)) {
-      incrementMetric(this.named.get(name), 1);
-    } else if (this.named.size < MAX_NAMED_COUNTERS) {
-      const id = defineMetric(MetricType.Counter, name);
-      this.named.set(name, id);
-      incrementMetric(id, 1);
-    }
+    if (rule.length > 0) this.rules.count(rule);
   }
 }

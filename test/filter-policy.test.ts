@@ -85,6 +85,16 @@ describe("policy actions", () => {
     assert.equal(routeOnce(filter, "10.0.0.1:1", "1.2.3.4:8443"), "outbound|8443||egress.svc");
   });
 
+  it("more distinct cluster names than the 512 counters: all are routed, the first 512 counted by name", async () => {
+    const filter = await loadFilter({ log_level: "warn", default: { cluster: "svc-{dst_port}" } });
+    for (let port = 1000; port < 1600; port++) assert.equal(routeOnce(filter, "10.0.0.1:1", `1.2.3.4:${port}`), `svc-${port}`);
+    assert.equal(routeOnce(filter, "10.0.0.1:1", "1.2.3.4:1000"), "svc-1000");
+    assert.equal(filter.metric("wasmerang.routed"), 601n);
+    assert.equal(filter.metric("wasmerang.cluster.svc-1000.routed"), 2n);
+    assert.equal(filter.metric("wasmerang.cluster.svc-1511.routed"), 1n);
+    assert.equal(filter.metric("wasmerang.cluster.svc-1512.routed"), undefined);
+  });
+
   it("hash: same source, same cluster; spread follows the weights", async () => {
     const filter = await loadFilter({ default: { hash: ["a", { cluster: "b", weight: 3 }] } });
     const counts: Record<string, number> = { a: 0, b: 0 };

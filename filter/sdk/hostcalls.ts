@@ -25,6 +25,17 @@ function takeReturned(): ArrayBuffer {
   return out;
 }
 
+/** The returned bytes as a string, decoded in place: no intermediate copy. */
+function takeReturnedString(): string {
+  const ptr = load<u32>(returnData) as usize;
+  const size = load<u32>(returnSize) as usize;
+  receivedSinceCollect += size;
+  if (ptr == 0) return "";
+  const out = String.UTF8.decodeUnsafe(ptr, size);
+  heap.free(ptr);
+  return out;
+}
+
 function clearReturn(): void {
   store<u32>(returnData, 0);
   store<u32>(returnSize, 0);
@@ -58,10 +69,17 @@ export function propertyPath(segments: string[]): ArrayBuffer {
 
 /** A property's raw bytes, or null when the host has none (NotFound, or not yet available). */
 export function getProperty(path: ArrayBuffer): ArrayBuffer | null {
+  return askProperty(path) ? takeReturned() : null;
+}
+
+/** A string property (an address, a name) as text; "" when the host has none. */
+export function getPropertyString(path: ArrayBuffer): string {
+  return askProperty(path) ? takeReturnedString() : "";
+}
+
+function askProperty(path: ArrayBuffer): bool {
   clearReturn();
-  const status = abi.proxy_get_property(changetype<usize>(path), path.byteLength, returnData, returnSize);
-  if (status != WasmResult.Ok) return null;
-  return takeReturned();
+  return abi.proxy_get_property(changetype<usize>(path), path.byteLength, returnData, returnSize) == WasmResult.Ok;
 }
 
 export function setProperty(path: ArrayBuffer, value: ArrayBuffer): WasmResult {
