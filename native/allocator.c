@@ -5,13 +5,13 @@
 // fault every page in again: one page fault per 4 KiB proxied, which costs a relay about half its
 // throughput. Keeping that much freed heap mapped removes the faults; the price is resident
 // memory that stays at its high-water mark, bounded by the threshold.
-#include <node_api.h>
+#include "addon.h"
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 
 // retainFreedHeap(bytes) -> true when the allocator took the setting
-static napi_value retain_freed_heap(napi_env env, napi_callback_info info) {
+napi_value retain_freed_heap(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], result;
   int64_t bytes = -1;
@@ -28,12 +28,3 @@ static napi_value retain_freed_heap(napi_env env, napi_callback_info info) {
   napi_get_boolean(env, taken, &result);
   return result;
 }
-
-static napi_value init(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "retainFreedHeap", NAPI_AUTO_LENGTH, retain_freed_heap, NULL, &fn);
-  napi_set_named_property(env, exports, "retainFreedHeap", fn);
-  return exports;
-}
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

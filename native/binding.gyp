@@ -1,12 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "original_dst",
-      "sources": ["original_dst.c"]
-    },
-    {
-      "target_name": "allocator",
-      "sources": ["allocator.c"]
+      "target_name": "wasmerang_native",
+      "sources": ["addon.c", "original_dst.c", "allocator.c"]
     }
   ]
 }

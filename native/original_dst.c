@@ -1,10 +1,10 @@
 // SO_ORIGINAL_DST for Node: the address a connection was sent to before iptables/nftables
 // REDIRECT changed it (what Envoy's original_dst listener filter reads). Node's net module has
-// no getsockopt, so this is the one native piece of the runner.
+// no getsockopt.
+#include "addon.h"
 #include <arpa/inet.h>
 #include <linux/netfilter_ipv4.h>
 #include <netinet/in.h>
-#include <node_api.h>
 #include <sys/socket.h>
 
 #ifndef IP6T_SO_ORIGINAL_DST
@@ -22,7 +22,7 @@ static napi_value make_endpoint(napi_env env, const char *address, int port) {
 }
 
 // originalDestination(fd) -> { address, port } | null
-static napi_value original_destination(napi_env env, napi_callback_info info) {
+napi_value original_destination(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], null_value;
   int32_t fd = -1;
@@ -47,12 +47,3 @@ static napi_value original_destination(napi_env env, napi_callback_info info) {
   }
   return null_value;
 }
-
-static napi_value init(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "originalDestination", NAPI_AUTO_LENGTH, original_destination, NULL, &fn);
-  napi_set_named_property(env, exports, "originalDestination", fn);
-  return exports;
-}
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

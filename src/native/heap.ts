@@ -2,7 +2,7 @@
 // mechanism: without it, glibc returns the socket read buffers V8 frees to the kernel after each
 // collection, and the next reads fault the pages in again (measured: one fault per 4 KiB proxied,
 // about half the single-stream throughput; bench/README.md).
-import { loadNativeAddon } from "./addons.js";
+import { loadNativeAddon } from "./addon.js";
 
 interface AllocatorAddon {
   retainFreedHeap(bytes: number): boolean;
@@ -16,5 +16,5 @@ export const RETAINED_HEAP_BYTES = 128 * 1024 * 1024;
 
 /** Returns whether the process allocator took the policy (glibc with the addon built). */
 export function retainFreedHeap(bytes = RETAINED_HEAP_BYTES): boolean {
-  return loadNativeAddon<AllocatorAddon>("allocator")?.retainFreedHeap(bytes) ?? false;
+  return loadNativeAddon<AllocatorAddon>()?.retainFreedHeap(bytes) ?? false;
 }

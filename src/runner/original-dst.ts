@@ -4,13 +4,13 @@
 // local address is the destination, which is also what Envoy falls back to.
 import type { Socket } from "node:net";
 import type { Endpoint } from "../host/properties.js";
-import { loadNativeAddon } from "../native/addons.js";
+import { loadNativeAddon } from "../native/addon.js";
 
 interface OriginalDstAddon {
   originalDestination(fd: number): { address: string; port: number } | null;
 }
 
-const addon = loadNativeAddon<OriginalDstAddon>("original_dst");
+const addon = loadNativeAddon<OriginalDstAddon>();
 
 export const originalDstSupported = addon !== undefined;
 
