@@ -68,7 +68,7 @@ async function bulk(): Promise<object> {
   const started = process.hrtime.bigint();
   await Promise.all(Array.from({ length: streams }, () => bulkStream(perStream)));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return { bytesPerSecond: (perStream * streams) / seconds, seconds };
+  return { bytesPerSecond: (perStream * streams) / seconds, bytes: perStream * streams, seconds };
 }
 
 async function oneRequest(): Promise<void> {
@@ -98,7 +98,7 @@ async function connectionRate(): Promise<object> {
     }
   }));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return { connectionsPerSecond: completed / seconds, failed };
+  return { connectionsPerSecond: completed / seconds, completed, failed };
 }
 
 async function latency(): Promise<object> {

@@ -2,7 +2,7 @@
 // to a direct connection and HAProxy (one thread, like the runner), all measured in one run.
 // Writes bench/results/latest.json and bench/results/latest.svg.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
@@ -56,17 +56,41 @@ function loadgen(mode: string, port: number, options: object): Record<string, nu
 
 const ROUNDS = 3;
 
-/** One loadgen run per mode, target and round: the latency run gives both p50 and p99. */
+/** CPU seconds (user + system) a process has used, from /proc; undefined where there is none. */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    // utime and stime, in clock ticks of 1/100 s (USER_HZ on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/** One loadgen run per mode, target and round (the latency run gives both p50 and p99), with the proxy's CPU time. */
 const runs = new Map<string, Record<string, number>>();
 
-function measured(mode: string, port: number, options: object, round: number): Record<string, number> {
+function measured(mode: string, port: number, options: object, round: number, pid: number | undefined): Record<string, number> {
   const key = `${mode} ${port} ${JSON.stringify(options)} ${round}`;
   let result = runs.get(key);
   if (result === undefined) {
+    const before = cpuSeconds(pid);
     result = loadgen(mode, port, options);
+    const after = cpuSeconds(pid);
+    if (before !== undefined && after !== undefined) result.proxyCpuSeconds = after - before;
     runs.set(key, result);
   }
   return result;
+}
+
+/** The proxy's CPU for one unit of the run's work: seconds per GiB relayed, or µs per connection. */
+function cpuPerUnit(result: Record<string, number>): number | undefined {
+  const cpu = result.proxyCpuSeconds;
+  if (cpu === undefined) return undefined;
+  if (result.bytes !== undefined) return cpu / (result.bytes / 2 ** 30);
+  if (result.completed !== undefined) return (cpu * 1e6) / result.completed;
+  return undefined;
 }
 
 type Backends = { sink: number; rr: number; echo: number };
@@ -92,17 +116,23 @@ function runnerConfig(backends: Backends): string {
   return file;
 }
 
-async function startRunner(backends: Backends): Promise<Backends> {
+interface Proxy {
+  ports: Backends;
+  /** The process (or, per backend, processes) whose CPU time is the proxy's. */
+  pid: (backend: keyof Backends) => number | undefined;
+}
+
+async function startRunner(backends: Backends): Promise<Proxy> {
   const runner = start(PROXY_CORE, process.execPath, ["build/src/cli.js", "run", "-c", runnerConfig(backends), "--log-format", "json", "--wasm-log-level", "warn"]);
   const ports: Partial<Backends> = {};
   await waitFor(() => {
     for (const match of runner.output().matchAll(/listener '(\w+)' on 127\.0\.0\.1:(\d+)/g)) ports[match[1] as keyof Backends] = Number(match[2]);
     return ports.sink && ports.rr && ports.echo ? true : undefined;
   }, `the runner (${runner.output()})`);
-  return ports as Backends;
+  return { ports: ports as Backends, pid: () => runner.child.pid };
 }
 
-async function startHaproxy(backends: Backends): Promise<Backends | undefined> {
+async function startHaproxy(backends: Backends): Promise<Proxy | undefined> {
   if (spawnSync("haproxy", ["-v"]).status !== 0) return undefined;
   const ports: Backends = { sink: await freePort(), rr: await freePort(), echo: await freePort() };
   const file = join(dir, "haproxy.cfg");
@@ -121,31 +151,40 @@ ${(["sink", "rr", "echo"] as const).map((name) => `listen ${name}
   const haproxy = start(PROXY_CORE, "haproxy", ["-db", "-f", file]);
   await new Promise((resolve) => setTimeout(resolve, 500));
   if (haproxy.child.exitCode !== null) throw new Error(`haproxy did not start: ${haproxy.output()}`);
-  return ports;
+  return { ports, pid: () => haproxy.child.pid };
 }
 
 /** One bare Node pipe relay per backend: the yardstick for what the runner adds. */
-async function startNodePipes(backends: Backends): Promise<Backends> {
+async function startNodePipes(backends: Backends): Promise<Proxy> {
   const ports: Partial<Backends> = {};
+  const pids: Partial<Record<keyof Backends, number>> = {};
   for (const name of ["sink", "rr", "echo"] as const) {
     const pipe = start(PROXY_CORE, process.execPath, [...TSX, "bench/node-pipe.ts", String(backends[name])]);
+    pids[name] = pipe.child.pid;
     ports[name] = await waitFor(() => {
       const line = pipe.output().split("\n").find((l) => l.startsWith("{"));
       return line === undefined ? undefined : (JSON.parse(line) as { port: number }).port;
     }, "the node pipe");
   }
-  return ports as Backends;
+  return { ports: ports as Backends, pid: (backend) => pids[backend] };
 }
 
-async function startEgress(): Promise<number> {
+async function startEgress(): Promise<{ port: number; pid: number | undefined }> {
   const egress = start(PROXY_CORE, process.execPath, ["build/src/cli.js", "egress", "--listen", "127.0.0.1:0", "--allow", "127.0.0.1/32:*",
     "--max-connections", "100000", "--log-level", "info", "--log-format", "json"]);
-  return waitFor(() => {
+  const port = await waitFor(() => {
     const match = /egress router on 127\.0\.0\.1:(\d+)/.exec(egress.output());
     return match ? Number(match[1]) : undefined;
   }, "the egress router").catch(() => {
     throw new Error("egress router did not report its port");
   });
+  return { port, pid: egress.child.pid };
+}
+
+interface Target {
+  name: string;
+  address: (s: Scenario) => [number, object];
+  pid: (s: Scenario) => number | undefined;
 }
 
 interface Scenario {
@@ -202,46 +241,57 @@ async function main(): Promise<void> {
   const haproxy = await startHaproxy(backends);
   const egress = await startEgress();
   const nodePipe = await startNodePipes(backends);
-  const targets: [string, (s: Scenario) => [number, object]][] = [
-    ["direct", (s) => [backends[s.backend], {}]],
-    ...(haproxy ? [["haproxy", (s: Scenario) => [haproxy[s.backend], {}]] as [string, (s: Scenario) => [number, object]]] : []),
-    ["node pipe", (s) => [nodePipe[s.backend], {}]],
-    ["runner", (s) => [runner[s.backend], {}]],
-    ["egress router", (s) => [egress, { proxyTo: backends[s.backend] }]],
+  const proxied = (name: string, proxy: Proxy): Target => ({ name, address: (s) => [proxy.ports[s.backend], {}], pid: (s) => proxy.pid(s.backend) });
+  const targets: Target[] = [
+    { name: "direct", address: (s) => [backends[s.backend], {}], pid: () => undefined },
+    ...(haproxy ? [proxied("haproxy", haproxy)] : []),
+    proxied("node pipe", nodePipe),
+    proxied("runner", runner),
+    { name: "egress router", address: (s) => [egress.port, { proxyTo: backends[s.backend] }], pid: () => egress.pid },
   ];
   if (!haproxy) console.log("!!! haproxy is not installed: the runner is compared with a direct connection only (apt-get install haproxy) !!!\n");
 
   // Node needs its code compiled and its heap grown before it runs at speed, as any long-running
   // proxy has: one unrecorded pass of every load over every target first.
   console.log("Warming up every target with every load once (not recorded)");
-  for (const scenario of SCENARIOS) {
-    for (const [, address] of targets) {
-      const [port, extra] = address(scenario);
-      measured(scenario.mode, port, { ...scenario.options, ...extra }, -1);
-    }
-  }
+  const run = (scenario: Scenario, target: Target, round: number) => {
+    const [port, extra] = target.address(scenario);
+    return measured(scenario.mode, port, { ...scenario.options, ...extra }, round, target.pid(scenario));
+  };
+  for (const scenario of SCENARIOS) for (const target of targets) run(scenario, target, -1);
   const proxyResults: Record<string, Record<string, number>> = {};
+  const cpuResults: Record<string, Record<string, number>> = {};
   console.log(`Proxies on loopback${haproxy ? " (HAProxy: nbthread 1)" : ""}`);
-  console.log(`  ${"scenario".padEnd(32)}${targets.map(([name]) => name.padStart(15)).join("")}   runner/haproxy   runner/pipe`);
+  console.log(`  ${"scenario".padEnd(32)}${targets.map((t) => t.name.padStart(15)).join("")}   runner/haproxy   runner/pipe`);
   for (const scenario of SCENARIOS) {
     const values: Record<string, number> = {};
+    const cpu: Record<string, number> = {};
     // Rounds with the targets interleaved, keeping each target's best: this machine's throughput
     // swings by 2x for minutes at a time, and a swing then hits every target alike.
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [name, address] of targets) {
-        const [port, extra] = address(scenario);
-        const value = measured(scenario.mode, port, { ...scenario.options, ...extra }, round)[scenario.metric]!;
-        const best = values[name];
-        values[name] = best === undefined ? value : scenario.higherIsBetter ? Math.max(best, value) : Math.min(best, value);
+      for (const target of targets) {
+        const result = run(scenario, target, round);
+        const value = result[scenario.metric]!;
+        const best = values[target.name];
+        if (best === undefined || (scenario.higherIsBetter ? value > best : value < best)) {
+          values[target.name] = value;
+          const perUnit = cpuPerUnit(result);
+          if (perUnit !== undefined) cpu[target.name] = perUnit;
+        }
       }
     }
     proxyResults[scenario.name] = values;
+    if (Object.keys(cpu).length > 0) cpuResults[scenario.name] = cpu;
     const ratio = values.haproxy === undefined ? "-" : (values.runner! / values.haproxy).toFixed(2);
     const pipeRatio = (values.runner! / values["node pipe"]!).toFixed(2);
-    console.log(`  ${scenario.name.padEnd(32)}${targets.map(([name]) => pretty(scenario.metric, values[name]!).padStart(15)).join("")}   ${ratio.padStart(14)}   ${pipeRatio.padStart(11)}`);
+    console.log(`  ${scenario.name.padEnd(32)}${targets.map((t) => pretty(scenario.metric, values[t.name]!).padStart(15)).join("")}   ${ratio.padStart(14)}   ${pipeRatio.padStart(11)}`);
+  }
+  console.log("\nThe proxy's own CPU in those runs (CPU seconds per GiB relayed; CPU µs per connection)");
+  for (const [name, cpu] of Object.entries(cpuResults)) {
+    console.log(`  ${name.padEnd(32)}${targets.map((t) => (cpu[t.name] === undefined ? "-" : cpu[t.name]!.toFixed(name.startsWith("bulk") ? 2 : 0)).padStart(15)).join("")}`);
   }
 
-  const results = { date: new Date().toISOString(), machine, pinning: PINNING, filter: { costs, instructions, memory }, proxies: proxyResults };
+  const results = { date: new Date().toISOString(), machine, pinning: PINNING, filter: { costs, instructions, memory }, proxies: proxyResults, proxyCpu: cpuResults };
   writeFileSync("bench/results/latest.json", `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync("bench/results/latest.svg", renderChart(proxyResults, SCENARIOS.map((s) => ({ name: s.name, higherIsBetter: s.higherIsBetter }))));
   console.log("\nWrote bench/results/latest.json and bench/results/latest.svg");
