@@ -11,12 +11,13 @@ import { EgressRouter } from "./egress/router.js";
 import { DEMO_CONFIG, runDemo } from "./demo.js";
 import { packageFilter } from "./package/oci.js";
 import { parseEndpoint } from "./host/properties.js";
-import { retainFreedHeap } from "./native/heap.js";
+import { retainFreedHeap, tuneCollectorForRelaying } from "./native/heap.js";
 import type { Logger } from "pino";
 
-/** The relaying commands own their process, so they set its heap policy (native/allocator.c). */
+/** The relaying commands own their process, so they set its heap policy (src/native/heap.ts). */
 function tuneHeapForRelaying(logger: Logger): void {
   if (!retainFreedHeap()) logger.debug("allocator addon unavailable or not glibc: freed read buffers go back to the kernel (slower bulk relaying)");
+  tuneCollectorForRelaying();
 }
 
 function duration(value: string): number {
