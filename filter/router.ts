@@ -97,7 +97,7 @@ export class Router {
     const http = this.policy.http;
     if (decision.outcome == Outcome.Route) {
       replaceHeader(MapType.HttpRequestHeaders, http.clusterHeader, decision.cluster);
-      this.stats.countCluster(decision.cluster);
+      this.countRouted(this.clusterSlot(decision.cluster));
       return WasmResult.Ok;
     }
     removeHeader(MapType.HttpRequestHeaders, http.clusterHeader);
@@ -141,14 +141,20 @@ export class Router {
       }
       return status;
     }
-    incrementMetric(this.stats.routed, 1);
-    if (slot >= 0 && this.counters[slot] != NO_COUNTER) incrementMetric(this.counters[slot], 1);
+    this.countRouted(slot);
     return WasmResult.Ok;
   }
 
+  /** The routed total, and the cluster's own counter when it has one. */
+  private countRouted(slot: i32): void {
+    incrementMetric(this.stats.routed, 1);
+    if (slot >= 0 && this.counters[slot] != NO_COUNTER) incrementMetric(this.counters[slot], 1);
+  }
+
   /**
-   * The cache slot of a cluster name: its encoded filter-state arguments and its counter, made
-   * once, so that routing a connection builds nothing. -1 past MAX_CACHED_CLUSTERS names.
+   * The cache slot of a cluster name: its encoded filter-state arguments (used by TCP only) and
+   * its counter, made once, so that routing builds nothing. -1 past MAX_CACHED_CLUSTERS names,
+   * which then count only in the total, like names past the counter limit.
    */
   private clusterSlot(cluster: string): i32 {
     if (this.slots.has(cluster)) return <i32>this.slots.get(cluster);

@@ -40,14 +40,9 @@ export class FilterStats {
   readonly unmatched: u32 = defineMetric(MetricType.Counter, "wasmerang.unmatched");
   readonly badAddress: u32 = defineMetric(MetricType.Counter, "wasmerang.error.bad_address");
   readonly filterStateFailed: u32 = defineMetric(MetricType.Counter, "wasmerang.error.filter_state");
+  /** Per-cluster counters; the router caches their ids beside each cluster's encoded arguments. */
   readonly clusters: NamedCounters = new NamedCounters("wasmerang.cluster.", ".routed");
   readonly rules: NamedCounters = new NamedCounters("wasmerang.rule.", ".matched");
-
-  /** Counts a connection or request routed to `cluster`. */
-  countCluster(cluster: string): void {
-    incrementMetric(this.routed, 1);
-    this.clusters.count(cluster);
-  }
 
   /** Counts a connection matched by a named rule. */
   countRule(rule: string): void {

@@ -15,11 +15,17 @@ export function resetReceived(): void {
   receivedSinceCollect = 0;
 }
 
+/** The size of what the host returned, counted toward the next collection. */
+function returnedSize(): usize {
+  const size = load<u32>(returnSize) as usize;
+  receivedSinceCollect += size;
+  return size;
+}
+
 function takeReturned(): ArrayBuffer {
   const ptr = load<u32>(returnData) as usize;
-  const size = load<u32>(returnSize) as i32;
-  receivedSinceCollect += size;
-  const out = new ArrayBuffer(size);
+  const size = returnedSize();
+  const out = new ArrayBuffer(<i32>size);
   if (size > 0) memory.copy(changetype<usize>(out), ptr, size);
   if (ptr != 0) heap.free(ptr);
   return out;
@@ -28,8 +34,7 @@ function takeReturned(): ArrayBuffer {
 /** The returned bytes as a string, decoded in place: no intermediate copy. */
 function takeReturnedString(): string {
   const ptr = load<u32>(returnData) as usize;
-  const size = load<u32>(returnSize) as usize;
-  receivedSinceCollect += size;
+  const size = returnedSize();
   if (ptr == 0) return "";
   const out = String.UTF8.decodeUnsafe(ptr, size);
   heap.free(ptr);

@@ -25,7 +25,7 @@ export function retainFreedHeap(bytes = RETAINED_HEAP_BYTES): boolean {
  * bench's proxies are) has no idle core for V8's concurrent marking threads, and a relay reading
  * a fresh 64 KiB buffer per chunk keeps restarting marking: with the Wasm filter's data
  * callbacks, about 100 mark-compacts per 3 GiB, whose marking threads took the proxy's own core
- * (about half the bulk throughput). On the main thread: 13 in 3 GiB, and connection rate
+ * (about half the bulk throughput). On the main thread: 17–20 in 3 GiB, and connection rate
  * unchanged (A/B, bench/README.md). Turning incremental marking off altogether fixed bulk too,
  * but cost a fifth of the connection rate. Set at start, before the heap has grown.
  */

@@ -57,13 +57,8 @@ export class ProxyConnection {
   private attempts = 0;
   private connectTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
-  /**
-   * When bytes last moved (performance.now()); the idle timer compares against it when it fires.
-   * Measured on Node 20: a fractional clock here keeps the bulk path free of full collections,
-   * while the same field updated with integers (a counter, or Date.now() in milliseconds) brought
-   * back about 100 mark-compacts per 3 GiB relayed. bench/README.md has the A/B.
-   */
-  private lastActivity = 0.5;
+  /** When bytes last moved (performance.now()); the idle timer compares against it when it fires. */
+  private lastActivity = 0;
   private closing = false;
   private downstreamClosed = false;
   private upstreamClosed = true;
@@ -257,8 +252,7 @@ export class ProxyConnection {
   /**
    * tcp_proxy's idle_timeout. Moving bytes only records the time; the timer, when it fires,
    * closes the connection or waits out the rest. Refreshing a Node timer on every chunk instead
-   * (it stores a new timestamp in the timer) made V8 run a full collection every few dozen MiB
-   * relayed: 115 in 3 GiB, half the bulk throughput.
+   * re-inserts it into Node's timer list each time, for a timeout that is almost never reached.
    */
   private armIdleTimer(delay: number): void {
     this.idleTimer = setTimeout(() => {
