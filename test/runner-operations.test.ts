@@ -1,7 +1,6 @@
 // Runner operations: SNI from tls_inspector, reload (good and bad), graceful drain, and the
 // command line's SIGHUP, SIGTERM and heap policy.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { connect as netConnect, createServer, type AddressInfo } from "node:net";
@@ -11,7 +10,8 @@ import { connect as tlsConnect } from "node:tls";
 import { describe, it } from "node:test";
 import { stringify } from "yaml";
 import { toRunnerConfig } from "../src/envoy/load.js";
-import { FILTER_WASM, REPO } from "./helpers.js";
+import { FILTER_WASM } from "./helpers.js";
+import { spawnRunner } from "./cli-process.js";
 import { adminGet, bootstrap, exchange, startRunner, staticCluster, tagServers, tcpProxy, wasmFilter } from "./net-helpers.js";
 
 const servers = tagServers("a", "b");
@@ -108,20 +108,6 @@ describe("reload and drain", () => {
 });
 
 const LISTENING = /listener 'main' on 127\.0\.0\.1:(\d+)/;
-
-/** `wasmerang run -c FILE` as its own process, with its log lines collected. */
-function spawnRunner(file: string, ...extra: string[]) {
-  const child = spawn(process.execPath, [join(REPO, "build/src/cli.js"), "run", "-c", file, ...extra, "--log-format", "json", "--wasm-log-level", "warn"]);
-  let text = "";
-  child.stderr.on("data", (chunk: Buffer) => (text += chunk.toString()));
-  const output = () => text;
-  const waitFor = async (pattern: RegExp): Promise<RegExpExecArray> => {
-    for (let i = 0; i < 200 && !pattern.test(text); i++) await new Promise((resolve) => setTimeout(resolve, 25));
-    assert.match(text, pattern);
-    return pattern.exec(text)!;
-  };
-  return { child, output, waitFor };
-}
 
 /** Minor page faults of a process so far (Linux /proc/PID/stat, field 10). */
 function minorFaults(pid: number): number {

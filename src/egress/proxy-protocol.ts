@@ -50,8 +50,19 @@ export function startsLikeProxyHeader(data: Buffer): boolean {
   return data.length > 0 && (starts(V2_SIGNATURE) || starts(V1_PREFIX));
 }
 
-/** Decodes a header at the start of `data`; "incomplete" means more bytes are needed. */
+/**
+ * Decodes a header at the start of `data`; "incomplete" means more bytes are needed. Never throws:
+ * whatever a peer sends ends as a result, so that one connection's bytes cannot end the process.
+ */
 export function decodeProxyHeader(data: Buffer): DecodeResult {
+  try {
+    return decode(data);
+  } catch (error) {
+    return { kind: "error", reason: `byte 0: header could not be decoded (${(error as Error).message})` };
+  }
+}
+
+function decode(data: Buffer): DecodeResult {
   if (data.length === 0 || incompletePrefix(data, V2_SIGNATURE) || incompletePrefix(data, V1_PREFIX)) return { kind: "incomplete" };
   if (!startsLikeProxyHeader(data)) return { kind: "error", reason: `byte 0: not a PROXY protocol header (starts 0x${data.subarray(0, 8).toString("hex")})` };
   if (data.subarray(0, V2_SIGNATURE.length).equals(V2_SIGNATURE)) return decodeV2(data);
@@ -77,8 +88,13 @@ function decodeV1(data: Buffer): DecodeResult {
   const isFamily = family === "TCP4" ? isIPv4 : family === "TCP6" ? isIPv6 : undefined;
   const at = (index: number) => parts.slice(0, index).join(" ").length + 1;
   if (isFamily === undefined) return { kind: "error", reason: `byte ${at(1)}: unknown v1 family '${family}'` };
-  if (!isFamily(sourceIp)) return { kind: "error", reason: `byte ${at(2)}: bad ${family} source address '${sourceIp}'` };
-  if (!isFamily(destinationIp)) return { kind: "error", reason: `byte ${at(3)}: bad ${family} destination address '${destinationIp}'` };
+  for (const [index, role, address] of [[2, "source", sourceIp], [3, "destination", destinationIp]] as const) {
+    // Node's isIPv6 accepts a zone id (`fe80::1%lo`); the protocol carries 16 bytes and no zone, and
+    // HAProxy's inet_pton refuses one.
+    const zone = address.indexOf("%");
+    if (zone >= 0) return { kind: "error", reason: `byte ${at(index) + zone}: zone id in ${family} ${role} address '${address}'` };
+    if (!isFamily(address)) return { kind: "error", reason: `byte ${at(index)}: bad ${family} ${role} address '${address}'` };
+  }
   for (const [index, port] of [[4, sourcePort], [5, destinationPort]] as const) {
     if (!PORT.test(port) || Number(port) > 65535) return { kind: "error", reason: `byte ${at(index)}: bad port '${port}'` };
   }
@@ -157,18 +173,22 @@ function ipv6Bytes(address: string): Buffer {
   return out;
 }
 
-function mappedToV4(address: string): string {
-  const match = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return match ? match[1]! : address;
+/** The address as the header carries it: IPv4-mapped as IPv4, without a zone id. */
+function headerAddress(address: string): string {
+  const zone = address.indexOf("%");
+  const bare = zone < 0 ? address : address.slice(0, zone);
+  const match = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
+  return match ? match[1]! : bare;
 }
 
 /**
  * Encodes a PROXY header for a TCP connection. IPv4-mapped IPv6 addresses are sent as IPv4; a
- * mix of IPv4 and IPv6 is sent as IPv6, as Envoy's upstream proxy protocol socket does.
+ * mix of IPv4 and IPv6 is sent as IPv6, as Envoy's upstream proxy protocol socket does. A zone id
+ * (a link-local peer's `%eth0`) is dropped: the header has no field for it.
  */
 export function encodeProxyHeader(version: 1 | 2, source: Endpoint, destination: Endpoint, tlvs: Tlv[] = []): Buffer {
-  const sourceAddress = mappedToV4(source.address);
-  const destinationAddress = mappedToV4(destination.address);
+  const sourceAddress = headerAddress(source.address);
+  const destinationAddress = headerAddress(destination.address);
   const v4 = isIPv4(sourceAddress) && isIPv4(destinationAddress);
   if (version === 1) {
     if (tlvs.length > 0) throw new ProxyProtocolError("PROXY protocol v1 cannot carry TLVs");

@@ -10,6 +10,7 @@ import { AdminServer, type AdminSource, type StatSample } from "../runner/admin.
 import { StatsStore, type Counter } from "../runner/stats.js";
 import type { Allowlist } from "./allowlist.js";
 import type { EgressSettings } from "./config.js";
+import { ConnectionLimit, connectionCapacity } from "../server/connection-limit.js";
 import { decodeProxyHeader, TLV } from "./proxy-protocol.js";
 
 export interface EgressOptions extends Omit<EgressSettings, "allow"> {
@@ -48,9 +49,16 @@ export class EgressRouter implements AdminSource {
   private server!: Server;
   private admin: AdminServer | undefined;
   private readonly accessLog: WriteStream | NodeJS.WriteStream | undefined;
+  private readonly limit: ConnectionLimit;
 
   private constructor(private readonly options: EgressOptions) {
     this.counters = egressStats(this.store);
+    // A forwarded connection holds two descriptors (client and destination).
+    const capacity = connectionCapacity(2);
+    const max = Math.min(options.maxConnections, capacity);
+    this.limit = new ConnectionLimit(max, options.logger, max < options.maxConnections
+      ? `connection limit ${max} reached (the file descriptor limit, ulimit -n, leaves room for ${capacity} of max_connections ${options.maxConnections})`
+      : `connection limit ${max} reached`);
     this.accessLog = options.accessLog === undefined ? undefined
       : options.accessLog === "-" ? process.stdout : createWriteStream(options.accessLog, { flags: "a" });
   }
@@ -61,9 +69,13 @@ export class EgressRouter implements AdminSource {
     router.server.maxConnections = Number.MAX_SAFE_INTEGER;
     await new Promise<void>((resolve, reject) => {
       router.server.once("error", reject);
-      router.server.listen(options.listen.port, options.listen.address, () => resolve());
+      router.server.listen(options.listen.port, options.listen.address, () => {
+        router.server.off("error", reject);
+        resolve();
+      });
     });
-    if (options.admin !== undefined) router.admin = await AdminServer.listen(options.admin.address, options.admin.port, router);
+    router.server.on("error", (error) => options.logger.warn({ error: error.message }, "accept failed"));
+    if (options.admin !== undefined) router.admin = await AdminServer.listen(options.admin.address, options.admin.port, router, options.logger);
     options.logger.info(`egress router on ${options.listen.address}:${router.port}, allowing ${options.allowlist.rules.map((r) => r.text).join(" ") || "nothing"}`);
     return router;
   }
@@ -95,8 +107,9 @@ export class EgressRouter implements AdminSource {
     const { counters, options } = this;
     counters.cxTotal.value++;
     socket.on("error", () => undefined);
-    if (counters.cxActive.value >= options.maxConnections) {
-      this.refuse(socket, counters.overLimit, `connection limit ${options.maxConnections} reached`);
+    if (!this.limit.admits(counters.cxActive.value)) {
+      counters.overLimit.value++;
+      socket.destroy();
       return;
     }
     this.sockets.add(socket);

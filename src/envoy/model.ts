@@ -72,6 +72,8 @@ export interface ListenerConfig {
   listenerFilters: ListenerFilterName[];
   /** proxy_protocol's allow_requests_without_proxy_protocol. */
   allowWithoutProxyProtocol: boolean;
+  /** per_connection_buffer_limit_bytes, when set (0: no limit, as Envoy's watermark buffers). */
+  perConnectionBufferLimitBytes: number | undefined;
   wasmFilters: WasmPluginConfig[];
   /** The terminal filter: tcp_proxy, or the HTTP connection manager. */
   tcpProxy: TcpProxyConfig | undefined;

@@ -111,7 +111,7 @@ export class SubsetReader {
   }
 
   private listener(listener: JsonObject, path: string): ListenerConfig {
-    this.only(listener, path, ["name", "address", "listener_filters", "filter_chains", "traffic_direction"]);
+    this.only(listener, path, ["name", "address", "listener_filters", "filter_chains", "traffic_direction", "per_connection_buffer_limit_bytes"]);
     const listenerFilters: ListenerFilterName[] = [];
     let allowWithoutProxyProtocol = false;
     this.list(listener.listener_filters, `${path}.listener_filters`).forEach((entry, i) => {
@@ -159,6 +159,7 @@ export class SubsetReader {
       address: this.socketAddress(listener.address, `${path}.address`),
       listenerFilters,
       allowWithoutProxyProtocol,
+      perConnectionBufferLimitBytes: typeof listener.per_connection_buffer_limit_bytes === "number" ? listener.per_connection_buffer_limit_bytes : undefined,
       wasmFilters,
       tcpProxy,
       http,

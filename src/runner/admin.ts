@@ -2,6 +2,7 @@
 // /clusters, /ready. Binds where admin.address says; the examples and defaults use loopback.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
 import { formatEndpoint } from "../host/properties.js";
 import type { Cluster } from "./cluster.js";
 
@@ -85,7 +86,7 @@ export function renderClusters(clusters: readonly Cluster[]): string {
 export class AdminServer {
   private constructor(private readonly server: Server) {}
 
-  static async listen(address: string, port: number, source: AdminSource): Promise<AdminServer> {
+  static async listen(address: string, port: number, source: AdminSource, logger: Logger): Promise<AdminServer> {
     const server = createServer((request, response) => {
       const path = (request.url ?? "/").split("?")[0];
       const send = (status: number, body: string, type = "text/plain; charset=utf-8") => {
@@ -108,8 +109,13 @@ export class AdminServer {
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(port, address, () => resolve());
+      server.listen(port, address, () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
+    // Past the bind, the only errors are failed accepts (EMFILE): that client is dropped, admin stays up.
+    server.on("error", (error) => logger.warn({ error: error.message }, "admin accept failed"));
     return new AdminServer(server);
   }
 

@@ -29,6 +29,14 @@ function flushThenClose(socket: Socket): void {
   if (!socket.writableEnded) socket.end();
 }
 
+/**
+ * Why the downstream is not being read. Envoy's tcp_proxy read-disables the downstream until the
+ * upstream connects (source/common/tcp_proxy/tcp_proxy.cc, Filter::establishUpstreamConnection
+ * and onUpstreamConnection); a read buffer over per_connection_buffer_limit_bytes and an upstream
+ * that cannot take more do the same (watermark buffers, source/common/network/connection_impl.cc).
+ */
+type ReadBlocker = "connecting" | "buffer-limit" | "upstream-full";
+
 interface ReadFilter {
   initialized: boolean;
   onNewConnection(): "continue" | "pause";
@@ -46,6 +54,7 @@ export class ProxyConnection {
   private readonly chain: ReadFilter[] = [];
   /** Downstream bytes read but not yet taken by tcp_proxy (Envoy's connection read buffer). */
   private readBuffer: Buffer = EMPTY;
+  private readonly readBlockers = new Set<ReadBlocker>();
   private downstreamEnded = false;
   private upstream: Socket | undefined;
   private upstreamConnected = false;
@@ -101,7 +110,7 @@ export class ProxyConnection {
     const onData = (chunk: Buffer) => {
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
       while (pending.length > 0) {
-        const outcome = this.runListenerFilter(pending[0]!, buffered);
+        const outcome = this.runListenerFilterSafely(pending[0]!, buffered);
         if (outcome === "wait") return;
         if (outcome === "closed") {
           clearTimeout(timer);
@@ -113,7 +122,10 @@ export class ProxyConnection {
       }
       clearTimeout(timer);
       this.downstream.off("data", onData);
-      this.readBuffer = buffered;
+      // Envoy's listener filters peek: what they did not consume is still unread when the
+      // connection starts, and reaches the filter chain as its first read, at once.
+      this.downstream.pause();
+      if (buffered.length > 0) this.downstream.unshift(buffered);
       this.startFilterChain();
     };
     this.downstream.on("data", onData);
@@ -122,6 +134,16 @@ export class ProxyConnection {
       clearTimeout(timer);
       this.failListenerFilter(`connection ended before listener filter ${pending[0]} finished`);
     });
+  }
+
+  /** A listener filter that throws on a peer's bytes closes that connection only. */
+  private runListenerFilterSafely(name: string, data: Buffer): Buffer | "wait" | "closed" {
+    try {
+      return this.runListenerFilter(name, data);
+    } catch (error) {
+      this.failListenerFilter(`listener filter ${name} failed on the connection's first ${data.length} bytes: ${(error as Error).message}`);
+      return "closed";
+    }
   }
 
   /** Returns the bytes left for the next stage, "wait" for more, or "closed". */
@@ -188,17 +210,22 @@ export class ProxyConnection {
       this.bytesReceived += chunk.length;
       this.lastActivity = performance.now();
       this.readBuffer = this.readBuffer.length === 0 ? chunk : Buffer.concat([this.readBuffer, chunk]);
-      if (wantsDownstreamData || !this.chain[this.chain.length - 1]!.initialized) this.continueReading(0);
-      else this.tcpProxyData(this.takeReadBuffer(), false);
+      if (wantsDownstreamData || !this.chain[this.chain.length - 1]!.initialized) {
+        this.continueReading(0);
+      } else {
+        this.tcpProxyData(this.takeReadBuffer(), false);
+      }
     });
     this.downstream.on("end", () => {
       this.downstreamEnded = true;
       this.continueReading(0);
     });
+    // Envoy initializes the read filters before the first read (onNewConnection on each).
     this.continueReading(0);
+    if (!this.closing && this.readBlockers.size === 0) this.downstream.resume();
   }
 
-  /** Hands the socket, and what was read so far, to Node's HTTP/1.1 server. */
+  /** Hands the socket, and what was read so far, to Node's HTTP/1.1 server (resumed by startFilterChain). */
   private handOver(http: HttpProxy, info: ConnectionInfo): "pause" {
     this.downstream.removeAllListeners("data");
     this.downstream.removeAllListeners("end");
@@ -216,6 +243,11 @@ export class ProxyConnection {
 
   /** Envoy's onContinueReading: new filters get onNewConnection, initialized ones the buffered data. */
   private continueReading(from: number): void {
+    this.runReadFilters(from);
+    this.applyBufferLimit();
+  }
+
+  private runReadFilters(from: number): void {
     for (let i = from; i < this.chain.length; i++) {
       if (this.closing) return;
       const filter = this.chain[i]!;
@@ -227,6 +259,29 @@ export class ProxyConnection {
         if (filter.onData(this.readBuffer, this.downstreamEnded) === "pause" || this.closing) return;
       }
     }
+  }
+
+  /**
+   * The read buffer (bytes a paused filter holds) stays under per_connection_buffer_limit_bytes:
+   * over it reading stops, and resumes below half of it, as Envoy's watermark buffer does.
+   */
+  private applyBufferLimit(): void {
+    const limit = this.runtime.bufferLimitBytes;
+    if (this.readBuffer.length > limit) this.blockReading("buffer-limit");
+    else if (this.readBuffer.length <= limit / 2) this.unblockReading("buffer-limit");
+  }
+
+  private blockReading(reason: ReadBlocker): void {
+    if (this.readBlockers.size === 0) this.downstream.pause();
+    this.readBlockers.add(reason);
+  }
+
+  private unblockReading(reason: ReadBlocker): void {
+    if (!this.readBlockers.delete(reason) || this.readBlockers.size > 0 || this.closing) return;
+    this.downstream.resume();
+    // As Envoy's readDisable(false) raises a read event when bytes are buffered: what a filter
+    // held goes on now, not when the peer next sends.
+    if (this.readBuffer.length > 0) this.continueReading(0);
   }
 
   // ---- tcp_proxy -----------------------------------------------------------------------------
@@ -241,6 +296,7 @@ export class ProxyConnection {
       return "pause";
     }
     this.cluster = cluster;
+    this.blockReading("connecting");
     if (this.runtime.idleTimeoutMs > 0) {
       this.lastActivity = performance.now();
       this.armIdleTimer(this.runtime.idleTimeoutMs);
@@ -269,19 +325,16 @@ export class ProxyConnection {
   private tcpProxyData(data: Buffer, endOfStream: boolean): "pause" {
     this.readBuffer = EMPTY;
     if (this.upstreamConnected && this.upstream !== undefined) {
-      if (data.length > 0 && !this.upstream.write(data)) this.applyBackpressure(this.downstream, this.upstream);
+      if (data.length > 0 && !this.upstream.write(data) && !this.readBlockers.has("upstream-full")) {
+        this.blockReading("upstream-full");
+        this.upstream.once("drain", () => this.unblockReading("upstream-full"));
+      }
       if (endOfStream) this.upstream.end();
     } else {
       if (data.length > 0) this.upstreamQueue.push(data);
       if (endOfStream) this.upstreamEndPending = true;
     }
     return "pause";
-  }
-
-  /** A slow reader on `to` stops reading from `from` until `to` drains: memory stays bounded. */
-  private applyBackpressure(from: Socket, to: Socket): void {
-    from.pause();
-    to.once("drain", () => from.resume());
   }
 
   private originalDestination(): Endpoint {
@@ -352,6 +405,7 @@ export class ProxyConnection {
     for (const chunk of this.upstreamQueue) upstream.write(chunk);
     this.upstreamQueue = [];
     if (this.upstreamEndPending) upstream.end();
+    this.unblockReading("connecting");
     const writeFilters = this.sessions.filter((s) => s.wantsData).reverse();
     upstream.on("data", (chunk: Buffer) => {
       this.lastActivity = performance.now();
@@ -362,7 +416,11 @@ export class ProxyConnection {
         if (result.status === "pause" || this.closing) return;
       }
       this.bytesSent += data.length;
-      if (!this.downstream.write(data)) this.applyBackpressure(upstream, this.downstream);
+      // A client that does not read stops the upstream from being read.
+      if (!this.downstream.write(data)) {
+        upstream.pause();
+        this.downstream.once("drain", () => upstream.resume());
+      }
     });
     upstream.on("end", () => {
       for (const session of writeFilters) session.onUpstreamData(EMPTY, true);

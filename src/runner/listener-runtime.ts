@@ -12,6 +12,9 @@ import { listenerStatName, listenerStats, tcpProxyStats, type ListenerStats, typ
 /** Envoy's listener_filters_timeout default: a listener filter that waits longer closes the connection. */
 export const LISTENER_FILTERS_TIMEOUT_MS = 15_000;
 
+/** Envoy's per_connection_buffer_limit_bytes default (listener.proto): 1 MiB. */
+export const DEFAULT_BUFFER_LIMIT_BYTES = 1024 * 1024;
+
 export class ListenerRuntime {
   readonly stats: ListenerStats;
   readonly tcpStats: TcpProxyStats;
@@ -20,6 +23,8 @@ export class ListenerRuntime {
   readonly restoresOriginalDestination: boolean;
   /** The listener filters that wait for the connection's first bytes, in order. */
   readonly byteListenerFilters: readonly string[];
+  /** Bytes a connection's filters may hold unread before the downstream stops being read. */
+  readonly bufferLimitBytes: number;
   private readonly totalWeight: number;
 
   constructor(
@@ -38,6 +43,8 @@ export class ListenerRuntime {
     this.totalWeight = (config.tcpProxy?.weightedClusters ?? []).reduce((sum, c) => sum + c.weight, 0);
     this.restoresOriginalDestination = config.listenerFilters.includes("original_dst");
     this.byteListenerFilters = config.listenerFilters.filter((name) => name !== "original_dst");
+    const limit = config.perConnectionBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES;
+    this.bufferLimitBytes = limit === 0 ? Infinity : limit;
   }
 
   /**

@@ -17,6 +17,10 @@ import { HttpProxy } from "./http-proxy.js";
 import { ListenerRuntime } from "./listener-runtime.js";
 import { listenerStatName, StatsStore } from "./stats.js";
 import { ConfigError } from "../envoy/validate.js";
+import { ConnectionLimit, connectionCapacity } from "../server/connection-limit.js";
+
+/** A proxied connection holds two descriptors: the downstream and the upstream socket. */
+const FDS_PER_CONNECTION = 2;
 
 export interface RunnerOptions {
   logger: Logger;
@@ -68,15 +72,19 @@ export class Runner implements AdminSource {
   private draining = false;
   /** Replaced generations that still have open connections; disposed when the last one closes. */
   private readonly retired = new Set<Generation>();
+  private readonly connectionLimit: ConnectionLimit;
 
-  private constructor(private readonly options: RunnerOptions) {}
+  private constructor(private readonly options: RunnerOptions) {
+    this.connectionLimit = new ConnectionLimit(connectionCapacity(FDS_PER_CONNECTION), options.logger,
+      "the process's file descriptor limit (ulimit -n) leaves no room for another proxied connection");
+  }
 
   static async start(config: RunnerConfig, options: RunnerOptions): Promise<Runner> {
     const runner = new Runner(options);
     runner.generation = await runner.build(config);
     try {
       await runner.openListeners();
-      if (config.admin !== undefined) runner.admin = await AdminServer.listen(config.admin.address, config.admin.port, runner);
+      if (config.admin !== undefined) runner.admin = await AdminServer.listen(config.admin.address, config.admin.port, runner, options.logger);
     } catch (error) {
       await runner.close();
       throw error;
@@ -159,10 +167,15 @@ export class Runner implements AdminSource {
       if (existing !== undefined) existing.server.close();
       const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(config.name, socket));
       await new Promise<void>((resolve, reject) => {
-        server.once("error", (error) => reject(new Error(`listener '${config.name}' cannot bind ${config.address.address}:${config.address.port}: ${error.message}`)));
+        const refused = (error: Error) => reject(new Error(`listener '${config.name}' cannot bind ${config.address.address}:${config.address.port}: ${error.message}`));
+        server.once("error", refused);
         // Envoy binds IPv6 listeners IPv6-only unless socket_address.ipv4_compat (not supported here).
-        server.listen({ port: config.address.port, host: config.address.address, ipv6Only: isIPv6(config.address.address) }, () => resolve());
+        server.listen({ port: config.address.port, host: config.address.address, ipv6Only: isIPv6(config.address.address) }, () => {
+          server.off("error", refused);
+          resolve();
+        });
       });
+      server.on("error", (error) => this.options.logger.warn({ listener: config.name, error: error.message }, "accept failed"));
       this.listeners.set(config.name, { config, server, local: boundEndpoint(server) });
       this.options.logger.info(`listener '${config.name}' on ${config.address.address}:${(server.address() as AddressInfo).port}`);
     }
@@ -177,6 +190,11 @@ export class Runner implements AdminSource {
   private accept(listenerName: string, socket: Socket): void {
     const runtime = this.generation.runtimes.get(listenerName);
     if (runtime === undefined || this.draining) {
+      socket.destroy();
+      return;
+    }
+    if (!this.connectionLimit.admits(this.sockets.size)) {
+      runtime.stats.downstreamGlobalCxOverflow.value++;
       socket.destroy();
       return;
     }

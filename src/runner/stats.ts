@@ -51,6 +51,8 @@ export interface ListenerStats {
   downstreamListenerFilterError: Counter;
   /** Connections closed by a network filter (reject, Wasm failure). */
   downstreamCxFilterClosed: Counter;
+  /** Connections refused because the process's connection limit was reached. */
+  downstreamGlobalCxOverflow: Counter;
 }
 
 export function listenerStats(store: StatsStore, statName: string): ListenerStats {
@@ -61,6 +63,7 @@ export function listenerStats(store: StatsStore, statName: string): ListenerStat
     downstreamCxDestroy: store.counter(`${prefix}downstream_cx_destroy`),
     downstreamListenerFilterError: store.counter(`${prefix}downstream_listener_filter_error`),
     downstreamCxFilterClosed: store.counter(`${prefix}downstream_cx_filter_closed`),
+    downstreamGlobalCxOverflow: store.counter(`${prefix}downstream_global_cx_overflow`),
   };
 }
 

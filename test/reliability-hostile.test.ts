@@ -1,0 +1,373 @@
+// Hostile and unlucky peers against both relaying processes: one packet never ends a process,
+// first bytes never wait behind a listener filter, buffers stay bounded while an upstream does not
+// answer or a filter holds data, and the admin endpoint survives file descriptor exhaustion.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect as tlsConnect, createServer as createTlsServer } from "node:tls";
+import { after, before, describe, it } from "node:test";
+import { stringify } from "yaml";
+import { encodeProxyHeader } from "../src/egress/proxy-protocol.js";
+import { spawnCli, spawnRunner, type CliProcess } from "./cli-process.js";
+import { buildThirdPartyModule } from "./fixtures/third-party-module.js";
+import { FILTER_WASM, REPO } from "./helpers.js";
+import { adminGet, bootstrap, freePort, startRunner, staticCluster, tcpProxy, wasmFilter } from "./net-helpers.js";
+
+const PROXY_PROTOCOL = { name: "envoy.filters.listener.proxy_protocol", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol" } };
+const TLS_INSPECTOR = { name: "envoy.filters.listener.tls_inspector", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" } };
+const LISTENING = /listener 'main' on 127\.0\.0\.1:(\d+)/;
+const MiB = 1024 * 1024;
+
+/** A server that echoes every chunk at once (no half-close needed to get an answer). */
+async function startEchoServer(): Promise<{ server: Server; port: number; sockets: Set<Socket> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.on("error", () => undefined);
+    socket.pipe(socket);
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return { server, port: (server.address() as AddressInfo).port, sockets };
+}
+
+async function stopServer(echo: { server: Server; sockets: Set<Socket> }): Promise<void> {
+  for (const socket of echo.sockets) socket.destroy();
+  await new Promise((resolve) => echo.server.close(resolve));
+}
+
+/** Reads from `socket` until `expected` bytes arrived; fails after `ms`. */
+async function readExactly(socket: Socket, expected: number, ms = 3000): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${length} of ${expected} bytes after ${ms} ms`)), ms);
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      length += chunk.length;
+      if (length >= expected) {
+        clearTimeout(timer);
+        socket.off("data", onData);
+        resolve(Buffer.concat(chunks));
+      }
+    };
+    socket.on("data", onData);
+  });
+}
+
+/** Connects, sends `bytes` in one write, and resolves with what came back once the peer closed. */
+async function sendAndWaitClose(port: number, bytes: Buffer): Promise<Buffer> {
+  const socket = connect({ port, host: "127.0.0.1" });
+  socket.on("error", () => undefined);
+  const chunks: Buffer[] = [];
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+  await once(socket, "connect");
+  socket.write(bytes);
+  await once(socket, "close");
+  return Buffer.concat(chunks);
+}
+
+/** An open connection through a proxy to an echo server that must keep working. */
+async function bystander(port: number, header: Buffer): Promise<{ check(): Promise<void>; socket: Socket }> {
+  const socket = connect({ port, host: "127.0.0.1" });
+  socket.on("error", () => undefined);
+  await once(socket, "connect");
+  socket.write(Buffer.concat([header, Buffer.from("hello")]));
+  assert.equal((await readExactly(socket, 5)).toString(), "hello");
+  return {
+    socket,
+    check: async () => {
+      socket.write("still here");
+      assert.equal((await readExactly(socket, 10)).toString(), "still here");
+    },
+  };
+}
+
+function statOf(text: string, name: string): number {
+  const match = new RegExp(`^${name.replace(/[.[\]]/g, "\\$&")}: (\\d+)$`, "m").exec(text);
+  return match ? Number(match[1]) : NaN;
+}
+
+async function adminStat(port: number, name: string): Promise<number> {
+  return statOf(await (await fetch(`http://127.0.0.1:${port}/stats`)).text(), name);
+}
+
+/** Waits (up to `ms`) until a stat reads `value`, then asserts it. */
+async function untilStat(port: number, name: string, value: number, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while ((await adminStat(port, name)) !== value && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(await adminStat(port, name), value, name);
+}
+
+function writeBootstrap(config: object): string {
+  const file = join(mkdtempSync(join(tmpdir(), "wasmerang-hostile-")), "envoy.yaml");
+  writeFileSync(file, stringify(config));
+  return file;
+}
+
+/** A bootstrap with the admin on `adminPort` and one listener on an ephemeral port. */
+function withAdmin(config: object, adminPort: number): object {
+  return { ...config, admin: { address: { socket_address: { address: "127.0.0.1", port_value: adminPort } } } };
+}
+
+async function stopProcess(cli: CliProcess): Promise<void> {
+  if (cli.child.exitCode !== null) return;
+  cli.child.kill("SIGKILL");
+  await once(cli.child, "exit");
+}
+
+const ZONE_HEADERS = [
+  "PROXY TCP6 fe80::1%lo ::1 1000 80\r\n",
+  "PROXY TCP6 ::1 fe80::1%25eth0 1000 80\r\n",
+  "PROXY TCP6 fe80::1% ::1 1000 80\r\n",
+];
+
+describe("one packet never ends a process", { timeout: 60_000 }, () => {
+  let echo: Awaited<ReturnType<typeof startEchoServer>>;
+  before(async () => (echo = await startEchoServer()));
+  after(() => stopServer(echo));
+
+  it("the runner's proxy_protocol listener filter: a zone id closes that connection only", async () => {
+    const adminPort = await freePort();
+    const cli = spawnRunner(writeBootstrap(withAdmin(bootstrap([tcpProxy("echo")], [staticCluster("echo", echo.port)], { listener_filters: [PROXY_PROTOCOL] }), adminPort)));
+    try {
+      const port = Number((await cli.waitFor(LISTENING))[1]);
+      const kept = await bystander(port, encodeProxyHeader(1, { address: "10.0.0.1", port: 1 }, { address: "10.0.0.2", port: 2 }));
+      for (const header of ZONE_HEADERS) assert.equal((await sendAndWaitClose(port, Buffer.from(header))).length, 0);
+      await kept.check();
+      assert.equal(cli.child.exitCode, null, cli.output());
+      assert.equal(await adminStat(adminPort, "listener.127.0.0.1_0.downstream_listener_filter_error"), ZONE_HEADERS.length);
+      assert.match(cli.output(), /bad PROXY protocol header: byte 18: zone id in TCP6 source address 'fe80::1%lo'/);
+      kept.socket.destroy();
+    } finally {
+      await stopProcess(cli);
+    }
+  });
+
+  it("the egress router: a zone id in either address closes that connection only", async () => {
+    const adminPort = await freePort();
+    const cli = spawnCli(["egress", "--listen", "127.0.0.1:0", "--allow", `127.0.0.1/32:${echo.port}`, "--admin", String(adminPort)]);
+    try {
+      const port = Number((await cli.waitFor(/egress router on 127\.0\.0\.1:(\d+)/))[1]);
+      const kept = await bystander(port, encodeProxyHeader(2, { address: "10.0.0.1", port: 1 }, { address: "127.0.0.1", port: echo.port }));
+      for (const header of ZONE_HEADERS) assert.equal((await sendAndWaitClose(port, Buffer.from(header))).length, 0);
+      await kept.check();
+      assert.equal(cli.child.exitCode, null, cli.output());
+      assert.equal(await adminStat(adminPort, "egress.bad_header"), ZONE_HEADERS.length);
+      assert.match(cli.output(), /bad PROXY header: byte 22: zone id in TCP6 destination address 'fe80::1%25eth0'/);
+      kept.socket.destroy();
+    } finally {
+      await stopProcess(cli);
+    }
+  });
+});
+
+describe("first bytes never wait behind a listener filter", { timeout: 60_000 }, () => {
+  let echo: Awaited<ReturnType<typeof startEchoServer>>;
+  before(async () => (echo = await startEchoServer()));
+  after(() => stopServer(echo));
+
+  it("a PROXY header and data in one write are answered without the client sending more; bytes counted once", async () => {
+    const runner = await startRunner(bootstrap([tcpProxy("echo")], [staticCluster("echo", echo.port)], { listener_filters: [PROXY_PROTOCOL] }));
+    try {
+      const client = connect({ port: runner.listenerPort("main"), host: "127.0.0.1" });
+      await once(client, "connect");
+      client.write(Buffer.concat([encodeProxyHeader(2, { address: "10.0.0.1", port: 1 }, { address: "10.0.0.2", port: 2 }), Buffer.from("ping")]));
+      assert.equal((await readExactly(client, 4)).toString(), "ping");
+      client.destroy();
+      while (runner.activeConnections > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      const stats = (await adminGet(runner, "/stats")).body;
+      // The header is the listener filter's; the payload is what the upstream received.
+      assert.equal(statOf(stats, "tcp.ingress.downstream_cx_rx_bytes_total"), 4);
+      assert.equal(statOf(stats, "cluster.echo.upstream_cx_tx_bytes_total"), 4);
+    } finally {
+      await runner.close();
+    }
+  });
+
+  it("a real TLS handshake through tls_inspector completes, routed by its SNI", async () => {
+    const tls = createTlsServer({ key: readFileSync(join(REPO, "test/fixtures/tls/key.pem")), cert: readFileSync(join(REPO, "test/fixtures/tls/cert.pem")) },
+      (socket) => socket.pipe(socket));
+    tls.listen(0, "127.0.0.1");
+    await once(tls, "listening");
+    const policy = { log_level: "warn", rules: [{ match: { server_names: ["*.corp.example"] }, action: { cluster: "tls" } }], default: { cluster: "plain" } };
+    const runner = await startRunner(bootstrap([wasmFilter(FILTER_WASM, JSON.stringify(policy)), tcpProxy("plain")],
+      [staticCluster("tls", (tls.address() as AddressInfo).port), staticCluster("plain", echo.port)], { listener_filters: [TLS_INSPECTOR] }));
+    try {
+      const client = tlsConnect({ port: runner.listenerPort("main"), host: "127.0.0.1", servername: "api.corp.example", ca: readFileSync(join(REPO, "test/fixtures/tls/cert.pem")) });
+      await once(client, "secureConnect");
+      client.write("over tls");
+      const reply = await new Promise<string>((resolve) => client.once("data", (chunk: Buffer) => resolve(chunk.toString())));
+      assert.equal(reply, "over tls");
+      client.destroy();
+    } finally {
+      await runner.close();
+      tls.close();
+    }
+  });
+});
+
+/** A listener in a stopped process with a full accept queue: connects to it never complete. */
+async function unansweredPort(): Promise<{ port: number; release(): void }> {
+  const script = join(mkdtempSync(join(tmpdir(), "wasmerang-stopped-")), "listen.cjs");
+  writeFileSync(script, "const s=require('net').createServer().listen({port:0,host:'127.0.0.1',backlog:1},()=>{console.log(s.address().port)})");
+  const stopped = spawn(process.execPath, [script], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = Number(await new Promise<string>((resolve) => stopped.stdout.once("data", (d: Buffer) => resolve(d.toString().trim()))));
+  stopped.kill("SIGSTOP");
+  const fillers: Socket[] = [];
+  for (let i = 0; i < 4; i++) fillers.push(connect({ port, host: "127.0.0.1" }).on("error", () => undefined));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return {
+    port,
+    release: () => {
+      for (const socket of fillers) socket.destroy();
+      stopped.kill("SIGKILL");
+    },
+  };
+}
+
+function drainOrTimeout(socket: Socket, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      socket.off("drain", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    socket.once("drain", done);
+  });
+}
+
+/** Writes as fast as the proxy takes it for `ms`; resolves with the bytes it accepted. */
+async function flood(port: number, ms: number, header: Buffer = Buffer.alloc(0)): Promise<{ socket: Socket; accepted: number }> {
+  const socket = connect({ port, host: "127.0.0.1" });
+  socket.on("error", () => undefined);
+  await once(socket, "connect");
+  if (header.length > 0) socket.write(header);
+  const chunk = Buffer.alloc(64 * 1024, 0x78);
+  let accepted = 0;
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline && !socket.destroyed) {
+    if (socket.write(chunk)) accepted += chunk.length;
+    else await drainOrTimeout(socket, 100);
+  }
+  return { socket, accepted: accepted - socket.writableLength };
+}
+
+describe("buffers stay bounded", { timeout: 60_000 }, () => {
+  it("8 clients sending to an upstream that never connects: the runner stops reading them, memory returns to baseline", async () => {
+    const silent = await unansweredPort();
+    const adminPort = await freePort();
+    // As in Envoy, a downstream that is not being read is found closed when the connect ends:
+    // here at the connect timeout.
+    const cli = spawnRunner(writeBootstrap(withAdmin(bootstrap([tcpProxy("silent")], [{ ...staticCluster("silent", silent.port), connect_timeout: "4s" }]), adminPort)));
+    try {
+      const port = Number((await cli.waitFor(LISTENING))[1]);
+      await fetch(`http://127.0.0.1:${adminPort}/ready`);
+      const baseline = cli.rss();
+      const clients = await Promise.all(Array.from({ length: 8 }, () => flood(port, 3000)));
+      const during = cli.rss();
+      assert.equal(await adminStat(adminPort, "cluster.silent.upstream_cx_total"), 8, "every upstream is still connecting");
+      for (const { accepted } of clients) assert.ok(accepted < 8 * MiB, `a client got ${accepted} bytes into a proxy whose upstream never connected`);
+      assert.ok(during - baseline < 64 * MiB, `resident memory grew by ${(during - baseline) / MiB} MiB`);
+      for (const { socket } of clients) socket.destroy();
+      await untilStat(adminPort, "listener.127.0.0.1_0.downstream_cx_active", 0);
+      assert.equal(await adminStat(adminPort, "cluster.silent.upstream_cx_connect_timeout"), 8);
+      assert.ok(cli.rss() - baseline < 64 * MiB, `resident memory after the connections ended: ${(cli.rss() - baseline) / MiB} MiB over baseline`);
+    } finally {
+      await stopProcess(cli);
+      silent.release();
+    }
+  });
+
+  it("a filter holding every byte: reading stops at per_connection_buffer_limit_bytes", async () => {
+    const module = join(mkdtempSync(join(tmpdir(), "wasmerang-hold-")), "hold-data.wasm");
+    writeFileSync(module, await buildThirdPartyModule("hold-data"));
+    const echo = await startEchoServer();
+    const runner = await startRunner(bootstrap([wasmFilter(module, ""), tcpProxy("egress-router2")], [staticCluster("egress-router2", echo.port)],
+      { per_connection_buffer_limit_bytes: 256 * 1024 }));
+    try {
+      const { socket, accepted } = await flood(runner.listenerPort("main"), 1500);
+      // The limit, plus what the kernel's socket buffers hold on loopback.
+      assert.ok(accepted < 16 * MiB, `${accepted} bytes went into a connection whose filter holds everything`);
+      assert.ok(accepted > 256 * 1024, "reading went on up to the limit");
+      socket.destroy();
+    } finally {
+      await runner.close();
+      await stopServer(echo);
+    }
+  });
+});
+
+/** Opens `count` connections to `port` and keeps them; resolves once every one connected or was refused. */
+async function openMany(port: number, count: number): Promise<Socket[]> {
+  const sockets: Socket[] = [];
+  await Promise.all(Array.from({ length: count }, async () => {
+    const socket = connect({ port, host: "127.0.0.1" });
+    socket.on("error", () => undefined);
+    sockets.push(socket);
+    await Promise.race([once(socket, "connect"), once(socket, "close")]);
+  }));
+  return sockets;
+}
+
+async function answers(adminPort: number, path: string): Promise<number> {
+  const response = await fetch(`http://127.0.0.1:${adminPort}${path}`, { signal: AbortSignal.timeout(3000) });
+  await response.text();
+  return response.status;
+}
+
+describe("file descriptor exhaustion", { timeout: 60_000 }, () => {
+  let echo: Awaited<ReturnType<typeof startEchoServer>>;
+  before(async () => (echo = await startEchoServer()));
+  after(() => stopServer(echo));
+
+  it("the runner under ulimit -n 1024 with 2,000 clients: admin answers, the excess is refused and counted, service recovers", async () => {
+    const adminPort = await freePort();
+    const file = writeBootstrap(withAdmin(bootstrap([tcpProxy("echo")], [staticCluster("echo", echo.port)]), adminPort));
+    const cli = spawnCli(["run", "-c", file], { fileLimit: 1024 });
+    try {
+      const port = Number((await cli.waitFor(LISTENING))[1]);
+      const clients = await openMany(port, 2000);
+      assert.equal(await answers(adminPort, "/ready"), 200);
+      assert.equal(await answers(adminPort, "/stats"), 200);
+      const overflow = await adminStat(adminPort, "listener.127.0.0.1_0.downstream_global_cx_overflow");
+      const active = await adminStat(adminPort, "listener.127.0.0.1_0.downstream_cx_active");
+      assert.ok(overflow > 0 && active > 0 && active <= 480, `overflow ${overflow}, active ${active}`);
+      assert.match(cli.output(), /connection refused: the process's file descriptor limit/);
+      for (const socket of clients) socket.destroy();
+      await untilStat(adminPort, "listener.127.0.0.1_0.downstream_cx_active", 0);
+      const kept = await bystander(port, Buffer.alloc(0));
+      await kept.check();
+      kept.socket.destroy();
+      assert.equal(cli.child.exitCode, null);
+    } finally {
+      await stopProcess(cli);
+    }
+  });
+
+  it("the egress router under ulimit -n 1024 with 2,000 clients: admin answers, the excess is refused and counted, service recovers", async () => {
+    const adminPort = await freePort();
+    const cli = spawnCli(["egress", "--listen", "127.0.0.1:0", "--allow", `127.0.0.1/32:${echo.port}`, "--admin", String(adminPort)], { fileLimit: 1024 });
+    try {
+      const port = Number((await cli.waitFor(/egress router on 127\.0\.0\.1:(\d+)/))[1]);
+      const clients = await openMany(port, 2000);
+      assert.equal(await answers(adminPort, "/ready"), 200);
+      assert.ok(await adminStat(adminPort, "egress.over_limit") > 0);
+      assert.ok(await adminStat(adminPort, "egress.cx_active") <= 480);
+      assert.match(cli.output(), /connection refused: connection limit 480 reached \(the file descriptor limit/);
+      for (const socket of clients) socket.destroy();
+      await untilStat(adminPort, "egress.cx_active", 0);
+      const kept = await bystander(port, encodeProxyHeader(2, { address: "10.0.0.1", port: 1 }, { address: "127.0.0.1", port: echo.port }));
+      await kept.check();
+      kept.socket.destroy();
+    } finally {
+      await stopProcess(cli);
+    }
+  });
+});
