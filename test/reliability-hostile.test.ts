@@ -10,12 +10,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as tlsConnect, createServer as createTlsServer } from "node:tls";
 import { after, before, describe, it } from "node:test";
+import fc from "fast-check";
 import { stringify } from "yaml";
+import { Allowlist } from "../src/egress/allowlist.js";
 import { encodeProxyHeader } from "../src/egress/proxy-protocol.js";
+import { EgressRouter } from "../src/egress/router.js";
+import { silentLogger } from "../src/logging.js";
 import { spawnCli, spawnRunner, type CliProcess } from "./cli-process.js";
 import { buildThirdPartyModule } from "./fixtures/third-party-module.js";
 import { FILTER_WASM, REPO } from "./helpers.js";
-import { adminGet, bootstrap, freePort, startRunner, staticCluster, tcpProxy, wasmFilter } from "./net-helpers.js";
+import { adminGet, bootstrap, captureLogger, freePort, startRunner, staticCluster, tcpProxy, wasmFilter } from "./net-helpers.js";
 
 const PROXY_PROTOCOL = { name: "envoy.filters.listener.proxy_protocol", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol" } };
 const TLS_INSPECTOR = { name: "envoy.filters.listener.tls_inspector", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" } };
@@ -368,6 +372,151 @@ describe("file descriptor exhaustion", { timeout: 60_000 }, () => {
       kept.socket.destroy();
     } finally {
       await stopProcess(cli);
+    }
+  });
+});
+
+/** Hostile first bytes: PROXY headers valid, mutated, truncated, oversized, with zone ids; TLS-like records; noise. */
+function hostileStream(): fc.Arbitrary<Buffer> {
+  const endpoint = fc.record({ address: fc.oneof(fc.ipV4(), fc.ipV6()), port: fc.integer({ min: 0, max: 65535 }) });
+  const tlv = fc.record({ type: fc.integer({ min: 0, max: 255 }), value: fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)) });
+  const valid = fc.tuple(fc.constantFrom<1 | 2>(1, 2), endpoint, endpoint, fc.array(tlv, { maxLength: 3 }))
+    .map(([version, source, destination, tlvs]) => encodeProxyHeader(version, source, destination, version === 2 ? tlvs : []));
+  const mutated = fc.tuple(valid, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }))
+    .map(([header, flips]) => {
+      const copy = Buffer.from(header);
+      for (const [at, value] of flips) copy[at % copy.length] = value;
+      return copy;
+    });
+  const zoned = fc.tuple(fc.ipV6(), fc.string({ maxLength: 20 }), fc.boolean())
+    .map(([address, zone, first]) => Buffer.from(first ? `PROXY TCP6 ${address}%${zone} ::1 1 2\r\n` : `PROXY TCP6 ::1 ${address}%${zone} 1 2\r\n`, "latin1"));
+  const oversized = fc.tuple(valid.filter((h) => h[0] === 0x0d), fc.integer({ min: 0, max: 0xffff }))
+    .map(([header, length]) => {
+      const copy = Buffer.from(header);
+      copy.writeUInt16BE(length, 14);
+      return copy;
+    });
+  const truncated = fc.tuple(valid, fc.nat()).map(([header, cut]) => header.subarray(0, cut % header.length));
+  const tlsLike = fc.uint8Array({ maxLength: 600 }).map((a) => Buffer.concat([Buffer.from([0x16, 0x03, 0x01]), Buffer.from(a)]));
+  const header = fc.oneof(valid, mutated, zoned, oversized, truncated, tlsLike, fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)));
+  return fc.tuple(header, fc.uint8Array({ maxLength: 200 })).map(([head, payload]) => Buffer.concat([head, Buffer.from(payload)]));
+}
+
+/** Sends `bytes` in pieces cut at `cuts`, half-closes, and waits for the proxy to close (true) or not (false). */
+async function sendInPieces(port: number, bytes: Buffer, cuts: number[]): Promise<boolean> {
+  const socket = connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+  socket.setNoDelay(true);
+  socket.on("error", () => undefined);
+  socket.resume();
+  const closed = new Promise<boolean>((resolve) => socket.once("close", () => resolve(true)));
+  await Promise.race([once(socket, "connect"), closed]);
+  let from = 0;
+  for (const cut of [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)) {
+    if (!socket.destroyed) socket.write(bytes.subarray(from, cut));
+    from = cut;
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  if (!socket.destroyed) socket.end(bytes.subarray(from));
+  const closedInTime = await Promise.race([closed, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000))]);
+  socket.destroy();
+  return closedInTime;
+}
+
+describe("fuzzing the socket paths", { timeout: 120_000 }, () => {
+  let echo: Awaited<ReturnType<typeof startEchoServer>>;
+  before(async () => (echo = await startEchoServer()));
+  after(() => stopServer(echo));
+
+  const policy = JSON.stringify({ log_level: "warn", default: { cluster: "echo" } });
+  const header = encodeProxyHeader(2, { address: "2001:db8::1", port: 4000 }, { address: "127.0.0.1", port: 0 },
+    [{ type: 0x02, value: Buffer.from("api.example") }, { type: 0xe0, value: Buffer.from("rule") }]);
+
+  it("the runner (proxy_protocol, tls_inspector, the filter): every hostile stream ends with its connection closed, the process serving", async () => {
+    const runner = await startRunner(bootstrap([wasmFilter(FILTER_WASM, policy), tcpProxy("echo")], [staticCluster("echo", echo.port)],
+      { listener_filters: [PROXY_PROTOCOL, TLS_INSPECTOR] }));
+    try {
+      const port = runner.listenerPort("main");
+      await fc.assert(fc.asyncProperty(hostileStream(), fc.array(fc.nat(), { maxLength: 4 }), (bytes, cuts) => sendInPieces(port, bytes, cuts)), { numRuns: 300 });
+      for (let i = 0; i < 100 && runner.activeConnections > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(runner.activeConnections, 0);
+      const kept = await bystander(port, header);
+      await kept.check();
+      kept.socket.destroy();
+    } finally {
+      await runner.close();
+    }
+  });
+
+  it("the egress router: every hostile stream ends with its connection closed, the process serving", async () => {
+    const router = await EgressRouter.start({
+      listen: { address: "127.0.0.1", port: 0 }, allowlist: Allowlist.parse([`127.0.0.1/32:${echo.port}`, "0.0.0.0/0:*", "[::/0]:*"]),
+      headerTimeoutMs: 1000, connectTimeoutMs: 500, maxConnections: 1024, logger: silentLogger,
+    });
+    try {
+      await fc.assert(fc.asyncProperty(hostileStream(), fc.array(fc.nat(), { maxLength: 4 }), (bytes, cuts) => sendInPieces(router.port, bytes, cuts)), { numRuns: 300 });
+      for (let i = 0; i < 100 && router.activeConnections > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(router.activeConnections, 0);
+    } finally {
+      await router.close();
+    }
+  });
+
+  it("a PROXY v2 header with TLVs and data, split at every offset, arrives whole through the runner and the egress router", async () => {
+    const router = await EgressRouter.start({
+      listen: { address: "127.0.0.1", port: 0 }, allowlist: Allowlist.parse([`127.0.0.1/32:${echo.port}`]),
+      headerTimeoutMs: 1000, connectTimeoutMs: 500, maxConnections: 1024, logger: silentLogger,
+    });
+    const runner = await startRunner(bootstrap([tcpProxy("echo")], [staticCluster("echo", echo.port)], { listener_filters: [PROXY_PROTOCOL, TLS_INSPECTOR] }));
+    try {
+      const toEgress = Buffer.concat([encodeProxyHeader(2, { address: "2001:db8::1", port: 4000 }, { address: "127.0.0.1", port: echo.port },
+        [{ type: 0x02, value: Buffer.from("api.example") }]), Buffer.from("payload")]);
+      const toRunner = Buffer.concat([header, Buffer.from("payload")]);
+      for (const [port, bytes] of [[router.port, toEgress], [runner.listenerPort("main"), toRunner]] as const) {
+        for (let cut = 1; cut < bytes.length; cut++) {
+          const socket = connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+          socket.setNoDelay(true);
+          const reply = readExactly(socket, 7);
+          await once(socket, "connect");
+          socket.write(bytes.subarray(0, cut));
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          socket.write(bytes.subarray(cut));
+          assert.equal((await reply).toString(), "payload", `split at byte ${cut}`);
+          socket.destroy();
+        }
+      }
+    } finally {
+      await runner.close();
+      await router.close();
+    }
+  });
+});
+
+describe("hostile upstreams", { timeout: 30_000 }, () => {
+  it("an HTTP upstream answering with status 000 gets the client a 502 (UPE); the runner keeps serving", async () => {
+    const upstream = createServer((socket) => socket.on("data", () => socket.end("HTTP/1.1 000 Odd\r\ncontent-length: 0\r\n\r\n")));
+    upstream.listen(0, "127.0.0.1");
+    await once(upstream, "listening");
+    const { logger, lines } = captureLogger();
+    const hcm = {
+      name: "envoy.filters.network.http_connection_manager",
+      typed_config: {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", stat_prefix: "web",
+        route_config: { virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: "odd" } }] }] },
+        http_filters: [{ name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
+      },
+    };
+    const runner = await startRunner(bootstrap([hcm], [staticCluster("odd", (upstream.address() as AddressInfo).port)]), logger);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const response = await fetch(`http://127.0.0.1:${runner.listenerPort("main")}/`);
+        assert.equal(response.status, 502);
+        assert.match(await response.text(), /invalid status '0'/);
+      }
+      assert.equal((await adminGet(runner, "/ready")).status, 200);
+      assert.equal(lines().filter((l) => l.msg === "request failed").length, 0, "handled as a protocol error, not an exception");
+    } finally {
+      await runner.close();
+      upstream.close();
     }
   });
 });

@@ -118,7 +118,24 @@ export class HttpProxy {
       upstreamFailures: store.counter(`${prefix}upstream_rq_failure`),
     };
     this.accessLogs = config.accessLogs.map((log) => new AccessLog(log));
-    this.server = createServer({ keepAlive: true }, (request, response) => void this.handle(request, response));
+    this.server = createServer({ keepAlive: true }, (request, response) => {
+      this.handle(request, response).catch((error: Error) => this.failRequest(request, response, error));
+    });
+  }
+
+  /**
+   * What a peer or a filter sent made a request fail in a way no check above foresaw (a header
+   * value Node refuses to write, say): that request ends, never the process.
+   */
+  private failRequest(request: IncomingMessage, response: ServerResponse, error: Error): void {
+    this.logger.warn({ path: request.url, error: error.message }, "request failed");
+    if (response.headersSent) {
+      response.destroy();
+      return;
+    }
+    this.stats.localReplies.value++;
+    response.writeHead(500, { "content-type": "text/plain" });
+    response.end("internal error\n");
   }
 
   accept(socket: Socket, info: ConnectionInfo): void {
@@ -257,17 +274,34 @@ export class HttpProxy {
         connectFailure ? "UF" : "UC");
     });
     upstream.on("response", (upstreamResponse) => {
-      const responseHeaders: HeaderPairs = [[":status", String(upstreamResponse.statusCode ?? 502)]];
-      for (let i = 0; i < upstreamResponse.rawHeaders.length; i += 2) {
-        responseHeaders.push([upstreamResponse.rawHeaders[i]!.toLowerCase(), upstreamResponse.rawHeaders[i + 1]!]);
+      try {
+        this.respond(upstreamResponse, response, sessions, bodyFilters, dropped, reply);
+      } catch (error) {
+        upstreamResponse.destroy();
+        this.failRequest(request, response, error as Error);
       }
-      for (const session of [...sessions].reverse()) session.onResponseHeaders(responseHeaders, false);
-      const status = Number(responseHeaders.find(([name]) => name === ":status")?.[1] ?? 502);
-      response.writeHead(status, responseHeaders.filter(([name]) => !dropped(name)).flat());
-      if (bodyFilters.length === 0) upstreamResponse.pipe(response);
-      else relayBody(upstreamResponse, response, [...bodyFilters].reverse(), (session, data, end) => session.onResponseBody(data, end));
     });
     if (bodyFilters.length === 0) request.pipe(upstream);
     else relayBody(request, upstream, bodyFilters, (session, data, end) => session.onRequestBody(data, end));
+  }
+
+  /** The upstream's response, through the filters in reverse order, to the client. */
+  private respond(upstreamResponse: IncomingMessage, response: ServerResponse, sessions: HttpFilterSession[], bodyFilters: HttpFilterSession[],
+    dropped: (name: string) => boolean, reply: (status: number, body: string, flag?: string) => void): void {
+    const responseHeaders: HeaderPairs = [[":status", String(upstreamResponse.statusCode ?? 502)]];
+    for (let i = 0; i < upstreamResponse.rawHeaders.length; i += 2) {
+      responseHeaders.push([upstreamResponse.rawHeaders[i]!.toLowerCase(), upstreamResponse.rawHeaders[i + 1]!]);
+    }
+    for (const session of [...sessions].reverse()) session.onResponseHeaders(responseHeaders, false);
+    const status = Number(responseHeaders.find(([name]) => name === ":status")?.[1] ?? 502);
+    if (!Number.isInteger(status) || status < 100 || status > 999) {
+      // Envoy's codec refuses such a response: 502 with UPE (upstream protocol error).
+      this.stats.upstreamFailures.value++;
+      upstreamResponse.destroy();
+      return reply(502, `upstream sent an invalid status '${status}'`, "UPE");
+    }
+    response.writeHead(status, responseHeaders.filter(([name]) => !dropped(name)).flat());
+    if (bodyFilters.length === 0) upstreamResponse.pipe(response);
+    else relayBody(upstreamResponse, response, [...bodyFilters].reverse(), (session, data, end) => session.onResponseBody(data, end));
   }
 }
