@@ -264,7 +264,7 @@ async function flood(port: number, ms: number, header: Buffer = Buffer.alloc(0))
 }
 
 describe("buffers stay bounded", { timeout: 60_000 }, () => {
-  it("8 clients sending to an upstream that never connects: the runner stops reading them, memory returns to baseline", async () => {
+  it("8 clients sending to an upstream that never connects: the runner stops reading them, memory returns to baseline", async (t) => {
     const silent = await unansweredPort();
     const adminPort = await freePort();
     // As in Envoy, a downstream that is not being read is found closed when the connect ends:
@@ -282,14 +282,17 @@ describe("buffers stay bounded", { timeout: 60_000 }, () => {
       for (const { socket } of clients) socket.destroy();
       await untilStat(adminPort, "listener.127.0.0.1_0.downstream_cx_active", 0);
       assert.equal(await adminStat(adminPort, "cluster.silent.upstream_cx_connect_timeout"), 8);
-      assert.ok(cli.rss() - baseline < 64 * MiB, `resident memory after the connections ended: ${(cli.rss() - baseline) / MiB} MiB over baseline`);
+      const afterwards = cli.rss();
+      assert.ok(afterwards - baseline < 64 * MiB, `resident memory after the connections ended: ${(afterwards - baseline) / MiB} MiB over baseline`);
+      const mib = (bytes: number) => (bytes / MiB).toFixed(1);
+      t.diagnostic(`RSS MiB before ${mib(baseline)}, during ${mib(during)}, after ${mib(afterwards)}; accepted per client up to ${mib(Math.max(...clients.map((c) => c.accepted)))} MiB`);
     } finally {
       await stopProcess(cli);
       silent.release();
     }
   });
 
-  it("a filter holding every byte: reading stops at per_connection_buffer_limit_bytes", async () => {
+  it("a filter holding every byte: reading stops at per_connection_buffer_limit_bytes", async (t) => {
     const module = join(mkdtempSync(join(tmpdir(), "wasmerang-hold-")), "hold-data.wasm");
     writeFileSync(module, await buildThirdPartyModule("hold-data"));
     const echo = await startEchoServer();
@@ -300,6 +303,7 @@ describe("buffers stay bounded", { timeout: 60_000 }, () => {
       // The limit, plus what the kernel's socket buffers hold on loopback.
       assert.ok(accepted < 16 * MiB, `${accepted} bytes went into a connection whose filter holds everything`);
       assert.ok(accepted > 256 * 1024, "reading went on up to the limit");
+      t.diagnostic(`a 256 KiB limit: the client got ${(accepted / MiB).toFixed(1)} MiB in before its writes backed up`);
       socket.destroy();
     } finally {
       await runner.close();
@@ -331,7 +335,7 @@ describe("file descriptor exhaustion", { timeout: 60_000 }, () => {
   before(async () => (echo = await startEchoServer()));
   after(() => stopServer(echo));
 
-  it("the runner under ulimit -n 1024 with 2,000 clients: admin answers, the excess is refused and counted, service recovers", async () => {
+  it("the runner under ulimit -n 1024 with 2,000 clients: admin answers, the excess is refused and counted, service recovers", async (t) => {
     const adminPort = await freePort();
     const file = writeBootstrap(withAdmin(bootstrap([tcpProxy("echo")], [staticCluster("echo", echo.port)]), adminPort));
     const cli = spawnCli(["run", "-c", file], { fileLimit: 1024 });
@@ -343,6 +347,7 @@ describe("file descriptor exhaustion", { timeout: 60_000 }, () => {
       const overflow = await adminStat(adminPort, "listener.127.0.0.1_0.downstream_global_cx_overflow");
       const active = await adminStat(adminPort, "listener.127.0.0.1_0.downstream_cx_active");
       assert.ok(overflow > 0 && active > 0 && active <= 480, `overflow ${overflow}, active ${active}`);
+      t.diagnostic(`2,000 clients: ${active} proxied, ${overflow} refused (downstream_global_cx_overflow); /ready and /stats answered`);
       assert.match(cli.output(), /connection refused: the process's file descriptor limit/);
       for (const socket of clients) socket.destroy();
       await untilStat(adminPort, "listener.127.0.0.1_0.downstream_cx_active", 0);
