@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import type { Runner } from "../src/runner/runner.js";
 import { buildThirdPartyModule } from "./fixtures/third-party-module.js";
 import { FILTER_WASM } from "./helpers.js";
-import { proxyProtocolTransport, staticCluster, startRunner, wasmFilter } from "./net-helpers.js";
+import { httpConnectionManager, proxyProtocolTransport, staticCluster, startRunner, wasmFilter } from "./net-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wasmerang-http-"));
 
@@ -37,17 +37,11 @@ function httpBootstrap(filters: object[], clusters: object[], logPath?: string):
       listeners: [{
         name: "http",
         address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
-        filter_chains: [{ filters: [{
-          name: "envoy.filters.network.http_connection_manager",
-          typed_config: {
-            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-            stat_prefix: "ingress_http",
-            route_config: { name: "local", virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster_header: "x-wasmerang-cluster" } }] }] },
-            http_filters: [...filters, { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
-            ...(logPath ? { access_log: [{ name: "file", typed_config: { "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", path: logPath,
-              log_format: { text_format_source: { inline_string: "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_CLUSTER%\n" } } } }] } : {}),
-          },
-        }] }],
+        filter_chains: [{ filters: [httpConnectionManager({ cluster_header: "x-wasmerang-cluster" }, filters, {
+          stat_prefix: "ingress_http",
+          ...(logPath ? { access_log: [{ name: "file", typed_config: { "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", path: logPath,
+            log_format: { text_format_source: { inline_string: "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_CLUSTER%\n" } } } }] } : {}),
+        })] }],
       }],
       clusters,
     },

@@ -130,6 +130,20 @@ export function tcpProxy(cluster: string, extra: object = {}): object {
   };
 }
 
+/** An HTTP connection manager with one catch-all route (`{ cluster }` or `{ cluster_header }`), its filters, then the router. */
+export function httpConnectionManager(route: object, httpFilters: object[] = [], extra: object = {}): object {
+  return {
+    name: "envoy.filters.network.http_connection_manager",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+      stat_prefix: "web",
+      route_config: { name: "local", virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, route }] }] },
+      http_filters: [...httpFilters, { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
+      ...extra,
+    },
+  };
+}
+
 export function bootstrap(filters: object[], clusters: object[], listenerExtra: object = {}): object {
   return {
     admin: { address: { socket_address: { address: "127.0.0.1", port_value: 0 } } },

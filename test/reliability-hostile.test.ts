@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,7 +20,7 @@ import { silentLogger } from "../src/logging.js";
 import { spawnCli, spawnRunner, type CliProcess } from "./cli-process.js";
 import { buildThirdPartyModule } from "./fixtures/third-party-module.js";
 import { FILTER_WASM, REPO } from "./helpers.js";
-import { adminGet, bootstrap, captureLogger, freePort, startRunner, staticCluster, tcpProxy, wasmFilter } from "./net-helpers.js";
+import { adminGet, bootstrap, captureLogger, freePort, httpConnectionManager, startRunner, staticCluster, tcpProxy, wasmFilter } from "./net-helpers.js";
 
 const PROXY_PROTOCOL = { name: "envoy.filters.listener.proxy_protocol", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol" } };
 const TLS_INSPECTOR = { name: "envoy.filters.listener.tls_inspector", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" } };
@@ -191,6 +192,25 @@ describe("first bytes never wait behind a listener filter", { timeout: 60_000 },
       assert.equal(statOf(stats, "cluster.echo.upstream_cx_tx_bytes_total"), 4);
     } finally {
       await runner.close();
+    }
+  });
+
+  it("a PROXY header and an HTTP request in one write are answered on a kept-alive connection", async () => {
+    const web = createHttpServer((request, response) => response.end(`seen ${request.url}`));
+    web.listen(0, "127.0.0.1");
+    await once(web, "listening");
+    const runner = await startRunner(bootstrap([httpConnectionManager({ cluster: "web" })], [staticCluster("web", (web.address() as AddressInfo).port)], { listener_filters: [PROXY_PROTOCOL] }));
+    try {
+      const client = connect({ port: runner.listenerPort("main"), host: "127.0.0.1" });
+      await once(client, "connect");
+      const request = Buffer.from("GET /first HTTP/1.1\r\nhost: example\r\n\r\n");
+      client.write(Buffer.concat([encodeProxyHeader(1, { address: "10.0.0.1", port: 1 }, { address: "10.0.0.2", port: 80 }), request]));
+      const reply = await new Promise<string>((resolve) => client.once("data", (chunk: Buffer) => resolve(chunk.toString())));
+      assert.match(reply, /^HTTP\/1\.1 200[^]*seen \/first$/);
+      client.destroy();
+    } finally {
+      await runner.close();
+      web.close();
     }
   });
 
@@ -502,15 +522,7 @@ describe("hostile upstreams", { timeout: 30_000 }, () => {
     upstream.listen(0, "127.0.0.1");
     await once(upstream, "listening");
     const { logger, lines } = captureLogger();
-    const hcm = {
-      name: "envoy.filters.network.http_connection_manager",
-      typed_config: {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", stat_prefix: "web",
-        route_config: { virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: "odd" } }] }] },
-        http_filters: [{ name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
-      },
-    };
-    const runner = await startRunner(bootstrap([hcm], [staticCluster("odd", (upstream.address() as AddressInfo).port)]), logger);
+    const runner = await startRunner(bootstrap([httpConnectionManager({ cluster: "odd" })], [staticCluster("odd", (upstream.address() as AddressInfo).port)]), logger);
     try {
       for (let i = 0; i < 2; i++) {
         const response = await fetch(`http://127.0.0.1:${runner.listenerPort("main")}/`);
