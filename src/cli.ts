@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // The `wasmerang` command: thin wrappers over the library (runner, validator, egress router, demo).
-import { watch } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { loadRunnerConfig, validateFile, ConfigError } from "./envoy/load.js";
 import { LOG_LEVEL_NAMES, type LogLevelName } from "./host/abi.js";
 import { createLogger, type LogFormat } from "./logging.js";
 import { Runner } from "./runner/runner.js";
-import { allowlistOf, parseAdminAddress, parseDuration, readEgressFile, type EgressSettings } from "./egress/config.js";
+import { allowlistOf, parseAccessLogFormat, parseAdminAddress, parseDuration, readEgressFile, type EgressSettings } from "./egress/config.js";
+import type { AccessLogFormat } from "./egress/access-log.js";
+import { watchConfig } from "./runner/config-watch.js";
+import { VERSION } from "./version.js";
 import { EgressRouter } from "./egress/router.js";
 import { DEMO_CONFIG, runDemo } from "./demo.js";
 import { packageFilter } from "./package/oci.js";
@@ -28,6 +30,19 @@ function duration(value: string): number {
   }
 }
 
+function positiveInteger(value: string): number {
+  if (!/^[1-9]\d*$/.test(value)) throw new InvalidArgumentError(`'${value}' is not a whole number of 1 or more`);
+  return Number(value);
+}
+
+function accessLogFormat(value: string): AccessLogFormat {
+  try {
+    return parseAccessLogFormat(value, "access log format");
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
 const logOptions = (command: Command): Command => command
   .addOption(new Option("--log-level <level>", "process log level").choices(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"))
   .addOption(new Option("--log-format <format>", "text, or JSON lines").choices(["text", "json"]).default("text"));
@@ -35,32 +50,26 @@ const logOptions = (command: Command): Command => command
 export function buildProgram(): Command {
   const program = new Command("wasmerang")
     .description("Programmable L4 traffic steering for Envoy and Istio: run, validate and test proxy-wasm filters locally")
+    .version(VERSION)
     .showHelpAfterError();
 
   logOptions(program.command("run")
     .description("serve an Envoy v3 bootstrap YAML on this machine (listeners, Wasm network filters, tcp_proxy, clusters, admin)")
     .requiredOption("-c, --config <file>", "Envoy bootstrap YAML")
     .addOption(new Option("--wasm-log-level <level>", "lowest level of Wasm module logs shown").choices([...LOG_LEVEL_NAMES]).default("info"))
-    .option("--drain-time <duration>", "on SIGTERM, how long open connections may finish", duration, 10_000)
+    .addOption(new Option("--drain-time <duration>", "on SIGTERM, how long open connections may finish").argParser(duration).default(10_000, "10s"))
     .option("--watch", "reload when the configuration file changes (as SIGHUP does)"))
     .action(async (options: { config: string; logLevel: string; logFormat: LogFormat; wasmLogLevel: LogLevelName; drainTime: number; watch?: boolean }) => {
       const logger = createLogger(options.logLevel, options.logFormat);
       tuneHeapForRelaying(logger);
-      const runner = await Runner.start(await loadRunnerConfig(options.config), { logger, wasmLogLevel: options.wasmLogLevel });
+      const runner = await Runner.start(await loadRunnerConfig(options.config), { logger, wasmLogLevel: options.wasmLogLevel, onQuit: () => process.exit(0) });
       const reload = () => {
         loadRunnerConfig(options.config)
           .then((config) => runner.reload(config))
           .catch((error: Error) => logger.error(`reload refused, the running configuration keeps serving: ${error.message}`));
       };
       process.on("SIGHUP", reload);
-      if (options.watch) {
-        // Editors write files in several steps: reload once the file has been quiet for a moment.
-        let quiet: NodeJS.Timeout | undefined;
-        watch(options.config, () => {
-          clearTimeout(quiet);
-          quiet = setTimeout(reload, 200);
-        });
-      }
+      if (options.watch) watchConfig(options.config, reload);
       const stop = (signal: string) => {
         logger.info(`${signal}: draining for up to ${options.drainTime} ms`);
         void runner.drain(options.drainTime).then(() => process.exit(0));
@@ -94,14 +103,15 @@ export function buildProgram(): Command {
     .option("--allow <rule>", "CIDR:PORTS allowed as destination (repeatable; IPv6 as [CIDR]:PORTS); nothing is allowed by default",
       (value: string, previous: string[]) => [...previous, value], [] as string[])
     .option("--admin <address>", "admin endpoint for /stats: PORT (on loopback) or IP:PORT")
-    .option("--config <file>", "YAML file with the same settings (listen, allow, admin, header_timeout, connect_timeout, max_connections, access_log)")
+    .option("--config <file>", "YAML file with the same settings (listen, allow, admin, header_timeout, connect_timeout, max_connections, access_log, access_log_format, bind_address)")
     .option("--header-timeout <duration>", "time allowed for the PROXY header", duration)
     .option("--connect-timeout <duration>", "time allowed to connect to the destination", duration)
-    .option("--max-connections <n>", "connection limit", (value: string) => Number(value))
-    .option("--access-log <file>", "access log file, - for stdout")
+    .option("--max-connections <n>", "connection limit (default 1024; never above what ulimit -n allows)", positiveInteger)
+    .option("--access-log <file>", "access log file, - for stdout: one line per connection, forwarded or not")
+    .option("--access-log-format <format>", "text or json", accessLogFormat)
     .option("--bind-address <ip>", "local address for connections to destinations (the router's egress IP)"))
     .action(async (options: { listen: string; allow: string[]; admin?: string; config?: string; headerTimeout?: number; connectTimeout?: number;
-      maxConnections?: number; accessLog?: string; bindAddress?: string; logLevel: string; logFormat: LogFormat }) => {
+      maxConnections?: number; accessLog?: string; accessLogFormat?: AccessLogFormat; bindAddress?: string; logLevel: string; logFormat: LogFormat }) => {
       const logger = createLogger(options.logLevel, options.logFormat);
       tuneHeapForRelaying(logger);
       const file = options.config === undefined ? {} : await readEgressFile(options.config);
@@ -113,9 +123,10 @@ export function buildProgram(): Command {
         connectTimeoutMs: options.connectTimeout ?? file.connectTimeoutMs ?? 5000,
         maxConnections: options.maxConnections ?? file.maxConnections ?? 1024,
         accessLog: options.accessLog ?? file.accessLog,
+        accessLogFormat: options.accessLogFormat ?? file.accessLogFormat ?? "text",
         bindAddress: options.bindAddress ?? file.bindAddress,
       };
-      const router = await EgressRouter.start({ ...settings, allowlist: allowlistOf(settings), logger });
+      const router = await EgressRouter.start({ ...settings, allowlist: allowlistOf(settings), logger, onQuit: () => process.exit(0) });
       const stop = () => void router.close().then(() => process.exit(0));
       process.once("SIGTERM", stop);
       process.once("SIGINT", stop);

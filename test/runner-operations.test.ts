@@ -98,12 +98,15 @@ describe("reload and drain", () => {
 
     const second = await startRunner(bootstrap([tcpProxy("a")], [staticCluster("a", serverPort(0))]));
     const stuck = netConnect({ port: second.listenerPort("main"), host: "127.0.0.1" });
-    stuck.on("error", () => undefined);
+    let reset = false;
+    stuck.on("error", (error: NodeJS.ErrnoException) => (reset = error.code === "ECONNRESET"));
+    const closed = new Promise((resolve) => stuck.once("close", resolve));
     await once(stuck, "connect");
     const started = Date.now();
     await second.drain(300);
-    await once(stuck, "close");
+    await closed;
     assert.ok(Date.now() - started >= 250, "the deadline is honoured");
+    assert.ok(reset, "what is cut at the deadline is reset, so that it cannot look complete");
   });
 });
 

@@ -2,6 +2,7 @@
 import { readFile } from "node:fs/promises";
 import { parse } from "yaml";
 import { parseEndpoint, type Endpoint } from "../host/properties.js";
+import type { AccessLogFormat } from "./access-log.js";
 import { Allowlist } from "./allowlist.js";
 
 export interface EgressSettings {
@@ -15,6 +16,8 @@ export interface EgressSettings {
   maxConnections: number;
   /** Access log file, "-" for stdout. */
   accessLog?: string;
+  /** Access log lines as text (default) or JSON. */
+  accessLogFormat?: AccessLogFormat;
   /** Local address for connections to destinations (the router's egress IP). */
   bindAddress?: string;
 }
@@ -32,7 +35,7 @@ export function parseAdminAddress(value: string): Endpoint {
   return /^\d+$/.test(value) ? { address: "127.0.0.1", port: Number(value) } : parseEndpoint(value);
 }
 
-const FIELDS = ["listen", "allow", "admin", "header_timeout", "connect_timeout", "max_connections", "access_log", "bind_address"];
+const FIELDS = ["listen", "allow", "admin", "header_timeout", "connect_timeout", "max_connections", "access_log", "access_log_format", "bind_address"];
 
 export async function readEgressFile(path: string): Promise<Partial<EgressSettings>> {
   const document = parse(await readFile(path, "utf8")) as Record<string, unknown> | null;
@@ -55,11 +58,17 @@ export async function readEgressFile(path: string): Promise<Partial<EgressSettin
       out.maxConnections = max;
     }
     if (document.access_log !== undefined) out.accessLog = String(document.access_log);
+    if (document.access_log_format !== undefined) out.accessLogFormat = parseAccessLogFormat(String(document.access_log_format), "access_log_format");
     if (document.bind_address !== undefined) out.bindAddress = String(document.bind_address);
   } catch (error) {
     throw new EgressConfigError(`${path}: ${(error as Error).message}`);
   }
   return out;
+}
+
+export function parseAccessLogFormat(value: string, field: string): AccessLogFormat {
+  if (value !== "text" && value !== "json") throw new EgressConfigError(`${field}: '${value}' is not text or json`);
+  return value;
 }
 
 export function allowlistOf(settings: EgressSettings): Allowlist {

@@ -1,21 +1,23 @@
 // The egress router: accepts connections that start with a PROXY v1/v2 header, and connects to
 // the original destination the header names, only when the allowlist permits it. It never acts
 // as an open relay. Every refused connection is closed with a counter and a log line naming the
-// reason (and, for a bad header, the byte at fault).
+// reason (and, for a bad header, the byte at fault), and every connection gets an access-log record.
 import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
-import { createWriteStream, type WriteStream } from "node:fs";
 import type { Logger } from "pino";
 import { formatEndpoint, type Endpoint } from "../host/properties.js";
-import { AdminServer, type AdminSource, type StatSample } from "../runner/admin.js";
-import { StatsStore, type Counter } from "../runner/stats.js";
+import { AdminServer, type AdminSource, type StatSample } from "../server/admin.js";
+import { StatsStore, type Counter } from "../server/stats-store.js";
+import { ConnectionLimit, connectionCapacity } from "../server/connection-limit.js";
+import { EgressAccessLog, type Decision, type EgressRecord } from "./access-log.js";
 import type { Allowlist } from "./allowlist.js";
 import type { EgressSettings } from "./config.js";
-import { ConnectionLimit, connectionCapacity } from "../server/connection-limit.js";
-import { decodeProxyHeader, TLV } from "./proxy-protocol.js";
+import { decodeProxyHeader } from "./proxy-protocol.js";
 
 export interface EgressOptions extends Omit<EgressSettings, "allow"> {
   allowlist: Allowlist;
   logger: Logger;
+  /** What admin's /quitquitquit does once the router is closed (the command exits the process). */
+  onQuit?: () => void;
 }
 
 interface EgressStats {
@@ -33,6 +35,12 @@ interface EgressStats {
   bytesDown: Counter;
 }
 
+/** The counter each way of not forwarding a connection bumps. */
+const DECISION_COUNTERS: Record<Exclude<Decision, "forwarded">, keyof EgressStats> = {
+  denied: "denied", bad_header: "badHeader", header_timeout: "headerTimeout", local_command: "localCommand",
+  over_limit: "overLimit", connect_fail: "connectFail", connect_timeout: "connectTimeout",
+};
+
 function egressStats(store: StatsStore): EgressStats {
   const c = (name: string) => store.counter(`egress.${name}`);
   return {
@@ -48,8 +56,9 @@ export class EgressRouter implements AdminSource {
   private readonly sockets = new Set<Socket>();
   private server!: Server;
   private admin: AdminServer | undefined;
-  private readonly accessLog: WriteStream | NodeJS.WriteStream | undefined;
+  private accessLog: EgressAccessLog | undefined;
   private readonly limit: ConnectionLimit;
+  private closing = false;
 
   private constructor(private readonly options: EgressOptions) {
     this.counters = egressStats(this.store);
@@ -59,12 +68,11 @@ export class EgressRouter implements AdminSource {
     this.limit = new ConnectionLimit(max, options.logger, max < options.maxConnections
       ? `connection limit ${max} reached (the file descriptor limit, ulimit -n, leaves room for ${capacity} of max_connections ${options.maxConnections})`
       : `connection limit ${max} reached`);
-    this.accessLog = options.accessLog === undefined ? undefined
-      : options.accessLog === "-" ? process.stdout : createWriteStream(options.accessLog, { flags: "a" });
   }
 
   static async start(options: EgressOptions): Promise<EgressRouter> {
     const router = new EgressRouter(options);
+    if (options.accessLog !== undefined) router.accessLog = await EgressAccessLog.open(options.accessLog, options.accessLogFormat ?? "text");
     router.server = createServer({ allowHalfOpen: true }, (socket) => router.accept(socket));
     router.server.maxConnections = Number.MAX_SAFE_INTEGER;
     await new Promise<void>((resolve, reject) => {
@@ -97,9 +105,12 @@ export class EgressRouter implements AdminSource {
     return this.counters[name].value;
   }
 
-  private refuse(socket: Socket, counter: Counter, reason: string): void {
-    counter.value++;
-    this.options.logger.warn({ client: `${socket.remoteAddress}:${socket.remotePort}`, reason }, "egress connection refused");
+  /** Ends a connection that is not forwarded: counted by reason, logged, closed (its record is written on close). */
+  private refuse(socket: Socket, record: EgressRecord, decision: Exclude<Decision, "forwarded">, reason: string): void {
+    this.counters[DECISION_COUNTERS[decision]].value++;
+    record.decision = decision;
+    record.reason = reason;
+    this.options.logger.warn({ client: record.client, reason }, "egress connection refused");
     socket.destroy();
   }
 
@@ -107,9 +118,16 @@ export class EgressRouter implements AdminSource {
     const { counters, options } = this;
     counters.cxTotal.value++;
     socket.on("error", () => undefined);
+    // Read now: once the socket is gone, Node no longer knows its peer.
+    const record: EgressRecord = {
+      start: new Date(), client: `${formatEndpoint({ address: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 })}`, tlvs: [],
+      decision: "over_limit", bytesUp: 0, bytesDown: 0, durationMs: 0,
+    };
     if (!this.limit.admits(counters.cxActive.value)) {
       counters.overLimit.value++;
+      record.reason = "connection limit reached";
       socket.destroy();
+      this.accessLog?.write(record);
       return;
     }
     this.sockets.add(socket);
@@ -120,10 +138,11 @@ export class EgressRouter implements AdminSource {
     });
     let buffered: Buffer = Buffer.alloc(0);
     let headerDone = false;
+    let upstream: Socket | undefined;
     const timer = setTimeout(() => {
       socket.off("data", onData);
       headerDone = true;
-      this.refuse(socket, counters.headerTimeout, `no complete PROXY header within ${options.headerTimeoutMs} ms (${buffered.length} bytes received)`);
+      this.refuse(socket, record, "header_timeout", `no complete PROXY header within ${options.headerTimeoutMs} ms (${buffered.length} bytes received)`);
     }, options.headerTimeoutMs);
     const onData = (chunk: Buffer) => {
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
@@ -133,30 +152,49 @@ export class EgressRouter implements AdminSource {
       clearTimeout(timer);
       socket.off("data", onData);
       socket.pause();
-      if (decoded.kind === "error") return this.refuse(socket, counters.badHeader, `bad PROXY header: ${decoded.reason}`);
+      if (decoded.kind === "error") return this.refuse(socket, record, "bad_header", `bad PROXY header: ${decoded.reason}`);
       const { header } = decoded;
+      record.tlvs = header.tlvs;
       if (header.local || header.destination === undefined || header.source === undefined) {
-        return this.refuse(socket, counters.localCommand, "PROXY header without addresses (LOCAL/UNKNOWN): nothing to forward to");
+        return this.refuse(socket, record, "local_command", "PROXY header without addresses (LOCAL/UNKNOWN): nothing to forward to");
       }
+      record.source = header.source;
+      record.destination = header.destination;
       const verdict = options.allowlist.check(header.destination.address, header.destination.port);
-      if (!verdict.allowed) return this.refuse(socket, counters.denied, `destination denied: ${verdict.reason}`);
-      const rule = header.tlvs.find((t) => t.type === TLV.WASMERANG_RULE)?.value.toString("utf8");
-      const sni = header.tlvs.find((t) => t.type === TLV.AUTHORITY)?.value.toString("utf8");
-      this.forward(socket, header.source, header.destination, buffered.subarray(decoded.length), { rule, sni });
+      if (!verdict.allowed) return this.refuse(socket, record, "denied", `destination denied: ${verdict.reason}`);
+      upstream = this.forward(socket, header.destination, buffered.subarray(decoded.length), record);
     };
     socket.on("data", onData);
     socket.once("end", () => {
       if (!headerDone) {
         clearTimeout(timer);
         socket.off("data", onData);
-        this.refuse(socket, counters.badHeader, `connection ended after ${buffered.length} bytes, before a complete PROXY header`);
+        this.refuse(socket, record, "bad_header", `connection ended after ${buffered.length} bytes, before a complete PROXY header`);
       }
+    });
+    // One record per connection, once both sides are closed.
+    const finish = () => {
+      if (!socket.destroyed || (upstream !== undefined && !upstream.destroyed)) return;
+      clearTimeout(timer);
+      record.durationMs = Date.now() - record.start.getTime();
+      if (upstream !== undefined) {
+        record.bytesUp = upstream.bytesWritten;
+        record.bytesDown = upstream.bytesRead;
+        counters.bytesUp.value += upstream.bytesWritten;
+        counters.bytesDown.value += upstream.bytesRead;
+      }
+      this.accessLog?.write(record);
+    };
+    socket.once("close", () => {
+      if (upstream === undefined) finish();
+      else if (upstream.destroyed) finish();
+      else upstream.once("close", finish);
     });
   }
 
-  private forward(client: Socket, source: Endpoint, destination: Endpoint, early: Buffer, tags: { rule?: string; sni?: string }): void {
+  /** Connects to the original destination and relays both ways; the connect's outcome goes into `record`. */
+  private forward(client: Socket, destination: Endpoint, early: Buffer, record: EgressRecord): Socket {
     const { counters, options } = this;
-    const started = Date.now();
     const upstream = connect({ host: destination.address, port: destination.port, allowHalfOpen: true, localAddress: options.bindAddress });
     this.sockets.add(upstream);
     upstream.once("close", () => this.sockets.delete(upstream));
@@ -164,7 +202,9 @@ export class EgressRouter implements AdminSource {
     let connected = false;
     const timer = setTimeout(() => {
       counters.connectTimeout.value++;
-      options.logger.warn({ destination: formatEndpoint(destination) }, `connect timeout after ${options.connectTimeoutMs} ms`);
+      record.decision = "connect_timeout";
+      record.reason = `connect timeout after ${options.connectTimeoutMs} ms`;
+      options.logger.warn({ destination: formatEndpoint(destination) }, record.reason);
       upstream.destroy();
       client.destroy();
     }, options.connectTimeoutMs);
@@ -172,6 +212,8 @@ export class EgressRouter implements AdminSource {
       if (!connected) {
         clearTimeout(timer);
         counters.connectFail.value++;
+        record.decision = "connect_fail";
+        record.reason = `connect to original destination failed: ${error.message}`;
         options.logger.warn({ destination: formatEndpoint(destination), error: error.message }, "connect to original destination failed");
       }
       client.destroy();
@@ -181,38 +223,32 @@ export class EgressRouter implements AdminSource {
       clearTimeout(timer);
       connected = true;
       counters.forwarded.value++;
-      options.logger.debug({ source: formatEndpoint(source), destination: formatEndpoint(destination), ...tags }, "forwarding to original destination");
+      record.decision = "forwarded";
+      options.logger.debug({ source: formatEndpoint(record.source!), destination: formatEndpoint(destination) }, "forwarding to original destination");
       if (early.length > 0) upstream.write(early);
       // pipe() carries backpressure and half-close (end) in both directions.
       client.pipe(upstream);
       upstream.pipe(client);
       client.resume();
     });
-    let finished = false;
-    const finish = () => {
-      if (finished || !client.destroyed || !upstream.destroyed) return;
-      finished = true;
-      counters.bytesUp.value += upstream.bytesWritten;
-      counters.bytesDown.value += upstream.bytesRead;
-      this.accessLog?.write(`${new Date(started).toISOString()} ${client.remoteAddress}:${client.remotePort} ${formatEndpoint(source)} -> ` +
-        `${formatEndpoint(destination)} rule=${tags.rule ?? "-"} sni=${tags.sni ?? "-"} up=${upstream.bytesWritten} down=${upstream.bytesRead} ` +
-        `${Date.now() - started}ms ${connected ? "forwarded" : "failed"}\n`);
-    };
     client.once("close", () => {
       if (!upstream.destroyed && !connected) upstream.destroy();
-      finish();
     });
     upstream.once("close", () => {
       if (!client.destroyed && !connected) client.destroy();
-      finish();
     });
+    return upstream;
   }
 
+  /** Closes everything; what is still open is closed now, with its access-log record written first. */
   async close(): Promise<void> {
+    this.closing = true;
     this.server.close();
+    const closed = [...this.sockets].map((socket) => new Promise((resolve) => socket.once("close", resolve)));
     for (const socket of this.sockets) socket.destroy();
+    await Promise.all(closed);
     await this.admin?.close();
-    if (this.accessLog !== undefined && this.accessLog !== process.stdout) (this.accessLog as WriteStream).end();
+    this.accessLog?.close();
   }
 
   // ---- AdminSource ---------------------------------------------------------------------------
@@ -221,7 +257,26 @@ export class EgressRouter implements AdminSource {
     return this.store.entries().map(([name, value, kind]) => ({ name, value, kind }));
   }
 
-  ready(): boolean {
-    return this.server.listening;
+  /** The settings in force (the router has no Envoy configuration). */
+  configDump(resource: string | undefined): object | undefined {
+    if (resource !== undefined) return undefined;
+    const { listen, admin, headerTimeoutMs, connectTimeoutMs, maxConnections, accessLog, accessLogFormat, bindAddress, allowlist } = this.options;
+    return {
+      listen: formatEndpoint(listen), allow: allowlist.rules.map((rule) => rule.text), admin: admin === undefined ? undefined : formatEndpoint(admin),
+      header_timeout_ms: headerTimeoutMs, connect_timeout_ms: connectTimeoutMs, max_connections: maxConnections,
+      effective_max_connections: this.limit.max, access_log: accessLog, access_log_format: accessLogFormat, bind_address: bindAddress,
+    };
+  }
+
+  live(): boolean {
+    return !this.closing;
+  }
+
+  drainListeners(): void {
+    this.server.close();
+  }
+
+  quit(): void {
+    void this.close().then(() => this.options.onQuit?.());
   }
 }

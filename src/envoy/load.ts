@@ -1,5 +1,6 @@
 // Reads an Envoy v3 bootstrap YAML file: parse, validate against Envoy's protos, then keep the
 // subset the runner implements. Errors name the file and the path of every field at fault.
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { parseDocument } from "yaml";
 import type { RunnerConfig } from "./model.js";
@@ -30,7 +31,8 @@ export function toRunnerConfig(document: unknown, source: string): RunnerConfig 
   const reader = new SubsetReader(source);
   const config = reader.read(normalized);
   if (reader.problems.length > 0) throw new ConfigError(reader.problems, source);
-  return config;
+  const version = createHash("sha256").update(JSON.stringify(normalized)).digest("hex").slice(0, 16);
+  return { ...config, document: normalized, version };
 }
 
 export async function loadRunnerConfig(file: string): Promise<RunnerConfig> {

@@ -82,14 +82,24 @@ export interface ListenerConfig {
 
 export type ClusterType = "STATIC" | "STRICT_DNS" | "LOGICAL_DNS" | "ORIGINAL_DST";
 
+/** Cluster.DnsLookupFamily: which address families a DNS endpoint resolves to. */
+export type DnsLookupFamily = "AUTO" | "V4_ONLY" | "V6_ONLY" | "V4_PREFERRED" | "ALL";
+
 export interface ClusterConfig {
   name: string;
   type: ClusterType;
   connectTimeoutMs: number;
   endpoints: SocketAddressConfig[];
   dnsRefreshMs: number;
+  dnsLookupFamily: DnsLookupFamily;
   /** The upstream PROXY protocol transport socket's version, when the cluster has one. */
   upstreamProxyProtocol: "V1" | "V2" | undefined;
+}
+
+export interface AdminConfig {
+  address: SocketAddressConfig;
+  /** admin.access_log_path: one line per admin request. */
+  accessLogPath: string | undefined;
 }
 
 export interface RunnerConfig {
@@ -97,5 +107,9 @@ export interface RunnerConfig {
   source: string;
   listeners: ListenerConfig[];
   clusters: ClusterConfig[];
-  admin: SocketAddressConfig | undefined;
+  admin: AdminConfig | undefined;
+  /** The validated bootstrap as JSON (for /config_dump). */
+  document: { [key: string]: unknown };
+  /** A digest of that document: what /config_dump shows as version_info. */
+  version: string;
 }

@@ -4,7 +4,7 @@
 import { resolve } from "node:path";
 import type { Json } from "./validate.js";
 import type {
-  AccessLogConfig, ClusterConfig, ClusterType, HttpConfig, HttpRoute, ListenerConfig, ListenerFilterName, RunnerConfig,
+  AccessLogConfig, AdminConfig, ClusterConfig, ClusterType, DnsLookupFamily, HttpConfig, HttpRoute, ListenerConfig, ListenerFilterName, RunnerConfig,
   SocketAddressConfig, TcpProxyConfig, WasmPluginConfig,
 } from "./model.js";
 
@@ -49,19 +49,24 @@ export class SubsetReader {
 
   constructor(private readonly source: string) {}
 
-  read(bootstrap: JsonObject): RunnerConfig {
-    this.only(bootstrap, "", ["static_resources", "admin", "node"]);
+  read(bootstrap: JsonObject): Omit<RunnerConfig, "document" | "version"> {
+    this.only(bootstrap, "", ["static_resources", "admin", "node", "cluster_manager"]);
+    // An empty cluster_manager (as many examples write) changes nothing.
+    if (bootstrap.cluster_manager != null) this.only(this.object(bootstrap.cluster_manager, "cluster_manager"), "cluster_manager", []);
     const resources = this.object(bootstrap.static_resources, "static_resources");
     this.only(resources, "static_resources", ["listeners", "clusters"]);
     const listeners = this.list(resources.listeners, "static_resources.listeners")
       .map((listener, i) => this.listener(listener as JsonObject, `static_resources.listeners[${i}]`));
     const clusters = this.list(resources.clusters, "static_resources.clusters")
       .map((cluster, i) => this.cluster(cluster as JsonObject, `static_resources.clusters[${i}]`));
-    let admin: SocketAddressConfig | undefined;
+    let admin: AdminConfig | undefined;
     if (bootstrap.admin != null) {
       const adminConfig = this.object(bootstrap.admin, "admin");
-      this.only(adminConfig, "admin", ["address"]);
-      admin = this.socketAddress(adminConfig.address, "admin.address");
+      this.only(adminConfig, "admin", ["address", "access_log_path"]);
+      admin = {
+        address: this.socketAddress(adminConfig.address, "admin.address"),
+        accessLogPath: typeof adminConfig.access_log_path === "string" ? adminConfig.access_log_path : undefined,
+      };
     }
     const names = new Set<string>();
     clusters.forEach((cluster, i) => {
@@ -361,6 +366,7 @@ export class SubsetReader {
       connectTimeoutMs: durationMs(cluster.connect_timeout, 5000),
       endpoints,
       dnsRefreshMs: durationMs(cluster.dns_refresh_rate, 5000),
+      dnsLookupFamily: String(cluster.dns_lookup_family ?? "AUTO") as DnsLookupFamily,
       upstreamProxyProtocol: this.transportSocket(cluster.transport_socket, `${path}.transport_socket`),
     };
   }

@@ -69,7 +69,7 @@ export class Plugin {
   readonly metrics = new MetricRegistry();
   readonly failures: PluginFailureCounters = { traps: 0, reloads: 0, reloadFailures: 0 };
   private readonly shared = new SharedData();
-  private readonly level: number;
+  private level: number;
   private active: ActiveVm | undefined;
   private tick: NodeJS.Timeout | undefined;
   /** Log lines at warn or above during configure, quoted when configure fails. */
@@ -101,6 +101,11 @@ export class Plugin {
 
   exports(name: string): boolean {
     return this.compiled.exports.has(name);
+  }
+
+  /** Changes the level the module's logs are kept from (and proxy_get_log_level reports), as Envoy's /logging. */
+  setLogLevel(level: LogLevelName): void {
+    this.level = LogLevel[level];
   }
 
   /** A log line from the module: kept if at or above the plugin's log level. */

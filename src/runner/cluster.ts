@@ -3,17 +3,38 @@
 // LOGICAL_DNS uses the first address of the first endpoint; ORIGINAL_DST connects to the
 // connection's original destination (or filter state envoy.network.transport_socket.original_dst_address).
 // Envoy docs: intro/arch_overview/upstream/service_discovery.
+import type { LookupAddress } from "node:dns";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import type { ClusterConfig } from "../envoy/model.js";
-import type { Endpoint } from "../host/properties.js";
-import { clusterStats, type ClusterStats, type StatsStore } from "./stats.js";
+import type { ClusterConfig, DnsLookupFamily } from "../envoy/model.js";
+import { formatEndpoint, type Endpoint } from "../host/properties.js";
+import type { HostStatus } from "../server/admin-render.js";
+import { clusterStats, type ClusterStats } from "./stats.js";
+import type { StatsStore } from "../server/stats-store.js";
+
+/**
+ * The answers dns_lookup_family keeps (cluster.proto, DnsLookupFamily): AUTO prefers IPv6 and
+ * falls back to IPv4, V4_PREFERRED the other way round, ALL keeps both.
+ */
+function ofFamily(answers: LookupAddress[], family: DnsLookupFamily): LookupAddress[] {
+  const v4 = answers.filter((a) => a.family === 4);
+  const v6 = answers.filter((a) => a.family === 6);
+  switch (family) {
+    case "V4_ONLY": return v4;
+    case "V6_ONLY": return v6;
+    case "V4_PREFERRED": return v4.length > 0 ? v4 : v6;
+    case "ALL": return answers;
+    default: return v6.length > 0 ? v6 : v4;
+  }
+}
 
 export class Cluster {
   readonly stats: ClusterStats;
   private hosts: Endpoint[] = [];
   private next = 0;
   private refresh: NodeJS.Timeout | undefined;
+  /** Per-host connection counts, by IP:PORT, as Envoy's /clusters shows them. */
+  private readonly perHost = new Map<string, HostStatus>();
 
   constructor(readonly config: ClusterConfig, store: StatsStore, private readonly onDnsError: (message: string) => void) {
     this.stats = clusterStats(store, config.name);
@@ -43,7 +64,7 @@ export class Cluster {
         continue;
       }
       try {
-        const answers = await lookup(address, { all: true });
+        const answers = ofFamily(await lookup(address, { all: true }), this.config.dnsLookupFamily);
         const chosen = this.config.type === "LOGICAL_DNS" ? answers.slice(0, 1) : answers;
         for (const answer of chosen) resolved.push({ address: answer.address, port });
       } catch (error) {
@@ -66,7 +87,24 @@ export class Cluster {
     return host;
   }
 
-  get hostList(): readonly Endpoint[] {
-    return this.hosts;
+  /** The counters of one host. */
+  hostStats(host: Endpoint): HostStatus {
+    const key = formatEndpoint(host);
+    let stats = this.perHost.get(key);
+    if (stats === undefined) {
+      stats = { address: host, cxTotal: 0, cxActive: 0, cxConnectFail: 0 };
+      this.perHost.set(key, stats);
+    }
+    return stats;
+  }
+
+  /** An original destination with no connection left is forgotten, as Envoy cleans up unused ORIGINAL_DST hosts. */
+  hostIdle(stats: HostStatus): void {
+    if (this.config.type === "ORIGINAL_DST" && stats.cxActive === 0) this.perHost.delete(formatEndpoint(stats.address));
+  }
+
+  /** The hosts with their counters: configured or resolved ones, or the original destinations in use. */
+  hostStatuses(): HostStatus[] {
+    return this.config.type === "ORIGINAL_DST" ? [...this.perHost.values()] : this.hosts.map((host) => this.hostStats(host));
   }
 }

@@ -10,6 +10,8 @@ import { decodeProxyHeader, encodeProxyHeader, startsLikeProxyHeader } from "../
 import type { Cluster } from "./cluster.js";
 import type { HttpProxy } from "./http-proxy.js";
 import type { ConnectionInfo } from "../host/properties.js";
+import type { HostStatus } from "../server/admin-render.js";
+import type { TcpProxyStats } from "./stats.js";
 import { LISTENER_FILTERS_TIMEOUT_MS, type ListenerRuntime } from "./listener-runtime.js";
 import { originalDestination } from "./original-dst.js";
 import { MAX_CLIENT_HELLO_BYTES, peekServerName } from "./tls-sni.js";
@@ -59,6 +61,7 @@ export class ProxyConnection {
   private upstream: Socket | undefined;
   private upstreamConnected = false;
   private upstreamHost: Endpoint | undefined;
+  private hostStats: HostStatus | undefined;
   private cluster: Cluster | undefined;
   /** Bytes tcp_proxy took before the upstream was connected. */
   private upstreamQueue: Buffer[] = [];
@@ -79,13 +82,17 @@ export class ProxyConnection {
   private bytesSent = 0;
   private finished = false;
 
-  /** @param local the listener's own address when it is not a wildcard (saves a getsockname). */
-  constructor(private readonly runtime: ListenerRuntime, private readonly downstream: Socket, local?: Endpoint) {
+  /**
+   * @param local the listener's own address when it is not a wildcard (saves a getsockname).
+   * @param onFinished called once both sides are closed and the connection is logged and counted.
+   */
+  constructor(private readonly runtime: ListenerRuntime, private readonly downstream: Socket, local: Endpoint | undefined,
+    private readonly onFinished: () => void) {
     this.source = { address: downstream.remoteAddress ?? "", port: downstream.remotePort ?? 0 };
     this.destination = local ?? { address: downstream.localAddress ?? "", port: downstream.localPort ?? 0 };
     runtime.stats.downstreamCxTotal.value++;
     runtime.stats.downstreamCxActive.value++;
-    runtime.tcpStats.downstreamCxTotal.value++;
+    if (runtime.tcpStats !== undefined) runtime.tcpStats.downstreamCxTotal.value++;
     downstream.setNoDelay(true);
     downstream.on("error", (error) => this.onSocketError("downstream", error));
     downstream.on("close", () => this.onDownstreamClose());
@@ -286,11 +293,16 @@ export class ProxyConnection {
 
   // ---- tcp_proxy -----------------------------------------------------------------------------
 
+  /** Only tcp_proxy's own steps read these: they run on listeners that end with tcp_proxy. */
+  private get tcpProxyStats(): TcpProxyStats {
+    return this.runtime.tcpStats!;
+  }
+
   private tcpProxyNewConnection(): "pause" {
     const clusterName = this.runtime.routeCluster(this.filterState.get(TCP_PROXY_CLUSTER_KEY));
     const cluster = clusterName === undefined ? undefined : this.runtime.clusters.get(clusterName);
     if (cluster === undefined) {
-      this.runtime.tcpStats.downstreamCxNoRoute.value++;
+      this.tcpProxyStats.downstreamCxNoRoute.value++;
       this.responseFlags.push("NC");
       this.close(`no cluster '${clusterName ?? ""}' (tcp_proxy NoClusterFound)`, "local");
       return "pause";
@@ -315,7 +327,7 @@ export class ProxyConnection {
       const idle = this.runtime.idleTimeoutMs;
       const quiet = performance.now() - this.lastActivity;
       if (quiet < idle) return this.armIdleTimer(idle - quiet);
-      this.runtime.tcpStats.idleTimeout.value++;
+      this.tcpProxyStats.idleTimeout.value++;
       this.close(`idle for ${idle} ms`, "local");
     }, delay);
     this.idleTimer.unref();
@@ -354,6 +366,8 @@ export class ProxyConnection {
     }
     this.attempts++;
     this.upstreamHost = host;
+    this.hostStats = cluster.hostStats(host);
+    this.hostStats.cxTotal++;
     cluster.stats.upstreamCxTotal.value++;
     const upstream = connect({ host: host.address, port: host.port, allowHalfOpen: true });
     this.upstream = upstream;
@@ -381,6 +395,8 @@ export class ProxyConnection {
     upstream.destroy();
     this.upstreamClosed = true;
     const cluster = this.cluster!;
+    this.hostStats!.cxConnectFail++;
+    cluster.hostIdle(this.hostStats!);
     this.runtime.logger.debug({ connection: this.id, cluster: cluster.config.name, host: formatEndpoint(this.upstreamHost!), reason }, "upstream connect failed");
     if (this.closing) return;
     if (this.attempts < this.runtime.maxConnectAttempts) {
@@ -397,6 +413,7 @@ export class ProxyConnection {
     const cluster = this.cluster!;
     this.upstreamConnected = true;
     cluster.stats.upstreamCxActive.value++;
+    this.hostStats!.cxActive++;
     for (const session of this.sessions) session.setUpstream(this.upstreamHost!);
     const version = cluster.config.upstreamProxyProtocol;
     // Envoy's upstream PROXY protocol socket: downstream remote address, and the downstream
@@ -435,6 +452,17 @@ export class ProxyConnection {
     this.close(`${side} ${error.message}`, "remote");
   }
 
+  /**
+   * Ends the connection now with a reset on both sides, as Envoy does with what is still open at
+   * its drain deadline: a transfer cut here must not look complete to either peer.
+   */
+  abort(reason: string): void {
+    if (this.closing) return;
+    this.downstream.resetAndDestroy();
+    if (this.upstreamConnected) this.upstream?.resetAndDestroy();
+    this.close(reason, "local");
+  }
+
   /** Closes both sides now. The first reason is the one logged. */
   private close(reason: string, by: "local" | "remote"): void {
     if (this.closing) return;
@@ -458,7 +486,11 @@ export class ProxyConnection {
     if (upstream !== this.upstream) return;
     this.upstreamClosed = true;
     this.endReason ??= "upstream closed";
-    if (this.upstreamConnected) this.cluster!.stats.upstreamCxActive.value--;
+    if (this.upstreamConnected) {
+      this.cluster!.stats.upstreamCxActive.value--;
+      this.hostStats!.cxActive--;
+      this.cluster!.hostIdle(this.hostStats!);
+    }
     if (!this.downstreamClosed) flushThenClose(this.downstream);
     this.maybeFinish();
   }
@@ -475,8 +507,10 @@ export class ProxyConnection {
       this.runtime.logger.debug({ connection: this.id, reason: this.endReason, flags: this.responseFlags.join(",") || "-",
         received: this.bytesReceived, sent: this.bytesSent }, "connection finished");
     }
-    tcpStats.downstreamCxRxBytesTotal.value += this.bytesReceived;
-    tcpStats.downstreamCxTxBytesTotal.value += this.bytesSent;
+    if (tcpStats !== undefined) {
+      tcpStats.downstreamCxRxBytesTotal.value += this.bytesReceived;
+      tcpStats.downstreamCxTxBytesTotal.value += this.bytesSent;
+    }
     if (this.cluster !== undefined && this.upstream !== undefined) {
       this.cluster.stats.upstreamCxTxBytesTotal.value += this.upstream.bytesWritten;
       this.cluster.stats.upstreamCxRxBytesTotal.value += this.upstream.bytesRead;
@@ -500,5 +534,6 @@ export class ProxyConnection {
       };
       for (const log of this.runtime.accessLogs) log.write(record);
     }
+    this.onFinished();
   }
 }

@@ -17,7 +17,7 @@ import { formatEndpoint, type ConnectionInfo } from "../host/properties.js";
 import { encodeProxyHeader } from "../egress/proxy-protocol.js";
 import { AccessLog } from "./access-log.js";
 import type { Cluster } from "./cluster.js";
-import type { Counter, StatsStore } from "./stats.js";
+import type { Counter, StatsStore } from "../server/stats-store.js";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"]);
 

@@ -7,7 +7,8 @@ import type { Plugin } from "../host/plugin.js";
 import { AccessLog } from "./access-log.js";
 import type { Cluster } from "./cluster.js";
 import type { HttpProxy } from "./http-proxy.js";
-import { listenerStatName, listenerStats, tcpProxyStats, type ListenerStats, type StatsStore, type TcpProxyStats } from "./stats.js";
+import { listenerStatName, listenerStats, tcpProxyStats, type ListenerStats, type TcpProxyStats } from "./stats.js";
+import type { StatsStore } from "../server/stats-store.js";
 
 /** Envoy's listener_filters_timeout default: a listener filter that waits longer closes the connection. */
 export const LISTENER_FILTERS_TIMEOUT_MS = 15_000;
@@ -17,7 +18,8 @@ export const DEFAULT_BUFFER_LIMIT_BYTES = 1024 * 1024;
 
 export class ListenerRuntime {
   readonly stats: ListenerStats;
-  readonly tcpStats: TcpProxyStats;
+  /** tcp_proxy's stats (tcp.<stat_prefix>.); an HTTP listener has the connection manager's instead. */
+  readonly tcpStats: TcpProxyStats | undefined;
   readonly accessLogs: AccessLog[];
   /** Whether the original_dst listener filter runs (it needs no bytes). */
   readonly restoresOriginalDestination: boolean;
@@ -37,8 +39,7 @@ export class ListenerRuntime {
     readonly http: HttpProxy | undefined,
   ) {
     this.stats = listenerStats(store, listenerStatName(config.address.address, config.address.port));
-    // An HTTP listener's connections count under its stat prefix too (Envoy: http.<prefix>.).
-    this.tcpStats = tcpProxyStats(store, config.tcpProxy?.statPrefix ?? config.http?.statPrefix ?? "");
+    this.tcpStats = config.tcpProxy === undefined ? undefined : tcpProxyStats(store, config.tcpProxy.statPrefix);
     this.accessLogs = (config.tcpProxy?.accessLogs ?? []).map((log) => new AccessLog(log));
     this.totalWeight = (config.tcpProxy?.weightedClusters ?? []).reduce((sum, c) => sum + c.weight, 0);
     this.restoresOriginalDestination = config.listenerFilters.includes("original_dst");

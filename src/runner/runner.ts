@@ -10,12 +10,15 @@ import type { LogLevelName } from "../host/abi.js";
 import type { Endpoint } from "../host/properties.js";
 import { Plugin, PluginConfigError, type LogRecord } from "../host/plugin.js";
 import { AccessLogFormatError } from "./access-log.js";
-import { AdminServer, WASM_CUSTOM_NAMESPACE, type AdminSource, type StatSample, type TagNames } from "./admin.js";
+import { AdminServer, WASM_CUSTOM_NAMESPACE, type AdminSource, type ClusterStatus, type StatSample, type TagNames } from "../server/admin.js";
+import { AccessLog } from "./access-log.js";
+import { DEFAULT_ACCESS_LOG_FORMAT } from "../envoy/subset.js";
 import { Cluster } from "./cluster.js";
 import { ProxyConnection } from "./connection.js";
 import { HttpProxy } from "./http-proxy.js";
 import { ListenerRuntime } from "./listener-runtime.js";
-import { listenerStatName, StatsStore } from "./stats.js";
+import { listenerStatName } from "./stats.js";
+import { StatsStore } from "../server/stats-store.js";
 import { ConfigError } from "../envoy/validate.js";
 import { ConnectionLimit, connectionCapacity } from "../server/connection-limit.js";
 
@@ -26,6 +29,8 @@ export interface RunnerOptions {
   logger: Logger;
   /** Lowest level of Wasm module logs passed on (Envoy's --component-log-level wasm:LEVEL). */
   wasmLogLevel?: LogLevelName;
+  /** What admin's /quitquitquit does once the runner is closed (the command exits the process). */
+  onQuit?: () => void;
 }
 
 interface Generation {
@@ -35,6 +40,8 @@ interface Generation {
   plugins: Plugin[];
   /** Connections accepted on this generation and still open. */
   open: number;
+  /** When it started serving (/config_dump's last_updated). */
+  loadedAt: Date;
 }
 
 /** Frees what a generation holds: tick timers, DNS refreshes, access-log files. */
@@ -67,14 +74,19 @@ export class Runner implements AdminSource {
   readonly store = new StatsStore();
   private generation!: Generation;
   private readonly listeners = new Map<string, ActiveListener>();
-  private readonly sockets = new Set<Socket>();
+  private readonly connections = new Set<ProxyConnection>();
   private admin: AdminServer | undefined;
+  private adminLog: AccessLog | undefined;
   private draining = false;
+  /** Admin's /drain_listeners: no listener accepts again, even after a reload. */
+  private listenersDrained = false;
+  private wasmLogLevel: LogLevelName;
   /** Replaced generations that still have open connections; disposed when the last one closes. */
   private readonly retired = new Set<Generation>();
   private readonly connectionLimit: ConnectionLimit;
 
   private constructor(private readonly options: RunnerOptions) {
+    this.wasmLogLevel = options.wasmLogLevel ?? "info";
     this.connectionLimit = new ConnectionLimit(connectionCapacity(FDS_PER_CONNECTION), options.logger,
       "the process's file descriptor limit (ulimit -n) leaves no room for another proxied connection");
   }
@@ -84,12 +96,25 @@ export class Runner implements AdminSource {
     runner.generation = await runner.build(config);
     try {
       await runner.openListeners();
-      if (config.admin !== undefined) runner.admin = await AdminServer.listen(config.admin.address, config.admin.port, runner, options.logger);
+      if (config.admin !== undefined) await runner.openAdmin(config.admin);
     } catch (error) {
       await runner.close();
       throw error;
     }
     return runner;
+  }
+
+  private async openAdmin(admin: NonNullable<RunnerConfig["admin"]>): Promise<void> {
+    const log = admin.accessLogPath === undefined ? undefined : new AccessLog({ path: admin.accessLogPath, format: DEFAULT_ACCESS_LOG_FORMAT });
+    this.adminLog = log;
+    this.admin = await AdminServer.listen(admin.address.address, admin.address.port, this, this.options.logger, {
+      onRequest: log === undefined ? undefined : (request, status, bytes, durationMs) => log.write({
+        startTime: new Date(Date.now() - durationMs), upstreamCluster: undefined, upstreamHost: undefined, responseFlags: [],
+        downstreamRemote: `${request.socket.remoteAddress}:${request.socket.remotePort}`, downstreamLocal: `${request.socket.localAddress}:${request.socket.localPort}`,
+        bytesSent: bytes, bytesReceived: 0, durationMs: Math.round(durationMs),
+        http: { method: request.method ?? "-", path: request.url ?? "-", protocol: `HTTP/${request.httpVersion}`, status, header: (name) => request.headers[name]?.toString() },
+      }),
+    });
   }
 
   private logWasm(record: LogRecord): void {
@@ -111,7 +136,7 @@ export class Runner implements AdminSource {
       return await Plugin.load({
         name: filter.name, rootId: filter.rootId, vmId: filter.vmId, source: filter.filename ?? "inline", code,
         configuration: filter.configuration, vmConfiguration: filter.vmConfiguration, failOpen: filter.failOpen,
-      }, { log: (record) => this.logWasm(record), logLevel: this.options.wasmLogLevel ?? "info" });
+      }, { log: (record) => this.logWasm(record), logLevel: this.wasmLogLevel });
     } catch (error) {
       if (error instanceof PluginConfigError) throw new ConfigError([`${filter.path}: ${error.message}`], "wasm");
       throw error;
@@ -149,7 +174,7 @@ export class Runner implements AdminSource {
           throw error;
         }
       }
-      return { config, runtimes, clusters, plugins, open: 0 };
+      return { config, runtimes, clusters, plugins, open: 0, loadedAt: new Date() };
     } catch (error) {
       for (const plugin of plugins) plugin.close();
       for (const cluster of clusters.values()) cluster.stop();
@@ -158,6 +183,7 @@ export class Runner implements AdminSource {
   }
 
   private async openListeners(): Promise<void> {
+    if (this.listenersDrained) return;
     for (const config of this.generation.config.listeners) {
       const existing = this.listeners.get(config.name);
       if (existing !== undefined && existing.config.address.address === config.address.address && existing.config.address.port === config.address.port) {
@@ -193,19 +219,18 @@ export class Runner implements AdminSource {
       socket.destroy();
       return;
     }
-    if (!this.connectionLimit.admits(this.sockets.size)) {
+    if (!this.connectionLimit.admits(this.connections.size)) {
       runtime.stats.downstreamGlobalCxOverflow.value++;
       socket.destroy();
       return;
     }
     const generation = this.generation;
     generation.open++;
-    this.sockets.add(socket);
-    socket.once("close", () => {
-      this.sockets.delete(socket);
+    const connection: ProxyConnection = new ProxyConnection(runtime, socket, this.listeners.get(listenerName)?.local, () => {
+      this.connections.delete(connection);
       if (--generation.open === 0 && this.retired.delete(generation)) dispose(generation);
     });
-    new ProxyConnection(runtime, socket, this.listeners.get(listenerName)?.local);
+    this.connections.add(connection);
   }
 
   /** The port a listener is bound to (useful with port_value 0). */
@@ -225,7 +250,7 @@ export class Runner implements AdminSource {
   }
 
   get activeConnections(): number {
-    return this.sockets.size;
+    return this.connections.size;
   }
 
   /** Swaps in a new configuration; on any error the old one keeps serving and the error is thrown. */
@@ -248,19 +273,29 @@ export class Runner implements AdminSource {
   /** Stops accepting, lets open connections finish until the deadline, then closes the rest. */
   async drain(deadlineMs: number): Promise<void> {
     this.draining = true;
-    for (const listener of this.listeners.values()) listener.server.close();
+    this.stopListening();
     const until = Date.now() + deadlineMs;
-    while (this.sockets.size > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
-    if (this.sockets.size > 0) this.options.logger.warn(`drain deadline reached: closing ${this.sockets.size} connection(s)`);
+    while (this.connections.size > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+    if (this.connections.size > 0) this.options.logger.warn(`drain deadline reached: closing ${this.connections.size} connection(s)`);
     await this.close();
   }
 
-  async close(): Promise<void> {
-    this.draining = true;
+  private stopListening(): void {
     for (const listener of this.listeners.values()) listener.server.close();
     this.listeners.clear();
-    for (const socket of this.sockets) socket.destroy();
+  }
+
+  /**
+   * Closes everything. Open connections are reset, so that a cut transfer cannot look complete,
+   * and finish (access-log line, counters) before their configuration is disposed.
+   */
+  async close(): Promise<void> {
+    this.draining = true;
+    this.stopListening();
+    for (const connection of this.connections) connection.abort("closed by the runner (drain deadline or shutdown)");
+    for (let i = 0; i < 100 && this.connections.size > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
     await this.admin?.close();
+    this.adminLog?.close();
     for (const generation of [this.generation, ...this.retired]) {
       if (generation !== undefined) dispose(generation);
     }
@@ -288,8 +323,58 @@ export class Runner implements AdminSource {
     return samples.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  clusters(): readonly Cluster[] {
-    return [...this.generation.clusters.values()];
+  clusterStatuses(): ClusterStatus[] {
+    return [...this.generation.clusters.values()].map((cluster) => ({ name: cluster.config.name, hosts: cluster.hostStatuses() }));
+  }
+
+  /**
+   * Envoy's /config_dump shape (envoy.admin.v3.ConfigDump) for a static bootstrap: the bootstrap,
+   * its clusters and its listeners, with the configuration's digest as version_info.
+   */
+  configDump(resource: string | undefined): object | undefined {
+    const { config, loadedAt } = this.generation;
+    const lastUpdated = loadedAt.toISOString();
+    const resources = (config.document.static_resources ?? {}) as { listeners?: object[]; clusters?: object[] };
+    const staticListeners = (resources.listeners ?? []).map((listener) => ({
+      "@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump.StaticListener",
+      listener: { "@type": "type.googleapis.com/envoy.config.listener.v3.Listener", ...listener }, last_updated: lastUpdated,
+    }));
+    const staticClusters = (resources.clusters ?? []).map((cluster) => ({
+      "@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump.StaticCluster",
+      cluster: { "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", ...cluster }, last_updated: lastUpdated,
+    }));
+    if (resource === "static_listeners") return { configs: staticListeners };
+    if (resource === "static_clusters") return { configs: staticClusters };
+    if (resource !== undefined) return undefined;
+    return {
+      configs: [
+        { "@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump", bootstrap: config.document, last_updated: lastUpdated },
+        { "@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump", version_info: config.version,
+          static_clusters: staticClusters.map(({ cluster, last_updated }) => ({ cluster, last_updated })) },
+        { "@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump", version_info: config.version,
+          static_listeners: staticListeners.map(({ listener, last_updated }) => ({ listener, last_updated })) },
+      ],
+    };
+  }
+
+  live(): boolean {
+    return !this.draining;
+  }
+
+  drainListeners(): void {
+    this.listenersDrained = true;
+    this.stopListening();
+  }
+
+  quit(): void {
+    void this.close().then(() => this.options.onQuit?.());
+  }
+
+  setWasmLogLevel(level: LogLevelName): void {
+    this.wasmLogLevel = level;
+    for (const generation of [this.generation, ...this.retired]) {
+      for (const plugin of generation.plugins) plugin.setLogLevel(level);
+    }
   }
 
   tagNames(): TagNames {
@@ -299,9 +384,5 @@ export class Runner implements AdminSource {
       listeners: config.listeners.map((l) => listenerStatName(l.address.address, l.address.port)),
       tcpPrefixes: config.listeners.map((l) => l.tcpProxy?.statPrefix ?? l.http?.statPrefix ?? ""),
     };
-  }
-
-  ready(): boolean {
-    return !this.draining;
   }
 }

@@ -1,42 +1,7 @@
 // The runner's own stats, named as Envoy names them (listener.<address>., cluster.<name>.,
 // tcp.<stat_prefix>.), so dashboards built for Envoy read the same names here. Counters are
 // objects resolved once at configuration time: the data path only bumps a number.
-
-export interface Counter {
-  value: number;
-}
-
-export class StatsStore {
-  private readonly counters = new Map<string, Counter>();
-  private readonly gauges = new Map<string, Counter>();
-
-  counter(name: string): Counter {
-    let counter = this.counters.get(name);
-    if (counter === undefined) {
-      counter = { value: 0 };
-      this.counters.set(name, counter);
-    }
-    return counter;
-  }
-
-  gauge(name: string): Counter {
-    let gauge = this.gauges.get(name);
-    if (gauge === undefined) {
-      gauge = { value: 0 };
-      this.gauges.set(name, gauge);
-    }
-    return gauge;
-  }
-
-  /** Every stat as [name, value, kind], sorted by name as Envoy's /stats prints them. */
-  entries(): [string, number, "counter" | "gauge"][] {
-    const all: [string, number, "counter" | "gauge"][] = [
-      ...[...this.counters].map(([name, c]): [string, number, "counter"] => [name, c.value, "counter"]),
-      ...[...this.gauges].map(([name, g]): [string, number, "gauge"] => [name, g.value, "gauge"]),
-    ];
-    return all.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  }
-}
+import type { Counter, StatsStore } from "../server/stats-store.js";
 
 /** Envoy's stat name for a listener address: `127.0.0.1_10000`, `[::1]_10000`. */
 export function listenerStatName(address: string, port: number): string {

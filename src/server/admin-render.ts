@@ -1,0 +1,111 @@
+// What the admin endpoints print, in Envoy's formats: /stats as text or JSON, /stats/prometheus
+// with Envoy's tag extraction, /clusters as text or JSON (envoy.admin.v3.Clusters).
+import { formatEndpoint, type Endpoint } from "../host/properties.js";
+
+export interface StatSample {
+  name: string;
+  value: number | bigint;
+  kind: "counter" | "gauge";
+}
+
+export interface TagNames {
+  clusters: string[];
+  listeners: string[];
+  tcpPrefixes: string[];
+}
+
+export const NO_TAGS: TagNames = { clusters: [], listeners: [], tcpPrefixes: [] };
+
+export interface HostStatus {
+  address: Endpoint;
+  cxTotal: number;
+  cxActive: number;
+  cxConnectFail: number;
+}
+
+export interface ClusterStatus {
+  name: string;
+  hosts: HostStatus[];
+}
+
+/** Custom Wasm metrics live under this namespace in /stats; Prometheus output strips it (Envoy >= 1.22). */
+export const WASM_CUSTOM_NAMESPACE = "wasmcustom.";
+
+const sanitize = (name: string): string => name.replace(/[^a-zA-Z0-9_]/g, "_");
+
+function prometheusLine(sample: StatSample, tags: TagNames): { name: string; labels: string } {
+  if (sample.name.startsWith(WASM_CUSTOM_NAMESPACE)) return { name: sanitize(sample.name.slice(WASM_CUSTOM_NAMESPACE.length)), labels: "" };
+  const extractors: [string, string[], string][] = [
+    ["cluster.", tags.clusters, "envoy_cluster_name"],
+    ["listener.", tags.listeners, "envoy_listener_address"],
+    ["tcp.", tags.tcpPrefixes, "envoy_tcp_prefix"],
+    ["http.", tags.tcpPrefixes, "envoy_http_conn_manager_prefix"],
+  ];
+  for (const [prefix, names, label] of extractors) {
+    if (!sample.name.startsWith(prefix)) continue;
+    const rest = sample.name.slice(prefix.length);
+    const tag = names.filter((n) => rest.startsWith(`${n}.`)).sort((a, b) => b.length - a.length)[0];
+    if (tag === undefined) continue;
+    const value = tag.replace(/\\/g, "\\\\").replace(/"/g, '\\"');
+    return { name: `envoy_${sanitize(prefix)}${sanitize(rest.slice(tag.length + 1))}`, labels: `{${label}="${value}"}` };
+  }
+  return { name: `envoy_${sanitize(sample.name)}`, labels: "" };
+}
+
+export function renderPrometheus(samples: readonly StatSample[], tags: TagNames): string {
+  const groups = new Map<string, { kind: string; lines: string[] }>();
+  for (const sample of samples) {
+    const { name, labels } = prometheusLine(sample, tags);
+    let group = groups.get(name);
+    if (group === undefined) {
+      group = { kind: sample.kind, lines: [] };
+      groups.set(name, group);
+    }
+    group.lines.push(`${name}${labels} ${sample.value}`);
+  }
+  return [...groups].map(([name, group]) => `# TYPE ${name} ${group.kind}\n${group.lines.join("\n")}\n`).join("");
+}
+
+export function renderStatsText(samples: readonly StatSample[]): string {
+  return samples.map((s) => `${s.name}: ${s.value}\n`).join("");
+}
+
+/** Envoy's /stats?format=json: {"stats": [{"name", "value"}]} (no histograms here). */
+export function renderStatsJson(samples: readonly StatSample[]): string {
+  return JSON.stringify({ stats: samples.map((s) => ({ name: s.name, value: Number(s.value) })) }, null, 1);
+}
+
+const HOST_STATS = (host: HostStatus): [string, number, "COUNTER" | "GAUGE"][] => [
+  ["cx_active", host.cxActive, "GAUGE"], ["cx_connect_fail", host.cxConnectFail, "COUNTER"], ["cx_total", host.cxTotal, "COUNTER"],
+];
+
+/** Envoy's /clusters text: `cluster::host::stat::value` lines. */
+export function renderClustersText(clusters: readonly ClusterStatus[]): string {
+  const lines: string[] = [];
+  for (const { name, hosts } of clusters) {
+    lines.push(`${name}::observability_name::${name}`, `${name}::added_via_api::false`);
+    for (const host of hosts) {
+      const at = `${name}::${formatEndpoint(host.address)}`;
+      for (const [stat, value] of HOST_STATS(host)) lines.push(`${at}::${stat}::${value}`);
+      lines.push(`${at}::health_flags::healthy`, `${at}::weight::1`);
+    }
+  }
+  return lines.map((line) => `${line}\n`).join("");
+}
+
+/** Envoy's /clusters?format=json: envoy.admin.v3.Clusters in proto3 JSON (64-bit values as strings). */
+export function renderClustersJson(clusters: readonly ClusterStatus[]): string {
+  return JSON.stringify({
+    cluster_statuses: clusters.map(({ name, hosts }) => ({
+      name,
+      observability_name: name,
+      added_via_api: false,
+      host_statuses: hosts.map((host) => ({
+        address: { socket_address: { address: host.address.address, port_value: host.address.port } },
+        stats: HOST_STATS(host).map(([stat, value, type]) => ({ name: stat, value: String(value), type })),
+        health_status: { eds_health_status: "HEALTHY" },
+        weight: 1,
+      })),
+    })),
+  }, null, 1);
+}
