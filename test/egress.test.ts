@@ -2,7 +2,10 @@
 // slow header with a counter, never relays to special-purpose ranges it was not told to.
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Allowlist } from "../src/egress/allowlist.js";
 import { encodeProxyHeader, TLV } from "../src/egress/proxy-protocol.js";
@@ -132,3 +135,68 @@ describe("egress router", () => {
   });
 });
 
+
+describe("the egress access log: one record per connection, whatever its end", () => {
+  let destination: TagServer;
+  before(async () => (destination = await startTagServer("dest", "127.0.0.60")));
+  after(() => destination.close());
+
+  async function routerWithLog(format: "text" | "json"): Promise<{ router: EgressRouter; lines: () => string[] }> {
+    const file = join(mkdtempSync(join(tmpdir(), "wasmerang-egress-log-")), "access.log");
+    const router = await EgressRouter.start({
+      listen: { address: "127.0.0.1", port: 0 }, allowlist: Allowlist.parse([`127.0.0.60/32:${destination.port}`]),
+      headerTimeoutMs: 300, connectTimeoutMs: 1000, maxConnections: 10, logger: silentLogger, accessLog: file, accessLogFormat: format,
+    });
+    return { router, lines: () => readFileSync(file, "utf8").split("\n").filter((line) => line !== "") };
+  }
+
+  /** Sends, half-closes, waits for the router to close; returns the client's own port. */
+  async function sendFrom(router: EgressRouter, data: Buffer): Promise<number> {
+    const socket = connect({ port: router.port, host: "127.0.0.1", allowHalfOpen: true });
+    socket.on("error", () => undefined);
+    socket.resume();
+    const closed = new Promise((resolve) => socket.once("close", resolve));
+    await once(socket, "connect");
+    const port = socket.localPort!;
+    socket.end(data);
+    await closed;
+    return port;
+  }
+
+  const forwardHeader = (tlvs: { type: number; value: Buffer }[] = []) =>
+    encodeProxyHeader(2, { address: "10.0.0.2", port: 5555 }, { address: "127.0.0.60", port: destination.port }, tlvs);
+
+  it("forwarded, denied and bad connections each get a line naming the client, the decision and the reason", async () => {
+    const { router, lines } = await routerWithLog("text");
+    const forwarded = await sendFrom(router, Buffer.concat([forwardHeader([{ type: TLV.WASMERANG_RULE, value: Buffer.from("corp") }]), Buffer.from("data")]));
+    const denied = await sendFrom(router, encodeProxyHeader(1, { address: "10.0.0.2", port: 5555 }, { address: "127.0.0.61", port: 22 }));
+    const bad = await sendFrom(router, Buffer.from("GET / HTTP/1.1\r\n\r\n"));
+    await router.close();
+    const [first, second, third] = lines();
+    assert.match(first!, new RegExp(`^\\S+ 127\\.0\\.0\\.1:${forwarded} 10\\.0\\.0\\.2:5555 -> 127\\.0\\.0\\.60:${destination.port} rule=corp up=4 down=\\d+ \\d+ms forwarded$`));
+    assert.match(second!, new RegExp(`^\\S+ 127\\.0\\.0\\.1:${denied} 10\\.0\\.0\\.2:5555 -> 127\\.0\\.0\\.61:22 up=0 down=0 \\d+ms denied reason="destination denied: 127\\.0\\.0\\.61:22 is not in the allowlist`));
+    assert.match(third!, new RegExp(`^\\S+ 127\\.0\\.0\\.1:${bad} - -> - up=0 down=0 \\d+ms bad_header reason=`));
+    assert.equal(lines().length, 3);
+  });
+
+  it("a newline in a TLV cannot forge a line", async () => {
+    const { router, lines } = await routerWithLog("text");
+    await sendFrom(router, Buffer.concat([forwardHeader([{ type: TLV.AUTHORITY, value: Buffer.from("a.example\n2026-01-01T00:00:00Z 6.6.6.6:1 forged") }]), Buffer.from("x")]));
+    await router.close();
+    assert.equal(lines().length, 1);
+    assert.match(lines()[0]!, /authority=a\.example\\x0a2026-01-01T00:00:00Z\\x206\.6\.6\.6:1\\x20forged /);
+  });
+
+  it("JSON lines on request", async () => {
+    const { router, lines } = await routerWithLog("json");
+    await sendFrom(router, Buffer.concat([forwardHeader(), Buffer.from("x")]));
+    await sendFrom(router, Buffer.from("PROXY TCP4 "));
+    await router.close();
+    const records = lines().map((line) => JSON.parse(line) as { decision: string; client: string; destination: string; reason?: string; bytes_up: number });
+    assert.deepEqual(records.map((r) => r.decision), ["forwarded", "bad_header"]);
+    assert.equal(records[0]!.destination, `127.0.0.60:${destination.port}`);
+    assert.equal(records[0]!.bytes_up, 1);
+    assert.match(records[0]!.client, /^127\.0\.0\.1:\d+$/);
+    assert.match(records[1]!.reason!, /before a complete PROXY header/);
+  });
+});

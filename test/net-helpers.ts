@@ -6,7 +6,7 @@ import { Writable } from "node:stream";
 import { after, before } from "node:test";
 import { pino, type Logger } from "pino";
 import { stringify } from "yaml";
-import { Runner } from "../src/runner/runner.js";
+import { Runner, type RunnerOptions } from "../src/runner/runner.js";
 import { toRunnerConfig } from "../src/envoy/load.js";
 import { silentLogger } from "../src/logging.js";
 
@@ -86,6 +86,57 @@ export async function exchange(port: number, data: string, localAddress = "127.0
   return { reply, closedEmpty: reply === "" };
 }
 
+export const PROXY_PROTOCOL_FILTER = { name: "envoy.filters.listener.proxy_protocol", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol" } };
+export const TLS_INSPECTOR_FILTER = { name: "envoy.filters.listener.tls_inspector", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" } };
+
+export interface EchoServer {
+  server: Server;
+  port: number;
+  sockets: Set<Socket>;
+  /** Bytes received over all connections. */
+  received: number;
+}
+
+/** A server that echoes every chunk at once (no half-close needed to get an answer) and counts what it got. */
+export async function startEchoServer(): Promise<EchoServer> {
+  const echo: EchoServer = { server: createServer(), port: 0, sockets: new Set<Socket>(), received: 0 };
+  echo.server.on("connection", (socket) => {
+    echo.sockets.add(socket);
+    socket.once("close", () => echo.sockets.delete(socket));
+    socket.on("error", () => undefined);
+    socket.on("data", (chunk: Buffer) => (echo.received += chunk.length));
+    socket.pipe(socket);
+  });
+  echo.server.listen(0, "127.0.0.1");
+  await once(echo.server, "listening");
+  echo.port = (echo.server.address() as AddressInfo).port;
+  return echo;
+}
+
+export async function stopServer(echo: { server: Server; sockets: Set<Socket> }): Promise<void> {
+  for (const socket of echo.sockets) socket.destroy();
+  await new Promise((resolve) => echo.server.close(resolve));
+}
+
+/** Reads from `socket` until `expected` bytes arrived; fails after `ms`. */
+export async function readExactly(socket: Socket, expected: number, ms = 3000): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${length} of ${expected} bytes after ${ms} ms`)), ms);
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      length += chunk.length;
+      if (length >= expected) {
+        clearTimeout(timer);
+        socket.off("data", onData);
+        resolve(Buffer.concat(chunks));
+      }
+    };
+    socket.on("data", onData);
+  });
+}
+
 export function staticCluster(name: string, port: number, extra: object = {}): object {
   return {
     name,
@@ -120,6 +171,14 @@ export function wasmFilter(filename: string, configuration: string, extra: objec
         ...extra,
       },
     },
+  };
+}
+
+/** A file access log with an inline text format (Envoy's FileAccessLog). */
+export function fileAccessLog(path: string, format: string): object {
+  return {
+    name: "file",
+    typed_config: { "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", path, log_format: { text_format_source: { inline_string: format } } },
   };
 }
 
@@ -176,9 +235,9 @@ export function captureLogger(): { logger: Logger; lines: () => { msg: string; r
 }
 
 /** Starts a runner from a bootstrap object, going through YAML as a user's file would. */
-export async function startRunner(config: object, logger: Logger = silentLogger): Promise<Runner> {
+export async function startRunner(config: object, logger: Logger = silentLogger, options: Partial<RunnerOptions> = {}): Promise<Runner> {
   const yaml = stringify(config);
-  return Runner.start(toRunnerConfig((await import("yaml")).parse(yaml), "test.yaml"), { logger, wasmLogLevel: "critical" });
+  return Runner.start(toRunnerConfig((await import("yaml")).parse(yaml), "test.yaml"), { logger, wasmLogLevel: "critical", ...options });
 }
 
 export async function adminGet(runner: Runner, path: string): Promise<{ status: number; body: string }> {

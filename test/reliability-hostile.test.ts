@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
-import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { connect, createServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as tlsConnect, createServer as createTlsServer } from "node:tls";
@@ -20,50 +20,13 @@ import { silentLogger } from "../src/logging.js";
 import { spawnCli, spawnRunner, type CliProcess } from "./cli-process.js";
 import { buildThirdPartyModule } from "./fixtures/third-party-module.js";
 import { FILTER_WASM, REPO } from "./helpers.js";
-import { adminGet, bootstrap, captureLogger, freePort, httpConnectionManager, startRunner, staticCluster, tcpProxy, wasmFilter } from "./net-helpers.js";
+import {
+  adminGet, bootstrap, captureLogger, type EchoServer, freePort, httpConnectionManager, PROXY_PROTOCOL_FILTER, readExactly, startEchoServer, startRunner, staticCluster,
+  stopServer, tcpProxy, TLS_INSPECTOR_FILTER, wasmFilter,
+} from "./net-helpers.js";
 
-const PROXY_PROTOCOL = { name: "envoy.filters.listener.proxy_protocol", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol" } };
-const TLS_INSPECTOR = { name: "envoy.filters.listener.tls_inspector", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" } };
 const LISTENING = /listener 'main' on 127\.0\.0\.1:(\d+)/;
 const MiB = 1024 * 1024;
-
-/** A server that echoes every chunk at once (no half-close needed to get an answer). */
-async function startEchoServer(): Promise<{ server: Server; port: number; sockets: Set<Socket> }> {
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    socket.on("error", () => undefined);
-    socket.pipe(socket);
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  return { server, port: (server.address() as AddressInfo).port, sockets };
-}
-
-async function stopServer(echo: { server: Server; sockets: Set<Socket> }): Promise<void> {
-  for (const socket of echo.sockets) socket.destroy();
-  await new Promise((resolve) => echo.server.close(resolve));
-}
-
-/** Reads from `socket` until `expected` bytes arrived; fails after `ms`. */
-async function readExactly(socket: Socket, expected: number, ms = 3000): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${length} of ${expected} bytes after ${ms} ms`)), ms);
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      length += chunk.length;
-      if (length >= expected) {
-        clearTimeout(timer);
-        socket.off("data", onData);
-        resolve(Buffer.concat(chunks));
-      }
-    };
-    socket.on("data", onData);
-  });
-}
 
 /** Connects, sends `bytes` in one write, and resolves with what came back once the peer closed. */
 async function sendAndWaitClose(port: number, bytes: Buffer): Promise<Buffer> {
@@ -133,13 +96,13 @@ const ZONE_HEADERS = [
 ];
 
 describe("one packet never ends a process", { timeout: 60_000 }, () => {
-  let echo: Awaited<ReturnType<typeof startEchoServer>>;
+  let echo: EchoServer;
   before(async () => (echo = await startEchoServer()));
   after(() => stopServer(echo));
 
   it("the runner's proxy_protocol listener filter: a zone id closes that connection only", async () => {
     const adminPort = await freePort();
-    const cli = spawnRunner(writeBootstrap(withAdmin(bootstrap([tcpProxy("echo")], [staticCluster("echo", echo.port)], { listener_filters: [PROXY_PROTOCOL] }), adminPort)));
+    const cli = spawnRunner(writeBootstrap(withAdmin(bootstrap([tcpProxy("echo")], [staticCluster("echo", echo.port)], { listener_filters: [PROXY_PROTOCOL_FILTER] }), adminPort)));
     try {
       const port = Number((await cli.waitFor(LISTENING))[1]);
       const kept = await bystander(port, encodeProxyHeader(1, { address: "10.0.0.1", port: 1 }, { address: "10.0.0.2", port: 2 }));
@@ -173,12 +136,12 @@ describe("one packet never ends a process", { timeout: 60_000 }, () => {
 });
 
 describe("first bytes never wait behind a listener filter", { timeout: 60_000 }, () => {
-  let echo: Awaited<ReturnType<typeof startEchoServer>>;
+  let echo: EchoServer;
   before(async () => (echo = await startEchoServer()));
   after(() => stopServer(echo));
 
   it("a PROXY header and data in one write are answered without the client sending more; bytes counted once", async () => {
-    const runner = await startRunner(bootstrap([tcpProxy("echo")], [staticCluster("echo", echo.port)], { listener_filters: [PROXY_PROTOCOL] }));
+    const runner = await startRunner(bootstrap([tcpProxy("echo")], [staticCluster("echo", echo.port)], { listener_filters: [PROXY_PROTOCOL_FILTER] }));
     try {
       const client = connect({ port: runner.listenerPort("main"), host: "127.0.0.1" });
       await once(client, "connect");
@@ -199,7 +162,7 @@ describe("first bytes never wait behind a listener filter", { timeout: 60_000 },
     const web = createHttpServer((request, response) => response.end(`seen ${request.url}`));
     web.listen(0, "127.0.0.1");
     await once(web, "listening");
-    const runner = await startRunner(bootstrap([httpConnectionManager({ cluster: "web" })], [staticCluster("web", (web.address() as AddressInfo).port)], { listener_filters: [PROXY_PROTOCOL] }));
+    const runner = await startRunner(bootstrap([httpConnectionManager({ cluster: "web" })], [staticCluster("web", (web.address() as AddressInfo).port)], { listener_filters: [PROXY_PROTOCOL_FILTER] }));
     try {
       const client = connect({ port: runner.listenerPort("main"), host: "127.0.0.1" });
       await once(client, "connect");
@@ -221,7 +184,7 @@ describe("first bytes never wait behind a listener filter", { timeout: 60_000 },
     await once(tls, "listening");
     const policy = { log_level: "warn", rules: [{ match: { server_names: ["*.corp.example"] }, action: { cluster: "tls" } }], default: { cluster: "plain" } };
     const runner = await startRunner(bootstrap([wasmFilter(FILTER_WASM, JSON.stringify(policy)), tcpProxy("plain")],
-      [staticCluster("tls", (tls.address() as AddressInfo).port), staticCluster("plain", echo.port)], { listener_filters: [TLS_INSPECTOR] }));
+      [staticCluster("tls", (tls.address() as AddressInfo).port), staticCluster("plain", echo.port)], { listener_filters: [TLS_INSPECTOR_FILTER] }));
     try {
       const client = tlsConnect({ port: runner.listenerPort("main"), host: "127.0.0.1", servername: "api.corp.example", ca: readFileSync(join(REPO, "test/fixtures/tls/cert.pem")) });
       await once(client, "secureConnect");
@@ -351,7 +314,7 @@ async function answers(adminPort: number, path: string): Promise<number> {
 }
 
 describe("file descriptor exhaustion", { timeout: 60_000 }, () => {
-  let echo: Awaited<ReturnType<typeof startEchoServer>>;
+  let echo: EchoServer;
   before(async () => (echo = await startEchoServer()));
   after(() => stopServer(echo));
 
@@ -448,7 +411,7 @@ async function sendInPieces(port: number, bytes: Buffer, cuts: number[]): Promis
 }
 
 describe("fuzzing the socket paths", { timeout: 120_000 }, () => {
-  let echo: Awaited<ReturnType<typeof startEchoServer>>;
+  let echo: EchoServer;
   before(async () => (echo = await startEchoServer()));
   after(() => stopServer(echo));
 
@@ -458,7 +421,7 @@ describe("fuzzing the socket paths", { timeout: 120_000 }, () => {
 
   it("the runner (proxy_protocol, tls_inspector, the filter): every hostile stream ends with its connection closed, the process serving", async () => {
     const runner = await startRunner(bootstrap([wasmFilter(FILTER_WASM, policy), tcpProxy("echo")], [staticCluster("echo", echo.port)],
-      { listener_filters: [PROXY_PROTOCOL, TLS_INSPECTOR] }));
+      { listener_filters: [PROXY_PROTOCOL_FILTER, TLS_INSPECTOR_FILTER] }));
     try {
       const port = runner.listenerPort("main");
       await fc.assert(fc.asyncProperty(hostileStream(), fc.array(fc.nat(), { maxLength: 4 }), (bytes, cuts) => sendInPieces(port, bytes, cuts)), { numRuns: 300 });
@@ -491,7 +454,7 @@ describe("fuzzing the socket paths", { timeout: 120_000 }, () => {
       listen: { address: "127.0.0.1", port: 0 }, allowlist: Allowlist.parse([`127.0.0.1/32:${echo.port}`]),
       headerTimeoutMs: 1000, connectTimeoutMs: 500, maxConnections: 1024, logger: silentLogger,
     });
-    const runner = await startRunner(bootstrap([tcpProxy("echo")], [staticCluster("echo", echo.port)], { listener_filters: [PROXY_PROTOCOL, TLS_INSPECTOR] }));
+    const runner = await startRunner(bootstrap([tcpProxy("echo")], [staticCluster("echo", echo.port)], { listener_filters: [PROXY_PROTOCOL_FILTER, TLS_INSPECTOR_FILTER] }));
     try {
       const toEgress = Buffer.concat([encodeProxyHeader(2, { address: "2001:db8::1", port: 4000 }, { address: "127.0.0.1", port: echo.port },
         [{ type: 0x02, value: Buffer.from("api.example") }]), Buffer.from("payload")]);

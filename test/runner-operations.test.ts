@@ -1,8 +1,9 @@
 // Runner operations: SNI from tls_inspector, reload (good and bad), graceful drain, and the
 // command line's SIGHUP, SIGTERM and heap policy.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { connect as netConnect, createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,7 +11,7 @@ import { connect as tlsConnect } from "node:tls";
 import { describe, it } from "node:test";
 import { stringify } from "yaml";
 import { toRunnerConfig } from "../src/envoy/load.js";
-import { FILTER_WASM } from "./helpers.js";
+import { FILTER_WASM, REPO } from "./helpers.js";
 import { spawnRunner } from "./cli-process.js";
 import { adminGet, bootstrap, exchange, startRunner, staticCluster, tagServers, tcpProxy, wasmFilter } from "./net-helpers.js";
 
@@ -157,20 +158,73 @@ describe("command line", () => {
     }
   });
 
-  it("wasmerang run --watch reloads when the file changes", async () => {
+  /** A bootstrap whose filter routes everything to `cluster`, on `port` once the first run chose it. */
+  const routingTo = (cluster: string, port = 0) => stringify(bootstrap([wasmFilter(FILTER_WASM, policy(cluster)), tcpProxy("a")],
+    [staticCluster("a", serverPort(0)), staticCluster("b", serverPort(1))], { address: { socket_address: { address: "127.0.0.1", port_value: port } } }));
+
+  /** Runs `change`, then waits for the n-th reload and checks where connections go. */
+  async function changeAndCheck(cli: ReturnType<typeof spawnRunner>, port: number, reloads: number, change: () => void, expected: string): Promise<void> {
+    change();
+    const count = () => (cli.output().match(/configuration reloaded/g) ?? []).length;
+    for (let i = 0; i < 200 && count() < reloads; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+    assert.equal(count(), reloads, cli.output());
+    assert.equal((await exchange(port, "w")).reply, `${expected}:w`);
+  }
+
+  it("wasmerang run --watch follows every change: written in place, truncated and rewritten, replaced by rename (twice)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "wasmerang-watch-"));
     const file = join(dir, "envoy.yaml");
-    writeFileSync(file, stringify(bootstrap([wasmFilter(FILTER_WASM, policy("a")), tcpProxy("a")], [staticCluster("a", serverPort(0)), staticCluster("b", serverPort(1))])));
-    const { child, waitFor } = spawnRunner(file, "--watch");
+    writeFileSync(file, routingTo("a"));
+    const cli = spawnRunner(file, "--watch");
     try {
-      const port = Number((await waitFor(LISTENING))[1]);
-      writeFileSync(file, stringify(bootstrap([wasmFilter(FILTER_WASM, policy("b")), tcpProxy("a")],
-        [staticCluster("a", serverPort(0)), staticCluster("b", serverPort(1))], { address: { socket_address: { address: "127.0.0.1", port_value: port } } })));
-      await waitFor(/configuration reloaded/);
-      assert.equal((await exchange(port, "w")).reply, "b:w");
+      const port = Number((await cli.waitFor(LISTENING))[1]);
+      const renameOver = (text: string) => () => {
+        writeFileSync(join(dir, ".envoy.yaml.swp"), text);
+        renameSync(join(dir, ".envoy.yaml.swp"), file);
+      };
+      await changeAndCheck(cli, port, 1, () => writeFileSync(file, routingTo("b", port)), "b");
+      await changeAndCheck(cli, port, 2, renameOver(routingTo("a", port)), "a");
+      await changeAndCheck(cli, port, 3, renameOver(routingTo("b", port)), "b");
+      await changeAndCheck(cli, port, 4, () => {
+        truncateSync(file, 0);
+        appendFileSync(file, routingTo("a", port));
+      }, "a");
     } finally {
-      child.kill("SIGKILL");
+      cli.child.kill("SIGKILL");
     }
+  });
+
+  it("wasmerang run --watch follows a Kubernetes ConfigMap's ..data symlink swaps (twice)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "wasmerang-configmap-"));
+    // The layout the kubelet writes: envoy.yaml -> ..data/envoy.yaml, ..data -> ..<timestamp>.
+    const publish = (version: string, text: string) => {
+      mkdirSync(join(dir, `..${version}`));
+      writeFileSync(join(dir, `..${version}`, "envoy.yaml"), text);
+      symlinkSync(`..${version}`, join(dir, "..data_tmp"));
+      renameSync(join(dir, "..data_tmp"), join(dir, "..data"));
+    };
+    publish("v1", routingTo("a"));
+    symlinkSync(join("..data", "envoy.yaml"), join(dir, "envoy.yaml"));
+    const cli = spawnRunner(join(dir, "envoy.yaml"), "--watch");
+    try {
+      const port = Number((await cli.waitFor(LISTENING))[1]);
+      await changeAndCheck(cli, port, 1, () => publish("v2", routingTo("b", port)), "b");
+      await changeAndCheck(cli, port, 2, () => publish("v3", routingTo("a", port)), "a");
+    } finally {
+      cli.child.kill("SIGKILL");
+    }
+  });
+
+  it("wasmerang --version, durations as help shows them, and bad numbers refused", () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [join(REPO, "build/src/cli.js"), ...args], { encoding: "utf8" });
+    const version = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { version: string };
+    assert.equal(cli("--version").stdout.trim(), version.version);
+    assert.match(cli("run", "--help").stdout, /--drain-time <duration>[^]*\(default: 10s\)/);
+    const bad = cli("egress", "--max-connections", "abc");
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /'abc' is not a whole number of 1 or more/);
+    assert.match(cli("egress", "--max-connections", "0").stderr, /'0' is not a whole number/);
+    assert.match(cli("run", "-c", "missing.yaml", "--drain-time", "10000").stderr, /'10000' is not a duration such as 5s or 500ms/);
   });
 
   it("wasmerang run reloads on SIGHUP (refusing a broken file) and drains on SIGTERM", async () => {

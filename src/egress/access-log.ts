@@ -39,7 +39,8 @@ function tlvName(type: number): string {
 
 function text(record: EgressRecord): string {
   const tlvs = record.tlvs.map((tlv) => ` ${tlvName(tlv.type)}=${escapeBytes(tlv.value)}`).join("");
-  const reason = record.reason === undefined ? "" : ` reason="${escapeBytes(Buffer.from(record.reason))}"`;
+  // A reason may quote peer bytes: as a JSON string it stays one field on one line.
+  const reason = record.reason === undefined ? "" : ` reason=${JSON.stringify(record.reason)}`;
   return `${record.start.toISOString()} ${record.client} ${endpoint(record.source)} -> ${endpoint(record.destination)}${tlvs} ` +
     `up=${record.bytesUp} down=${record.bytesDown} ${record.durationMs}ms ${record.decision}${reason}\n`;
 }
@@ -76,7 +77,9 @@ export class EgressAccessLog {
     this.stream.write(this.render(record));
   }
 
-  close(): void {
-    if (this.stream !== process.stdout) (this.stream as WriteStream).end();
+  /** Resolves once every record written so far is in the file. */
+  close(): Promise<void> {
+    if (this.stream === process.stdout) return Promise.resolve();
+    return new Promise((resolve) => (this.stream as WriteStream).end(resolve));
   }
 }

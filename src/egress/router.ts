@@ -248,7 +248,7 @@ export class EgressRouter implements AdminSource {
     for (const socket of this.sockets) socket.destroy();
     await Promise.all(closed);
     await this.admin?.close();
-    this.accessLog?.close();
+    await this.accessLog?.close();
   }
 
   // ---- AdminSource ---------------------------------------------------------------------------

@@ -88,7 +88,9 @@ export class AccessLog {
     this.stream.write(this.render(record));
   }
 
-  close(): void {
-    if (this.stream !== process.stdout && this.stream !== process.stderr) (this.stream as WriteStream).end();
+  /** Resolves once every line written so far is in the file. */
+  close(): Promise<void> {
+    if (this.stream === process.stdout || this.stream === process.stderr) return Promise.resolve();
+    return new Promise((resolve) => (this.stream as WriteStream).end(resolve));
   }
 }

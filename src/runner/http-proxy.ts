@@ -143,9 +143,9 @@ export class HttpProxy {
     this.server.emit("connection", socket);
   }
 
-  close(): void {
+  close(): Promise<void[]> {
     for (const agent of this.agents.values()) agent.destroy();
-    for (const log of this.accessLogs) log.close();
+    return Promise.all(this.accessLogs.map((log) => log.close()));
   }
 
   /**

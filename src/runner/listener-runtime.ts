@@ -72,8 +72,8 @@ export class ListenerRuntime {
     return this.config.tcpProxy?.maxConnectAttempts ?? 1;
   }
 
-  close(): void {
-    this.http?.close();
-    for (const log of this.accessLogs) log.close();
+  async close(): Promise<void> {
+    await this.http?.close();
+    await Promise.all(this.accessLogs.map((log) => log.close()));
   }
 }

@@ -45,10 +45,10 @@ interface Generation {
 }
 
 /** Frees what a generation holds: tick timers, DNS refreshes, access-log files. */
-function dispose(generation: Generation): void {
+async function dispose(generation: Generation): Promise<void> {
   for (const plugin of generation.plugins) plugin.close();
   for (const cluster of generation.clusters.values()) cluster.stop();
-  for (const runtime of generation.runtimes.values()) runtime.close();
+  await Promise.all([...generation.runtimes.values()].map((runtime) => runtime.close()));
 }
 
 interface ActiveListener {
@@ -228,7 +228,7 @@ export class Runner implements AdminSource {
     generation.open++;
     const connection: ProxyConnection = new ProxyConnection(runtime, socket, this.listeners.get(listenerName)?.local, () => {
       this.connections.delete(connection);
-      if (--generation.open === 0 && this.retired.delete(generation)) dispose(generation);
+      if (--generation.open === 0 && this.retired.delete(generation)) void dispose(generation);
     });
     this.connections.add(connection);
   }
@@ -262,10 +262,10 @@ export class Runner implements AdminSource {
       await this.openListeners();
     } catch (error) {
       this.generation = previous;
-      dispose(next);
+      void dispose(next);
       throw error;
     }
-    if (previous.open === 0) dispose(previous);
+    if (previous.open === 0) void dispose(previous);
     else this.retired.add(previous);
     this.options.logger.info(`configuration reloaded from ${config.source}`);
   }
@@ -295,10 +295,8 @@ export class Runner implements AdminSource {
     for (const connection of this.connections) connection.abort("closed by the runner (drain deadline or shutdown)");
     for (let i = 0; i < 100 && this.connections.size > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
     await this.admin?.close();
-    this.adminLog?.close();
-    for (const generation of [this.generation, ...this.retired]) {
-      if (generation !== undefined) dispose(generation);
-    }
+    await this.adminLog?.close();
+    await Promise.all([this.generation, ...this.retired].filter((generation) => generation !== undefined).map(dispose));
     this.retired.clear();
   }
 
