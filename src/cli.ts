@@ -58,11 +58,16 @@ export function buildProgram(): Command {
     .requiredOption("-c, --config <file>", "Envoy bootstrap YAML")
     .addOption(new Option("--wasm-log-level <level>", "lowest level of Wasm module logs shown").choices([...LOG_LEVEL_NAMES]).default("info"))
     .addOption(new Option("--drain-time <duration>", "on SIGTERM, how long open connections may finish").argParser(duration).default(10_000, "10s"))
+    .option("--wasm-memory-limit <mib>", "MiB of linear memory a Wasm VM may grow to before it is failed (default 1024)", positiveInteger)
     .option("--watch", "reload when the configuration file changes (as SIGHUP does)"))
-    .action(async (options: { config: string; logLevel: string; logFormat: LogFormat; wasmLogLevel: LogLevelName; drainTime: number; watch?: boolean }) => {
+    .action(async (options: { config: string; logLevel: string; logFormat: LogFormat; wasmLogLevel: LogLevelName; drainTime: number; watch?: boolean;
+      wasmMemoryLimit?: number; }) => {
       const logger = createLogger(options.logLevel, options.logFormat);
       tuneHeapForRelaying(logger);
-      const runner = await Runner.start(await loadRunnerConfig(options.config), { logger, wasmLogLevel: options.wasmLogLevel, onQuit: () => process.exit(0) });
+      const runner = await Runner.start(await loadRunnerConfig(options.config), {
+        logger, wasmLogLevel: options.wasmLogLevel, onQuit: () => process.exit(0),
+        wasmMemoryLimitBytes: options.wasmMemoryLimit === undefined ? undefined : options.wasmMemoryLimit * 2 ** 20,
+      });
       const reload = () => {
         loadRunnerConfig(options.config)
           .then((config) => runner.reload(config))
@@ -103,14 +108,15 @@ export function buildProgram(): Command {
     .option("--allow <rule>", "CIDR:PORTS allowed as destination (repeatable; IPv6 as [CIDR]:PORTS); nothing is allowed by default",
       (value: string, previous: string[]) => [...previous, value], [] as string[])
     .option("--admin <address>", "admin endpoint for /stats: PORT (on loopback) or IP:PORT")
-    .option("--config <file>", "YAML file with the same settings (listen, allow, admin, header_timeout, connect_timeout, max_connections, access_log, access_log_format, bind_address)")
+    .option("--config <file>", "YAML file with the same settings (listen, allow, admin, header_timeout, connect_timeout, idle_timeout, max_connections, access_log, access_log_format, bind_address)")
     .option("--header-timeout <duration>", "time allowed for the PROXY header", duration)
     .option("--connect-timeout <duration>", "time allowed to connect to the destination", duration)
+    .option("--idle-timeout <duration>", "close a forwarded connection idle this long (default 1h; 0s: never)", duration)
     .option("--max-connections <n>", "connection limit (default 1024; never above what ulimit -n allows)", positiveInteger)
     .option("--access-log <file>", "access log file, - for stdout: one line per connection, forwarded or not")
     .option("--access-log-format <format>", "text or json", accessLogFormat)
     .option("--bind-address <ip>", "local address for connections to destinations (the router's egress IP)"))
-    .action(async (options: { listen: string; allow: string[]; admin?: string; config?: string; headerTimeout?: number; connectTimeout?: number;
+    .action(async (options: { listen: string; allow: string[]; admin?: string; config?: string; headerTimeout?: number; connectTimeout?: number; idleTimeout?: number;
       maxConnections?: number; accessLog?: string; accessLogFormat?: AccessLogFormat; bindAddress?: string; logLevel: string; logFormat: LogFormat }) => {
       const logger = createLogger(options.logLevel, options.logFormat);
       tuneHeapForRelaying(logger);
@@ -121,6 +127,7 @@ export function buildProgram(): Command {
         admin: options.admin !== undefined ? parseAdminAddress(options.admin) : file.admin,
         headerTimeoutMs: options.headerTimeout ?? file.headerTimeoutMs ?? 5000,
         connectTimeoutMs: options.connectTimeout ?? file.connectTimeoutMs ?? 5000,
+        idleTimeoutMs: options.idleTimeout ?? file.idleTimeoutMs,
         maxConnections: options.maxConnections ?? file.maxConnections ?? 1024,
         accessLog: options.accessLog ?? file.accessLog,
         accessLogFormat: options.accessLogFormat ?? file.accessLogFormat ?? "text",

@@ -224,7 +224,7 @@ describe("command line", () => {
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /'abc' is not a whole number of 1 or more/);
     assert.match(cli("egress", "--max-connections", "0").stderr, /'0' is not a whole number/);
-    assert.match(cli("run", "-c", "missing.yaml", "--drain-time", "10000").stderr, /'10000' is not a duration such as 5s or 500ms/);
+    assert.match(cli("run", "-c", "missing.yaml", "--drain-time", "10000").stderr, /'10000' is not a duration such as 5s, 500ms/);
   });
 
   it("wasmerang run reloads on SIGHUP (refusing a broken file) and drains on SIGTERM", async () => {

@@ -1,9 +1,9 @@
 // The egress router's audit record: one line per client connection, whatever its end (forwarded,
 // denied, bad or late header, failed connect, over the limit), as text or JSON lines. Every field
 // a peer supplied (TLV values) is escaped, so that no header can forge a line or a field.
-import { createWriteStream, type WriteStream } from "node:fs";
 import { formatEndpoint, type Endpoint } from "../host/properties.js";
 import { TLV, type Tlv } from "./proxy-protocol.js";
+import { closeLogFile, openLogFile, type LogStream } from "../server/log-file.js";
 
 export type AccessLogFormat = "text" | "json";
 
@@ -54,21 +54,19 @@ function json(record: EgressRecord): string {
 }
 
 export class EgressAccessLog {
-  private readonly stream: WriteStream | NodeJS.WriteStream;
+  private readonly stream: LogStream;
   private readonly render: (record: EgressRecord) => string;
 
   /** Opens the file (or stdout for "-"); throws, naming the path, when it cannot be opened. */
-  static async open(path: string, format: AccessLogFormat): Promise<EgressAccessLog> {
-    if (path === "-") return new EgressAccessLog(process.stdout, format);
-    const stream = createWriteStream(path, { flags: "a" });
-    await new Promise<void>((resolve, reject) => {
-      stream.once("open", () => resolve());
-      stream.once("error", (error) => reject(new Error(`access_log: cannot open '${path}': ${(error as NodeJS.ErrnoException).code ?? error.message}`)));
-    });
-    return new EgressAccessLog(stream, format);
+  static async open(path: string, format: AccessLogFormat, onWriteError: (error: Error) => void): Promise<EgressAccessLog> {
+    try {
+      return new EgressAccessLog(await openLogFile(path, onWriteError), format);
+    } catch (error) {
+      throw new Error(`access_log: ${(error as Error).message}`);
+    }
   }
 
-  private constructor(stream: WriteStream | NodeJS.WriteStream, format: AccessLogFormat) {
+  private constructor(stream: LogStream, format: AccessLogFormat) {
     this.stream = stream;
     this.render = format === "json" ? json : text;
   }
@@ -79,7 +77,6 @@ export class EgressAccessLog {
 
   /** Resolves once every record written so far is in the file. */
   close(): Promise<void> {
-    if (this.stream === process.stdout) return Promise.resolve();
-    return new Promise((resolve) => (this.stream as WriteStream).end(resolve));
+    return closeLogFile(this.stream);
   }
 }

@@ -1,7 +1,8 @@
 // The egress router's allowlist: which original destinations it may connect to. Deny by default.
 // Addresses are normalized first (IPv4-mapped IPv6 is checked as IPv4), and special-purpose
-// ranges — loopback, link-local, unspecified, multicast, broadcast — are reachable only through
-// an entry inside that range: `0.0.0.0/0` does not open 127.0.0.1.
+// ranges — loopback, link-local, unspecified, multicast, broadcast, metadata services, IPv6 forms
+// embedding IPv4 — are reachable only through an entry inside that range: `0.0.0.0/0` does not
+// open 127.0.0.1.
 import ipaddr from "ipaddr.js";
 
 export interface AllowRule {
@@ -10,8 +11,13 @@ export interface AllowRule {
   text: string;
 }
 
-const SPECIAL_RANGES = ["127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8", "224.0.0.0/4", "255.255.255.255/32",
-  "::1/128", "fe80::/10", "::/128", "ff00::/8"].map((cidr) => ipaddr.parseCIDR(cidr));
+// Besides loopback, link-local, unspecified and multicast: the shared address space and unique
+// local IPv6 (cloud metadata services live there: 100.100.100.200, fd00:ec2::254), and the IPv6
+// ranges that embed an IPv4 address (IPv4-compatible, NAT64, 6to4, Teredo), which could otherwise
+// reach any IPv4 destination through an IPv6 rule.
+const SPECIAL_RANGES = ["127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8", "224.0.0.0/4", "255.255.255.255/32", "100.64.0.0/10",
+  "::1/128", "fe80::/10", "::/128", "ff00::/8", "fc00::/7", "::/96", "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32",
+].map((cidr) => ipaddr.parseCIDR(cidr));
 
 export class AllowlistError extends Error {}
 

@@ -1,6 +1,6 @@
 // The egress router's settings, from command-line flags or a YAML file with the same names.
-import { readFile } from "node:fs/promises";
 import { parse } from "yaml";
+import { readYamlFile } from "../envoy/load.js";
 import { parseEndpoint, type Endpoint } from "../host/properties.js";
 import type { AccessLogFormat } from "./access-log.js";
 import { Allowlist } from "./allowlist.js";
@@ -13,6 +13,8 @@ export interface EgressSettings {
   admin?: Endpoint;
   headerTimeoutMs: number;
   connectTimeoutMs: number;
+  /** A forwarded connection with no byte either way for this long is closed (default 1 h, tcp_proxy's; 0: never). */
+  idleTimeoutMs?: number;
   maxConnections: number;
   /** Access log file, "-" for stdout. */
   accessLog?: string;
@@ -24,10 +26,12 @@ export interface EgressSettings {
 
 export class EgressConfigError extends Error {}
 
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
 export function parseDuration(value: unknown, field: string): number {
-  const match = typeof value === "string" ? /^(\d+(?:\.\d+)?)(ms|s)$/.exec(value) : null;
-  if (match === null) throw new EgressConfigError(`${field}: '${String(value)}' is not a duration such as 5s or 500ms`);
-  return Number(match[1]) * (match[2] === "s" ? 1000 : 1);
+  const match = typeof value === "string" ? /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value) : null;
+  if (match === null) throw new EgressConfigError(`${field}: '${String(value)}' is not a duration such as 5s, 500ms, 10m or 1h`);
+  return Number(match[1]) * UNIT_MS[match[2]!]!;
 }
 
 /** `HOST:PORT`, or a bare port on loopback: the admin endpoint is never public unless written out. */
@@ -35,10 +39,10 @@ export function parseAdminAddress(value: string): Endpoint {
   return /^\d+$/.test(value) ? { address: "127.0.0.1", port: Number(value) } : parseEndpoint(value);
 }
 
-const FIELDS = ["listen", "allow", "admin", "header_timeout", "connect_timeout", "max_connections", "access_log", "access_log_format", "bind_address"];
+const FIELDS = ["listen", "allow", "admin", "header_timeout", "connect_timeout", "idle_timeout", "max_connections", "access_log", "access_log_format", "bind_address"];
 
 export async function readEgressFile(path: string): Promise<Partial<EgressSettings>> {
-  const document = parse(await readFile(path, "utf8")) as Record<string, unknown> | null;
+  const document = parse(await readYamlFile(path)) as Record<string, unknown> | null;
   if (document === null || typeof document !== "object") throw new EgressConfigError(`${path}: expected a mapping`);
   const unknown = Object.keys(document).filter((key) => !FIELDS.includes(key));
   if (unknown.length > 0) throw new EgressConfigError(`${path}: ${unknown[0]}: unknown field (expected ${FIELDS.join(", ")})`);
@@ -52,6 +56,7 @@ export async function readEgressFile(path: string): Promise<Partial<EgressSettin
     if (document.admin !== undefined) out.admin = parseAdminAddress(String(document.admin));
     if (document.header_timeout !== undefined) out.headerTimeoutMs = parseDuration(document.header_timeout, "header_timeout");
     if (document.connect_timeout !== undefined) out.connectTimeoutMs = parseDuration(document.connect_timeout, "connect_timeout");
+    if (document.idle_timeout !== undefined) out.idleTimeoutMs = parseDuration(document.idle_timeout, "idle_timeout");
     if (document.max_connections !== undefined) {
       const max = Number(document.max_connections);
       if (!Number.isInteger(max) || max < 1) throw new EgressConfigError(`max_connections: expected a whole number >= 1, got ${String(document.max_connections)}`);

@@ -31,9 +31,13 @@ interface EgressStats {
   overLimit: Counter;
   connectFail: Counter;
   connectTimeout: Counter;
+  idleTimeout: Counter;
   bytesUp: Counter;
   bytesDown: Counter;
 }
+
+/** tcp_proxy's default idle_timeout. */
+const DEFAULT_IDLE_TIMEOUT_MS = 3_600_000;
 
 /** The counter each way of not forwarding a connection bumps. */
 const DECISION_COUNTERS: Record<Exclude<Decision, "forwarded">, keyof EgressStats> = {
@@ -46,7 +50,7 @@ function egressStats(store: StatsStore): EgressStats {
   return {
     cxTotal: c("cx_total"), cxActive: store.gauge("egress.cx_active"), forwarded: c("forwarded"), denied: c("denied"),
     badHeader: c("bad_header"), headerTimeout: c("header_timeout"), localCommand: c("local_command"), overLimit: c("over_limit"),
-    connectFail: c("connect_fail"), connectTimeout: c("connect_timeout"), bytesUp: c("bytes_up"), bytesDown: c("bytes_down"),
+    connectFail: c("connect_fail"), connectTimeout: c("connect_timeout"), idleTimeout: c("idle_timeout"), bytesUp: c("bytes_up"), bytesDown: c("bytes_down"),
   };
 }
 
@@ -72,7 +76,8 @@ export class EgressRouter implements AdminSource {
 
   static async start(options: EgressOptions): Promise<EgressRouter> {
     const router = new EgressRouter(options);
-    if (options.accessLog !== undefined) router.accessLog = await EgressAccessLog.open(options.accessLog, options.accessLogFormat ?? "text");
+    if (options.accessLog !== undefined) router.accessLog = await EgressAccessLog.open(options.accessLog, options.accessLogFormat ?? "text",
+      (error) => options.logger.error({ error: error.message }, "access log write failed"));
     router.server = createServer({ allowHalfOpen: true }, (socket) => router.accept(socket));
     router.server.maxConnections = Number.MAX_SAFE_INTEGER;
     await new Promise<void>((resolve, reject) => {
@@ -99,6 +104,10 @@ export class EgressRouter implements AdminSource {
   /** Client connections open now. */
   get activeConnections(): number {
     return this.counters.cxActive.value;
+  }
+
+  private get idleTimeoutMs(): number {
+    return this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   }
 
   counter(name: keyof EgressStats): number {
@@ -230,6 +239,7 @@ export class EgressRouter implements AdminSource {
       client.pipe(upstream);
       upstream.pipe(client);
       client.resume();
+      if (this.idleTimeoutMs > 0) this.closeWhenIdle(client, upstream, record);
     });
     client.once("close", () => {
       if (!upstream.destroyed && !connected) upstream.destroy();
@@ -238,6 +248,30 @@ export class EgressRouter implements AdminSource {
       if (!client.destroyed && !connected) client.destroy();
     });
     return upstream;
+  }
+
+  /**
+   * tcp_proxy's idle_timeout for a forwarded connection. The timer compares byte counts when it
+   * fires instead of being refreshed per chunk, which would cost on every read of the bulk path.
+   */
+  private closeWhenIdle(client: Socket, upstream: Socket, record: EgressRecord): void {
+    const idleTimeoutMs = this.idleTimeoutMs;
+    let moved = -1;
+    const check = () => {
+      if (client.destroyed && upstream.destroyed) return;
+      const now = upstream.bytesRead + upstream.bytesWritten;
+      if (now !== moved) {
+        moved = now;
+        setTimeout(check, idleTimeoutMs).unref();
+        return;
+      }
+      this.counters.idleTimeout.value++;
+      record.reason = `idle for ${idleTimeoutMs} ms`;
+      this.options.logger.debug({ client: record.client }, record.reason);
+      client.destroy();
+      upstream.destroy();
+    };
+    check();
   }
 
   /** Closes everything; what is still open is closed now, with its access-log record written first. */
@@ -263,7 +297,7 @@ export class EgressRouter implements AdminSource {
     const { listen, admin, headerTimeoutMs, connectTimeoutMs, maxConnections, accessLog, accessLogFormat, bindAddress, allowlist } = this.options;
     return {
       listen: formatEndpoint(listen), allow: allowlist.rules.map((rule) => rule.text), admin: admin === undefined ? undefined : formatEndpoint(admin),
-      header_timeout_ms: headerTimeoutMs, connect_timeout_ms: connectTimeoutMs, max_connections: maxConnections,
+      header_timeout_ms: headerTimeoutMs, connect_timeout_ms: connectTimeoutMs, idle_timeout_ms: this.idleTimeoutMs, max_connections: maxConnections,
       effective_max_connections: this.limit.max, access_log: accessLog, access_log_format: accessLogFormat, bind_address: bindAddress,
     };
   }

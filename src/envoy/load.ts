@@ -1,5 +1,6 @@
 // Reads an Envoy v3 bootstrap YAML file: parse, validate against Envoy's protos, then keep the
 // subset the runner implements. Errors name the file and the path of every field at fault.
+import { isUtf8 } from "node:buffer";
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { parseDocument } from "yaml";
@@ -35,13 +36,31 @@ export function toRunnerConfig(document: unknown, source: string): RunnerConfig 
   return { ...config, document: normalized, version };
 }
 
+/**
+ * The file as text. Bytes that are not UTF-8 are refused with their line: decoding them as U+FFFD
+ * would silently change a cluster name or a policy. (A newline byte never occurs inside a UTF-8
+ * sequence, so each line can be checked on its own.)
+ */
+export async function readYamlFile(file: string): Promise<string> {
+  const bytes = await readFile(file);
+  if (!isUtf8(bytes)) {
+    let start = 0;
+    for (let line = 1; ; line++) {
+      const end = bytes.indexOf(0x0a, start);
+      const text = bytes.subarray(start, end < 0 ? bytes.length : end);
+      if (!isUtf8(text)) throw new ConfigError([`line ${line}: not UTF-8 (YAML files are UTF-8 text)`], file);
+      start = end + 1;
+    }
+  }
+  return bytes.toString("utf8");
+}
+
 export async function loadRunnerConfig(file: string): Promise<RunnerConfig> {
-  const text = await readFile(file, "utf8");
-  return toRunnerConfig(parseYaml(text, file), file);
+  return toRunnerConfig(parseYaml(await readYamlFile(file), file), file);
 }
 
 export async function validateFile(file: string): Promise<void> {
-  validateBootstrap(parseYaml(await readFile(file, "utf8"), file), file);
+  validateBootstrap(parseYaml(await readYamlFile(file), file), file);
 }
 
 export { ConfigError };

@@ -47,6 +47,8 @@ export interface HttpRoute {
   /** One of cluster or clusterHeader is set. */
   cluster: string | undefined;
   clusterHeader: string | undefined;
+  /** route.timeout: from the end of the request to the end of the response (default 15 s; 0: none). */
+  timeoutMs: number;
 }
 
 export interface VirtualHost {
@@ -62,6 +64,10 @@ export interface HttpConfig {
   /** envoy.filters.http.wasm filters, in order, before the terminal router. */
   wasmFilters: WasmPluginConfig[];
   accessLogs: AccessLogConfig[];
+  /** stream_idle_timeout: a request with no byte either way this long ends (default 5 min; 0: none). */
+  streamIdleTimeoutMs: number;
+  /** common_http_protocol_options.idle_timeout: a connection with no request this long closes (default 1 h). */
+  idleTimeoutMs: number;
 }
 
 export type ListenerFilterName = "tls_inspector" | "proxy_protocol" | "original_dst";

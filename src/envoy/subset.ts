@@ -172,7 +172,9 @@ export class SubsetReader {
   }
 
   private httpConnectionManager(config: JsonObject, path: string): HttpConfig {
-    this.only(config, path, ["@type", "stat_prefix", "codec_type", "route_config", "http_filters", "access_log"]);
+    this.only(config, path, ["@type", "stat_prefix", "codec_type", "route_config", "http_filters", "access_log", "stream_idle_timeout", "common_http_protocol_options"]);
+    const protocol = (config.common_http_protocol_options ?? {}) as JsonObject;
+    this.only(protocol, `${path}.common_http_protocol_options`, ["idle_timeout"]);
     if (config.codec_type != null && config.codec_type !== "AUTO" && config.codec_type !== "HTTP1") {
       this.refuse(`${path}.codec_type`, "the local runner speaks HTTP/1.1 only (AUTO or HTTP1)");
     }
@@ -206,6 +208,9 @@ export class SubsetReader {
       virtualHosts,
       wasmFilters,
       accessLogs: this.list(config.access_log, `${path}.access_log`).map((entry, i) => this.accessLog(entry as JsonObject, `${path}.access_log[${i}]`)),
+      // Envoy's defaults (http_connection_manager.proto, protocol.proto).
+      streamIdleTimeoutMs: durationMs(config.stream_idle_timeout, 300_000),
+      idleTimeoutMs: durationMs(protocol.idle_timeout, 3_600_000),
     };
   }
 
@@ -233,6 +238,8 @@ export class SubsetReader {
       headers,
       cluster: typeof action.cluster === "string" ? action.cluster : undefined,
       clusterHeader: typeof action.cluster_header === "string" ? action.cluster_header.toLowerCase() : undefined,
+      // route.proto: "If not specified, the default is 15s"; 0s disables it.
+      timeoutMs: durationMs(action.timeout, 15_000),
     };
   }
 

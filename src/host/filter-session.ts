@@ -95,7 +95,7 @@ export abstract class FilterSession extends BaseHostContext {
       return this.active.vm.call(this, name, fallback, a, b, c);
     } catch (error) {
       if (!(error instanceof WasmTrap)) throw error;
-      this.plugin.trapped(error, name);
+      if (!error.earlier) this.plugin.trapped(error, name);
       this.fail(error.message);
       return fallback;
     }

@@ -10,8 +10,15 @@ export class GuestMemory {
   constructor(
     private readonly memory: WebAssembly.Memory,
     private readonly allocate: (size: number) => number,
+    /** The most linear memory the VM may grow to; past it, the next call fails the VM. */
+    private readonly limitBytes: number,
   ) {
     this.bytes = Buffer.from(memory.buffer);
+  }
+
+  /** Fails (GuestMemoryError) when the memory grew past its limit since the last look. */
+  checkGrowth(): void {
+    if (this.bytes.length === 0) this.view();
   }
 
   get byteLength(): number {
@@ -21,7 +28,13 @@ export class GuestMemory {
   private view(): Buffer {
     // Growth detaches the old ArrayBuffer, which leaves the old view empty: cheaper to test than
     // the Memory.buffer getter on every host call.
-    if (this.bytes.length === 0) this.bytes = Buffer.from(this.memory.buffer);
+    if (this.bytes.length === 0) {
+      const grown = this.memory.buffer;
+      if (grown.byteLength > this.limitBytes) {
+        throw new GuestMemoryError(`linear memory grew to ${grown.byteLength / 2 ** 20} MiB, past the VM's limit of ${this.limitBytes / 2 ** 20} MiB`);
+      }
+      this.bytes = Buffer.from(grown);
+    }
     return this.bytes;
   }
 

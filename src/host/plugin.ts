@@ -30,7 +30,11 @@ export interface PluginOptions {
   log: LogSink;
   /** Lowest level forwarded to the sink; also what proxy_get_log_level reports. */
   logLevel?: LogLevelName;
+  /** Linear memory a VM may grow to before it is failed (default 1 GiB; Wasm itself allows 4). */
+  memoryLimitBytes?: number;
 }
+
+const DEFAULT_MEMORY_LIMIT_BYTES = 2 ** 30;
 
 /** Configure (or vm start) returned false, or the module did not load: Envoy rejects the config. */
 export class PluginConfigError extends Error {}
@@ -158,6 +162,7 @@ export class Plugin {
         logLevel: () => this.level,
         setTickPeriod: (ms) => this.setTickPeriod(ms),
         pluginConfiguration: () => spec.configuration,
+        memoryLimitBytes: this.options.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES,
       });
     } catch (error) {
       throw new PluginConfigError((error as Error).message);
@@ -224,8 +229,8 @@ export class Plugin {
       try {
         active.vm.call(active.root, "proxy_on_tick", 0, active.root.id);
       } catch (error) {
-        if (error instanceof WasmTrap) this.trapped(error, "proxy_on_tick");
-        else throw error;
+        if (!(error instanceof WasmTrap)) throw error;
+        if (!error.earlier) this.trapped(error, "proxy_on_tick");
       }
     }, milliseconds);
     this.tick.unref();

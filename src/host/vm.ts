@@ -12,7 +12,15 @@ import type { SharedData } from "./shared-data.js";
 export class WasmLoadError extends Error {}
 
 /** An exception inside a guest call: a trap, a bad memory access, a forbidden call. */
-export class WasmTrap extends Error {}
+export class WasmTrap extends Error {
+  /**
+   * @param earlier the VM had already failed: this call never ran. As in proxy-wasm-cpp-host, a
+   * failed VM's contexts get the failure policy, not a trap of their own (it is counted once).
+   */
+  constructor(message: string, readonly earlier = false) {
+    super(message);
+  }
+}
 
 /** A compiled module that passed the checks Envoy makes before instantiating it. */
 export class CompiledModule {
@@ -23,6 +31,10 @@ export class CompiledModule {
   ) {}
 
   static async compile(bytes: Uint8Array, label: string): Promise<CompiledModule> {
+    // V8's message for a file that is not Wasm quotes its first bytes (a key file, a secret): say what it is not instead.
+    if (bytes.length < 4 || bytes[0] !== 0x00 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
+      throw new WasmLoadError(`${label}: not a WebAssembly module (it does not start with the \\0asm magic)`);
+    }
     let module: WebAssembly.Module;
     try {
       module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
@@ -52,6 +64,8 @@ export interface VmServices {
   logLevel(): number;
   setTickPeriod(milliseconds: number): void;
   pluginConfiguration(): Buffer;
+  /** Linear memory the VM may grow to before it is failed. */
+  readonly memoryLimitBytes: number;
 }
 
 type Export = (...args: number[]) => number | undefined;
@@ -79,7 +93,7 @@ export class WasmVm implements AbiHost {
     this.exports = instance.exports as unknown as Record<string, Export>;
     this.callbacks = new Map(Object.entries(this.exports).filter((entry): entry is [string, Export] => typeof entry[1] === "function"));
     const allocator = this.exports.malloc ?? this.exports.proxy_on_memory_allocate!;
-    this.memory = new GuestMemory(instance.exports.memory as WebAssembly.Memory, (size) => allocator(size)! >>> 0);
+    this.memory = new GuestMemory(instance.exports.memory as WebAssembly.Memory, (size) => allocator(size)! >>> 0, services.memoryLimitBytes);
   }
 
   /** Instantiates and starts the module (_initialize, else _start) in restricted mode. */
@@ -125,13 +139,15 @@ export class WasmVm implements AbiHost {
    * does not export it (Envoy skips missing callbacks). Any exception fails the VM.
    */
   call(context: HostContext, name: string, fallback: number, a = 0, b = 0, c = 0, d = 0, e = 0): number {
-    if (this.failure !== undefined) throw new WasmTrap(this.failure);
+    if (this.failure !== undefined) throw new WasmTrap(this.failure, true);
     const fn = this.callbacks.get(name);
     if (fn === undefined) return fallback;
     const previous = this.current;
     this.current = context;
     try {
-      return (fn(a, b, c, d, e) ?? fallback) >>> 0;
+      const result = (fn(a, b, c, d, e) ?? fallback) >>> 0;
+      this.memory.checkGrowth();
+      return result;
     } catch (error) {
       this.failure = `${name} trapped: ${(error as Error).message}`;
       throw new WasmTrap(this.failure);

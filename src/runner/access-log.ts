@@ -1,7 +1,7 @@
 // tcp_proxy access logs: Envoy's format strings (docs: configuration/observability/access_log/usage)
 // compiled once into a function. Operators this runner cannot fill are refused at load time.
-import { createWriteStream, type WriteStream } from "node:fs";
 import type { AccessLogConfig } from "../envoy/model.js";
+import { closeLogFile, openLogFile, type LogStream } from "../server/log-file.js";
 
 export interface AccessRecord {
   startTime: Date;
@@ -50,7 +50,7 @@ function requestHeader(spec: string): Field {
   };
 }
 
-export class AccessLogFormatError extends Error {}
+export class AccessLogError extends Error {}
 
 export function compileFormat(format: string): Field {
   const pieces: Field[] = [];
@@ -63,7 +63,7 @@ export function compileFormat(format: string): Field {
     const header = REQUEST_HEADER.exec(name)?.[1];
     const operator = OPERATORS[name] ?? (header !== undefined ? requestHeader(header) : undefined);
     if (operator === undefined) {
-      throw new AccessLogFormatError(`format operator %${name}% is not supported by the local runner (supported: ${Object.keys(OPERATORS).map((o) => `%${o}%`).join(" ")})`);
+      throw new AccessLogError(`format operator %${name}% is not supported by the local runner (supported: ${Object.keys(OPERATORS).map((o) => `%${o}%`).join(" ")})`);
     }
     pieces.push(operator);
     last = match.index + match[0].length;
@@ -74,14 +74,16 @@ export function compileFormat(format: string): Field {
 }
 
 export class AccessLog {
-  private readonly render: Field;
-  private readonly stream: WriteStream | NodeJS.WriteStream;
+  private constructor(private readonly render: Field, private readonly stream: LogStream) {}
 
-  constructor(config: AccessLogConfig) {
-    this.render = compileFormat(config.format);
-    this.stream = config.path === "/dev/stdout" ? process.stdout
-      : config.path === "/dev/stderr" ? process.stderr
-      : createWriteStream(config.path, { flags: "a" });
+  /** Compiles the format and opens the file; throws naming the operator or the path at fault. */
+  static async open(config: AccessLogConfig, onWriteError: (error: Error) => void): Promise<AccessLog> {
+    const render = compileFormat(config.format);
+    try {
+      return new AccessLog(render, await openLogFile(config.path, onWriteError));
+    } catch (error) {
+      throw new AccessLogError((error as Error).message);
+    }
   }
 
   write(record: AccessRecord): void {
@@ -90,7 +92,6 @@ export class AccessLog {
 
   /** Resolves once every line written so far is in the file. */
   close(): Promise<void> {
-    if (this.stream === process.stdout || this.stream === process.stderr) return Promise.resolve();
-    return new Promise((resolve) => (this.stream as WriteStream).end(resolve));
+    return closeLogFile(this.stream);
   }
 }

@@ -18,6 +18,7 @@ import { encodeProxyHeader } from "../egress/proxy-protocol.js";
 import { AccessLog } from "./access-log.js";
 import type { Cluster } from "./cluster.js";
 import type { Counter, StatsStore } from "../server/stats-store.js";
+import { armRequestTimeouts } from "./http-timeouts.js";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"]);
 
@@ -95,12 +96,29 @@ class ProxyProtocolAgent extends Agent {
   }
 }
 
+/**
+ * :path and :authority of a request. An absolute-form target (`GET http://host/path`, as clients
+ * talking to a proxy send) gives both, as Envoy's HTTP/1 codec does (allow_absolute_url); the
+ * Host header is used otherwise.
+ */
+function requestTarget(request: IncomingMessage): { path: string; authority: string } {
+  const url = request.url ?? "/";
+  if (/^https?:\/\//i.test(url)) {
+    try {
+      const parsed = new URL(url);
+      return { path: `${parsed.pathname}${parsed.search}`, authority: parsed.host };
+    } catch {
+      // Not a URL after all: routed as written, which matches no prefix route.
+    }
+  }
+  return { path: url, authority: request.headers.host ?? "" };
+}
+
 export class HttpProxy {
   private readonly server: Server;
   private readonly infos = new WeakMap<Socket, ConnectionInfo>();
   private readonly agents = new Map<string, Agent>();
   private readonly stats: HttpStats;
-  private readonly accessLogs: AccessLog[];
 
   constructor(
     private readonly config: HttpConfig,
@@ -108,6 +126,8 @@ export class HttpProxy {
     private readonly clusters: ReadonlyMap<string, Cluster>,
     store: StatsStore,
     private readonly logger: Logger,
+    /** The connection manager's access logs, opened. */
+    private readonly accessLogs: readonly AccessLog[],
   ) {
     const prefix = `http.${config.statPrefix}.`;
     this.stats = {
@@ -117,10 +137,13 @@ export class HttpProxy {
       localReplies: store.counter(`${prefix}downstream_rq_local_reply`),
       upstreamFailures: store.counter(`${prefix}upstream_rq_failure`),
     };
-    this.accessLogs = config.accessLogs.map((log) => new AccessLog(log));
     this.server = createServer({ keepAlive: true }, (request, response) => {
       this.handle(request, response).catch((error: Error) => this.failRequest(request, response, error));
     });
+    // Envoy has no whole-request deadline by default (stream_idle_timeout covers a silent one), and
+    // keeps an idle connection for common_http_protocol_options.idle_timeout (Node: 5 s).
+    this.server.requestTimeout = 0;
+    this.server.keepAliveTimeout = config.idleTimeoutMs;
   }
 
   /**
@@ -178,8 +201,9 @@ export class HttpProxy {
     this.stats.requestsTotal.value++;
     const started = new Date();
     const info = this.infos.get(request.socket)!;
-    const headers: HeaderPairs = [[":method", request.method ?? "GET"], [":path", request.url ?? "/"],
-      [":authority", request.headers.host ?? ""], [":scheme", "http"]];
+    const target = requestTarget(request);
+    const headers: HeaderPairs = [[":method", request.method ?? "GET"], [":path", target.path],
+      [":authority", target.authority], [":scheme", "http"]];
     for (let i = 0; i < request.rawHeaders.length; i += 2) {
       const name = request.rawHeaders[i]!.toLowerCase();
       if (name !== "host") headers.push([name, request.rawHeaders[i + 1]!]);
@@ -261,10 +285,22 @@ export class HttpProxy {
     cluster.stats.upstreamCxTotal.value++;
     const upstream = httpRequest({
       host: host.address, port: host.port, method: get(":method"), path: get(":path"), headers: outgoing,
-      agent: this.agent(cluster, request.socket, info), timeout: cluster.config.connectTimeoutMs,
+      agent: this.agent(cluster, request.socket, info),
     });
-    upstream.on("timeout", () => upstream.destroy(new Error("connect timeout")));
+    let timedOut = false;
+    armRequestTimeouts(request, response, upstream,
+      { connectMs: cluster.config.connectTimeoutMs, routeMs: route.timeoutMs, streamIdleMs: this.config.streamIdleTimeoutMs }, (which) => {
+        if (which === "connect") return void upstream.destroy(new Error("connect timeout"));
+        timedOut = true;
+        upstream.destroy();
+        if (which === "route") cluster.stats.upstreamRqTimeout.value++;
+        if (response.headersSent) return void response.destroy();
+        // Envoy's local replies: 504 with UT for the route timeout, 408 with SI for stream idle.
+        if (which === "route") reply(504, "upstream request timeout", "UT");
+        else reply(408, "stream timeout", "SI");
+      });
     upstream.on("error", (error: NodeJS.ErrnoException) => {
+      if (timedOut) return;
       this.stats.upstreamFailures.value++;
       this.logger.debug({ cluster: cluster.config.name, host: upstreamHost, error: error.message }, "upstream request failed");
       if (response.headersSent) return void response.destroy();

@@ -4,7 +4,7 @@
 import type { Logger } from "pino";
 import type { ListenerConfig } from "../envoy/model.js";
 import type { Plugin } from "../host/plugin.js";
-import { AccessLog } from "./access-log.js";
+import type { AccessLog } from "./access-log.js";
 import type { Cluster } from "./cluster.js";
 import type { HttpProxy } from "./http-proxy.js";
 import { listenerStatName, listenerStats, tcpProxyStats, type ListenerStats, type TcpProxyStats } from "./stats.js";
@@ -20,7 +20,8 @@ export class ListenerRuntime {
   readonly stats: ListenerStats;
   /** tcp_proxy's stats (tcp.<stat_prefix>.); an HTTP listener has the connection manager's instead. */
   readonly tcpStats: TcpProxyStats | undefined;
-  readonly accessLogs: AccessLog[];
+  /** tcp_proxy's access logs, opened. */
+  readonly accessLogs: readonly AccessLog[];
   /** Whether the original_dst listener filter runs (it needs no bytes). */
   readonly restoresOriginalDestination: boolean;
   /** The listener filters that wait for the connection's first bytes, in order. */
@@ -37,10 +38,11 @@ export class ListenerRuntime {
     readonly logger: Logger,
     /** The HTTP connection manager, when the listener ends with one instead of tcp_proxy. */
     readonly http: HttpProxy | undefined,
+    accessLogs: readonly AccessLog[],
   ) {
+    this.accessLogs = accessLogs;
     this.stats = listenerStats(store, listenerStatName(config.address.address, config.address.port));
     this.tcpStats = config.tcpProxy === undefined ? undefined : tcpProxyStats(store, config.tcpProxy.statPrefix);
-    this.accessLogs = (config.tcpProxy?.accessLogs ?? []).map((log) => new AccessLog(log));
     this.totalWeight = (config.tcpProxy?.weightedClusters ?? []).reduce((sum, c) => sum + c.weight, 0);
     this.restoresOriginalDestination = config.listenerFilters.includes("original_dst");
     this.byteListenerFilters = config.listenerFilters.filter((name) => name !== "original_dst");

@@ -5,11 +5,11 @@
 import { readFile } from "node:fs/promises";
 import { createServer, isIPv6, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
-import type { ListenerConfig, RunnerConfig, WasmPluginConfig } from "../envoy/model.js";
+import type { AccessLogConfig, ListenerConfig, RunnerConfig, WasmPluginConfig } from "../envoy/model.js";
 import type { LogLevelName } from "../host/abi.js";
 import type { Endpoint } from "../host/properties.js";
 import { Plugin, PluginConfigError, type LogRecord } from "../host/plugin.js";
-import { AccessLogFormatError } from "./access-log.js";
+import { AccessLogError } from "./access-log.js";
 import { AdminServer, WASM_CUSTOM_NAMESPACE, type AdminSource, type ClusterStatus, type StatSample, type TagNames } from "../server/admin.js";
 import { AccessLog } from "./access-log.js";
 import { DEFAULT_ACCESS_LOG_FORMAT } from "../envoy/subset.js";
@@ -31,6 +31,8 @@ export interface RunnerOptions {
   wasmLogLevel?: LogLevelName;
   /** What admin's /quitquitquit does once the runner is closed (the command exits the process). */
   onQuit?: () => void;
+  /** Linear memory each Wasm VM may grow to before it is failed (default 1 GiB). */
+  wasmMemoryLimitBytes?: number;
 }
 
 interface Generation {
@@ -105,7 +107,8 @@ export class Runner implements AdminSource {
   }
 
   private async openAdmin(admin: NonNullable<RunnerConfig["admin"]>): Promise<void> {
-    const log = admin.accessLogPath === undefined ? undefined : new AccessLog({ path: admin.accessLogPath, format: DEFAULT_ACCESS_LOG_FORMAT });
+    const log = admin.accessLogPath === undefined ? undefined : await AccessLog.open({ path: admin.accessLogPath, format: DEFAULT_ACCESS_LOG_FORMAT },
+      (error) => this.options.logger.error({ error: error.message }, "admin access log write failed"));
     this.adminLog = log;
     this.admin = await AdminServer.listen(admin.address.address, admin.address.port, this, this.options.logger, {
       onRequest: log === undefined ? undefined : (request, status, bytes, durationMs) => log.write({
@@ -136,7 +139,7 @@ export class Runner implements AdminSource {
       return await Plugin.load({
         name: filter.name, rootId: filter.rootId, vmId: filter.vmId, source: filter.filename ?? "inline", code,
         configuration: filter.configuration, vmConfiguration: filter.vmConfiguration, failOpen: filter.failOpen,
-      }, { log: (record) => this.logWasm(record), logLevel: this.wasmLogLevel });
+      }, { log: (record) => this.logWasm(record), logLevel: this.wasmLogLevel, memoryLimitBytes: this.options.wasmMemoryLimitBytes });
     } catch (error) {
       if (error instanceof PluginConfigError) throw new ConfigError([`${filter.path}: ${error.message}`], "wasm");
       throw error;
@@ -147,6 +150,20 @@ export class Runner implements AdminSource {
   private async build(config: RunnerConfig): Promise<Generation> {
     const clusters = new Map<string, Cluster>();
     const plugins: Plugin[] = [];
+    const logs: AccessLog[] = [];
+    const openLogs = async (configs: readonly AccessLogConfig[], listener: string): Promise<AccessLog[]> => {
+      const opened: AccessLog[] = [];
+      for (const log of configs) {
+        try {
+          opened.push(await AccessLog.open(log, (error) => this.options.logger.error({ listener, error: error.message }, "access log write failed")));
+        } catch (error) {
+          if (error instanceof AccessLogError) throw new ConfigError([`listener '${listener}' access_log: ${error.message}`], config.source);
+          throw error;
+        }
+        logs.push(opened[opened.length - 1]!);
+      }
+      return opened;
+    };
     try {
       for (const clusterConfig of config.clusters) {
         const cluster = new Cluster(clusterConfig, this.store, (message) => this.options.logger.warn(message));
@@ -166,44 +183,46 @@ export class Runner implements AdminSource {
         const httpPlugins: Plugin[] = [];
         for (const filter of listener.http?.wasmFilters ?? []) httpPlugins.push(await this.loadPlugin(filter));
         plugins.push(...httpPlugins);
-        try {
-          const http = listener.http === undefined ? undefined : new HttpProxy(listener.http, httpPlugins, clusters, this.store, this.options.logger);
-          runtimes.set(listener.name, new ListenerRuntime(listener, listenerPlugins, clusters, this.store, this.options.logger, http));
-        } catch (error) {
-          if (error instanceof AccessLogFormatError) throw new ConfigError([`listener '${listener.name}' access_log: ${error.message}`], config.source);
-          throw error;
-        }
+        const http = listener.http === undefined ? undefined
+          : new HttpProxy(listener.http, httpPlugins, clusters, this.store, this.options.logger, await openLogs(listener.http.accessLogs, listener.name));
+        const tcpLogs = await openLogs(listener.tcpProxy?.accessLogs ?? [], listener.name);
+        runtimes.set(listener.name, new ListenerRuntime(listener, listenerPlugins, clusters, this.store, this.options.logger, http, tcpLogs));
       }
       return { config, runtimes, clusters, plugins, open: 0, loadedAt: new Date() };
     } catch (error) {
       for (const plugin of plugins) plugin.close();
       for (const cluster of clusters.values()) cluster.stop();
+      await Promise.all(logs.map((log) => log.close()));
       throw error;
     }
   }
 
+  /**
+   * Makes the listeners match the generation, all or nothing: every new or moved listener is bound
+   * first, and only then are the ones it replaces and the removed ones closed. A bind that fails
+   * closes what this attempt bound and leaves the running listeners as they were.
+   */
   private async openListeners(): Promise<void> {
     if (this.listenersDrained) return;
+    const bound = new Map<string, ActiveListener>();
+    try {
+      for (const config of this.generation.config.listeners) {
+        if (!this.listenerMoves(config)) continue;
+        bound.set(config.name, await this.bind(config));
+      }
+    } catch (error) {
+      for (const listener of bound.values()) listener.server.close();
+      throw error;
+    }
     for (const config of this.generation.config.listeners) {
-      const existing = this.listeners.get(config.name);
-      if (existing !== undefined && existing.config.address.address === config.address.address && existing.config.address.port === config.address.port) {
-        existing.config = config;
+      const fresh = bound.get(config.name);
+      if (fresh === undefined) {
+        this.listeners.get(config.name)!.config = config;
         continue;
       }
-      if (existing !== undefined) existing.server.close();
-      const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(config.name, socket));
-      await new Promise<void>((resolve, reject) => {
-        const refused = (error: Error) => reject(new Error(`listener '${config.name}' cannot bind ${config.address.address}:${config.address.port}: ${error.message}`));
-        server.once("error", refused);
-        // Envoy binds IPv6 listeners IPv6-only unless socket_address.ipv4_compat (not supported here).
-        server.listen({ port: config.address.port, host: config.address.address, ipv6Only: isIPv6(config.address.address) }, () => {
-          server.off("error", refused);
-          resolve();
-        });
-      });
-      server.on("error", (error) => this.options.logger.warn({ listener: config.name, error: error.message }, "accept failed"));
-      this.listeners.set(config.name, { config, server, local: boundEndpoint(server) });
-      this.options.logger.info(`listener '${config.name}' on ${config.address.address}:${(server.address() as AddressInfo).port}`);
+      this.listeners.get(config.name)?.server.close();
+      this.listeners.set(config.name, fresh);
+      this.options.logger.info(`listener '${config.name}' on ${config.address.address}:${(fresh.server.address() as AddressInfo).port}`);
     }
     for (const [name, listener] of this.listeners) {
       if (!this.generation.runtimes.has(name)) {
@@ -211,6 +230,29 @@ export class Runner implements AdminSource {
         this.listeners.delete(name);
       }
     }
+  }
+
+  /** Whether a listener needs a new socket: it is new, or its address differs from where it is bound. */
+  private listenerMoves(config: ListenerConfig): boolean {
+    const existing = this.listeners.get(config.name);
+    if (existing === undefined || existing.config.address.address !== config.address.address) return true;
+    // Port 0 stays where the kernel put it; a written port matches the one in use, even if it was chosen by the kernel.
+    return config.address.port !== 0 && config.address.port !== (existing.server.address() as AddressInfo).port;
+  }
+
+  private async bind(config: ListenerConfig): Promise<ActiveListener> {
+    const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(config.name, socket));
+    await new Promise<void>((resolve, reject) => {
+      const refused = (error: Error) => reject(new Error(`listener '${config.name}' cannot bind ${config.address.address}:${config.address.port}: ${error.message}`));
+      server.once("error", refused);
+      // Envoy binds IPv6 listeners IPv6-only unless socket_address.ipv4_compat (not supported here).
+      server.listen({ port: config.address.port, host: config.address.address, ipv6Only: isIPv6(config.address.address) }, () => {
+        server.off("error", refused);
+        resolve();
+      });
+    });
+    server.on("error", (error) => this.options.logger.warn({ listener: config.name, error: error.message }, "accept failed"));
+    return { config, server, local: boundEndpoint(server) };
   }
 
   private accept(listenerName: string, socket: Socket): void {

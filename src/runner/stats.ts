@@ -59,6 +59,8 @@ export interface ClusterStats {
   upstreamCxNoneHealthy: Counter;
   upstreamCxRxBytesTotal: Counter;
   upstreamCxTxBytesTotal: Counter;
+  /** HTTP requests whose route timeout fired. */
+  upstreamRqTimeout: Counter;
 }
 
 export function clusterStats(store: StatsStore, cluster: string): ClusterStats {
@@ -71,5 +73,6 @@ export function clusterStats(store: StatsStore, cluster: string): ClusterStats {
     upstreamCxNoneHealthy: store.counter(`${prefix}upstream_cx_none_healthy`),
     upstreamCxRxBytesTotal: store.counter(`${prefix}upstream_cx_rx_bytes_total`),
     upstreamCxTxBytesTotal: store.counter(`${prefix}upstream_cx_tx_bytes_total`),
+    upstreamRqTimeout: store.counter(`${prefix}upstream_rq_timeout`),
   };
 }

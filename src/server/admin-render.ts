@@ -33,29 +33,42 @@ export const WASM_CUSTOM_NAMESPACE = "wasmcustom.";
 
 const sanitize = (name: string): string => name.replace(/[^a-zA-Z0-9_]/g, "_");
 
-function prometheusLine(sample: StatSample, tags: TagNames): { name: string; labels: string } {
-  if (sample.name.startsWith(WASM_CUSTOM_NAMESPACE)) return { name: sanitize(sample.name.slice(WASM_CUSTOM_NAMESPACE.length)), labels: "" };
-  const extractors: [string, string[], string][] = [
-    ["cluster.", tags.clusters, "envoy_cluster_name"],
-    ["listener.", tags.listeners, "envoy_listener_address"],
-    ["tcp.", tags.tcpPrefixes, "envoy_tcp_prefix"],
-    ["http.", tags.tcpPrefixes, "envoy_http_conn_manager_prefix"],
+type Extractor = [prefix: string, names: ReadonlySet<string>, label: string];
+
+function extractors(tags: TagNames): Extractor[] {
+  return [
+    ["cluster.", new Set(tags.clusters), "envoy_cluster_name"],
+    ["listener.", new Set(tags.listeners), "envoy_listener_address"],
+    ["tcp.", new Set(tags.tcpPrefixes), "envoy_tcp_prefix"],
+    ["http.", new Set(tags.tcpPrefixes), "envoy_http_conn_manager_prefix"],
   ];
-  for (const [prefix, names, label] of extractors) {
+}
+
+/**
+ * Envoy's tag extraction: `cluster.<name>.<stat>` becomes `envoy_cluster_<stat>{envoy_cluster_name="<name>"}`.
+ * Names may hold dots, so the longest known name ending at a dot wins; the cost is the length of
+ * the stat's name, not the number of names (admin must stay cheap with 10,000 clusters).
+ */
+function prometheusLine(sample: StatSample, extract: readonly Extractor[]): { name: string; labels: string } {
+  if (sample.name.startsWith(WASM_CUSTOM_NAMESPACE)) return { name: sanitize(sample.name.slice(WASM_CUSTOM_NAMESPACE.length)), labels: "" };
+  for (const [prefix, names, label] of extract) {
     if (!sample.name.startsWith(prefix)) continue;
     const rest = sample.name.slice(prefix.length);
-    const tag = names.filter((n) => rest.startsWith(`${n}.`)).sort((a, b) => b.length - a.length)[0];
-    if (tag === undefined) continue;
-    const value = tag.replace(/\\/g, "\\\\").replace(/"/g, '\\"');
-    return { name: `envoy_${sanitize(prefix)}${sanitize(rest.slice(tag.length + 1))}`, labels: `{${label}="${value}"}` };
+    for (let dot = rest.lastIndexOf("."); dot > 0; dot = rest.lastIndexOf(".", dot - 1)) {
+      const tag = rest.slice(0, dot);
+      if (!names.has(tag)) continue;
+      const value = tag.replace(/\\/g, "\\\\").replace(/"/g, '\\"');
+      return { name: `envoy_${sanitize(prefix)}${sanitize(rest.slice(dot + 1))}`, labels: `{${label}="${value}"}` };
+    }
   }
   return { name: `envoy_${sanitize(sample.name)}`, labels: "" };
 }
 
 export function renderPrometheus(samples: readonly StatSample[], tags: TagNames): string {
+  const extract = extractors(tags);
   const groups = new Map<string, { kind: string; lines: string[] }>();
   for (const sample of samples) {
-    const { name, labels } = prometheusLine(sample, tags);
+    const { name, labels } = prometheusLine(sample, extract);
     let group = groups.get(name);
     if (group === undefined) {
       group = { kind: sample.kind, lines: [] };
