@@ -59,14 +59,16 @@ export function buildProgram(): Command {
     .addOption(new Option("--wasm-log-level <level>", "lowest level of Wasm module logs shown").choices([...LOG_LEVEL_NAMES]).default("info"))
     .addOption(new Option("--drain-time <duration>", "on SIGTERM, how long open connections may finish").argParser(duration).default(10_000, "10s"))
     .option("--wasm-memory-limit <mib>", "MiB of linear memory a Wasm VM may grow to before it is failed (default 1024)", positiveInteger)
+    .addOption(new Option("--wasm-call-deadline <duration>", "a Wasm call running longer traps (the failure policy applies)").argParser(duration).default(5000, "5s"))
     .option("--watch", "reload when the configuration file changes (as SIGHUP does)"))
     .action(async (options: { config: string; logLevel: string; logFormat: LogFormat; wasmLogLevel: LogLevelName; drainTime: number; watch?: boolean;
-      wasmMemoryLimit?: number; }) => {
+      wasmMemoryLimit?: number; wasmCallDeadline: number; }) => {
       const logger = createLogger(options.logLevel, options.logFormat);
       tuneHeapForRelaying(logger);
       const runner = await Runner.start(await loadRunnerConfig(options.config), {
         logger, wasmLogLevel: options.wasmLogLevel, onQuit: () => process.exit(0),
         wasmMemoryLimitBytes: options.wasmMemoryLimit === undefined ? undefined : options.wasmMemoryLimit * 2 ** 20,
+        wasmCallDeadlineMs: options.wasmCallDeadline,
       });
       const reload = () => {
         loadRunnerConfig(options.config)

@@ -20,7 +20,7 @@ import { renderPrometheus, type StatSample } from "../src/server/admin-render.js
 import { spawnRunner } from "./cli-process.js";
 import { buildThirdPartyModule } from "./fixtures/third-party-module.js";
 import {
-  adminGet, bootstrap, exchange, fileAccessLog, httpConnectionManager, readExactly, startEchoServer, startRunner, startTagServer, staticCluster,
+  adminGet, bootstrap, captureLogger, exchange, fileAccessLog, httpConnectionManager, readExactly, startEchoServer, startRunner, startTagServer, staticCluster,
   stopServer, tcpProxy, wasmFilter,
 } from "./net-helpers.js";
 
@@ -103,6 +103,31 @@ describe("Wasm VMs", { timeout: 30_000 }, () => {
       const stats = (await adminGet(runner, "/stats")).body;
       assert.match(stats, /^wasm_filter\.wasmerang\.traps: 1$/m);
       assert.match(stats, /^wasm_filter\.wasmerang\.vm_reloads: 1$/m);
+    } finally {
+      await runner.close();
+      await stopServer(echo);
+    }
+  });
+});
+
+describe("a filter that never returns", { timeout: 30_000 }, () => {
+  it("traps at the call deadline: the connection is closed (fail closed), admin and other connections go on", async () => {
+    const module = tempFile("spin.wasm", await buildThirdPartyModule("spin-on-data"));
+    const echo = await startEchoServer();
+    const { logger, lines } = captureLogger();
+    const runner = await startRunner(bootstrap([wasmFilter(module, ""), tcpProxy("egress-router2")], [staticCluster("egress-router2", echo.port)]),
+      logger, { wasmCallDeadlineMs: 200, wasmLogLevel: "critical" });
+    try {
+      const socket = connect({ port: runner.listenerPort("main"), host: "127.0.0.1" });
+      socket.on("error", () => undefined);
+      await once(socket, "connect");
+      const started = Date.now();
+      socket.write("spin");
+      await once(socket, "close");
+      assert.ok(Date.now() - started >= 150, "closed at the deadline");
+      assert.equal((await adminGet(runner, "/ready")).status, 200);
+      assert.match((await adminGet(runner, "/stats")).body, /^wasm_filter\.wasmerang\.traps: 1$/m);
+      assert.ok(lines().some((l) => /wasm trap in proxy_on_downstream_data: .*past its deadline of 200 ms/.test(l.msg)), JSON.stringify(lines()));
     } finally {
       await runner.close();
       await stopServer(echo);

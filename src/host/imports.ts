@@ -37,8 +37,8 @@ type HostFunction = (...args: never[]) => number | bigint | void;
 
 
 /** Import names (module.field) this host provides, for clear load errors. */
-export function providedImports(host: AbiHost): Set<string> {
-  const imports = createImports(host);
+/** `module.field` for every function in an import object. */
+export function importNames(imports: Record<string, Record<string, unknown>>): Set<string> {
   const names = new Set<string>();
   for (const [module, fields] of Object.entries(imports)) for (const field of Object.keys(fields)) names.add(`${module}.${field}`);
   return names;

@@ -32,6 +32,8 @@ export interface PluginOptions {
   logLevel?: LogLevelName;
   /** Linear memory a VM may grow to before it is failed (default 1 GiB; Wasm itself allows 4). */
   memoryLimitBytes?: number;
+  /** A guest call running longer than this traps (src/host/call-deadline.ts); none when absent. */
+  callDeadlineMs?: number;
 }
 
 const DEFAULT_MEMORY_LIMIT_BYTES = 2 ** 30;
@@ -86,7 +88,7 @@ export class Plugin {
   static async load(spec: PluginSpec, options: PluginOptions): Promise<Plugin> {
     let compiled: CompiledModule;
     try {
-      compiled = await CompiledModule.compile(spec.code, spec.source);
+      compiled = await CompiledModule.compile(spec.code, spec.source, options.callDeadlineMs);
     } catch (error) {
       throw new PluginConfigError(`plugin '${spec.name}': ${(error as Error).message}`);
     }

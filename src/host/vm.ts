@@ -2,9 +2,10 @@
 // drives it: ABI version check, allocator lookup (malloc, else proxy_on_memory_allocate),
 // _initialize or _start in restricted mode, then callbacks with an effective context. A trap
 // marks the VM failed; the plugin decides what that means for traffic and replaces the VM.
+import { CallDeadline, instrumentForDeadline } from "./call-deadline.js";
 import { SUPPORTED_ABI_EXPORTS, WasmResult, type WasmResultCode } from "./abi.js";
 import type { HostContext } from "./context.js";
-import { createImports, providedImports, type AbiHost } from "./imports.js";
+import { createImports, importNames, type AbiHost } from "./imports.js";
 import { GuestMemory } from "./memory.js";
 import type { MetricRegistry } from "./metrics.js";
 import type { SharedData } from "./shared-data.js";
@@ -28,9 +29,11 @@ export class CompiledModule {
     readonly module: WebAssembly.Module,
     readonly abiVersion: string,
     readonly exports: ReadonlySet<string>,
+    /** Every guest call ends with a trap past this many milliseconds (src/host/call-deadline.ts). */
+    readonly callDeadlineMs: number | undefined,
   ) {}
 
-  static async compile(bytes: Uint8Array, label: string): Promise<CompiledModule> {
+  static async compile(bytes: Uint8Array, label: string, callDeadlineMs?: number): Promise<CompiledModule> {
     // V8's message for a file that is not Wasm quotes its first bytes (a key file, a secret): say what it is not instead.
     if (bytes.length < 4 || bytes[0] !== 0x00 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
       throw new WasmLoadError(`${label}: not a WebAssembly module (it does not start with the \\0asm magic)`);
@@ -52,7 +55,9 @@ export class CompiledModule {
       throw new WasmLoadError(`${label}: exports neither malloc nor proxy_on_memory_allocate`);
     }
     if (!exports.has("memory")) throw new WasmLoadError(`${label}: does not export its memory`);
-    return new CompiledModule(module, abiVersion.replace("proxy_abi_version_", "").replaceAll("_", "."), exports);
+    // Instrumented only once V8 has accepted the module: binaryen is not a validator to trust with any input.
+    if (callDeadlineMs !== undefined) module = await WebAssembly.compile(await instrumentForDeadline(bytes) as Uint8Array<ArrayBuffer>);
+    return new CompiledModule(module, abiVersion.replace("proxy_abi_version_", "").replaceAll("_", "."), exports, callDeadlineMs);
   }
 }
 
@@ -80,16 +85,19 @@ export class WasmVm implements AbiHost {
   private readonly contexts = new Map<number, HostContext>();
   private current: HostContext | undefined;
   private nextContextId = 1;
+  private readonly deadline: CallDeadline | undefined;
 
   private constructor(readonly compiled: CompiledModule, private readonly services: VmServices) {
-    const provided = providedImports(this);
+    this.deadline = compiled.callDeadlineMs === undefined ? undefined : new CallDeadline(compiled.callDeadlineMs);
+    const imports = { ...createImports(this), ...this.deadline?.imports() };
+    const provided = importNames(imports);
     const missing = WebAssembly.Module.imports(compiled.module)
       .map((i) => `${i.module}.${i.name}`)
       .filter((name) => !provided.has(name));
     if (missing.length > 0) {
       throw new WasmLoadError(`${services.label}: imports functions no proxy-wasm host provides: ${missing.join(", ")}`);
     }
-    const instance = new WebAssembly.Instance(compiled.module, createImports(this) as WebAssembly.Imports);
+    const instance = new WebAssembly.Instance(compiled.module, imports as WebAssembly.Imports);
     this.exports = instance.exports as unknown as Record<string, Export>;
     this.callbacks = new Map(Object.entries(this.exports).filter((entry): entry is [string, Export] => typeof entry[1] === "function"));
     const allocator = this.exports.malloc ?? this.exports.proxy_on_memory_allocate!;
@@ -144,6 +152,7 @@ export class WasmVm implements AbiHost {
     if (fn === undefined) return fallback;
     const previous = this.current;
     this.current = context;
+    this.deadline?.begin();
     try {
       const result = (fn(a, b, c, d, e) ?? fallback) >>> 0;
       this.memory.checkGrowth();

@@ -33,7 +33,11 @@ export interface RunnerOptions {
   onQuit?: () => void;
   /** Linear memory each Wasm VM may grow to before it is failed (default 1 GiB). */
   wasmMemoryLimitBytes?: number;
+  /** A Wasm call running longer than this traps, so that one filter cannot freeze the runner (default 5 s). */
+  wasmCallDeadlineMs?: number;
 }
+
+const DEFAULT_WASM_CALL_DEADLINE_MS = 5000;
 
 interface Generation {
   config: RunnerConfig;
@@ -139,7 +143,8 @@ export class Runner implements AdminSource {
       return await Plugin.load({
         name: filter.name, rootId: filter.rootId, vmId: filter.vmId, source: filter.filename ?? "inline", code,
         configuration: filter.configuration, vmConfiguration: filter.vmConfiguration, failOpen: filter.failOpen,
-      }, { log: (record) => this.logWasm(record), logLevel: this.wasmLogLevel, memoryLimitBytes: this.options.wasmMemoryLimitBytes });
+      }, { log: (record) => this.logWasm(record), logLevel: this.wasmLogLevel, memoryLimitBytes: this.options.wasmMemoryLimitBytes,
+        callDeadlineMs: this.options.wasmCallDeadlineMs ?? DEFAULT_WASM_CALL_DEADLINE_MS });
     } catch (error) {
       if (error instanceof PluginConfigError) throw new ConfigError([`${filter.path}: ${error.message}`], "wasm");
       throw error;
