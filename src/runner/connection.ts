@@ -14,6 +14,7 @@ import type { HostStatus } from "../server/admin-render.js";
 import type { TcpProxyStats } from "./stats.js";
 import { LISTENER_FILTERS_TIMEOUT_MS, type ListenerRuntime } from "./listener-runtime.js";
 import { originalDestination } from "./original-dst.js";
+import { ReadBuffer } from "./read-buffer.js";
 import { MAX_CLIENT_HELLO_BYTES, peekServerName } from "./tls-sni.js";
 
 let nextConnectionId = 1;
@@ -55,7 +56,7 @@ export class ProxyConnection {
   private sessions: NetworkFilterSession[] = [];
   private readonly chain: ReadFilter[] = [];
   /** Downstream bytes read but not yet taken by tcp_proxy (Envoy's connection read buffer). */
-  private readBuffer: Buffer = EMPTY;
+  private readonly readBuffer = new ReadBuffer();
   private readonly readBlockers = new Set<ReadBlocker>();
   private downstreamEnded = false;
   private upstream: Socket | undefined;
@@ -200,7 +201,7 @@ export class ProxyConnection {
         onNewConnection: () => session.onNewConnection(),
         onData: (data, endOfStream) => {
           const result = session.onDownstreamData(data, endOfStream);
-          this.readBuffer = result.data;
+          if (result.data !== data) this.readBuffer.set(result.data);
           return result.status;
         },
       });
@@ -216,11 +217,11 @@ export class ProxyConnection {
     this.downstream.on("data", (chunk: Buffer) => {
       this.bytesReceived += chunk.length;
       this.lastActivity = performance.now();
-      this.readBuffer = this.readBuffer.length === 0 ? chunk : Buffer.concat([this.readBuffer, chunk]);
+      this.readBuffer.append(chunk);
       if (wantsDownstreamData || !this.chain[this.chain.length - 1]!.initialized) {
         this.continueReading(0);
       } else {
-        this.tcpProxyData(this.takeReadBuffer(), false);
+        this.tcpProxyData(this.readBuffer.take(), false);
       }
     });
     this.downstream.on("end", () => {
@@ -236,16 +237,10 @@ export class ProxyConnection {
   private handOver(http: HttpProxy, info: ConnectionInfo): "pause" {
     this.downstream.removeAllListeners("data");
     this.downstream.removeAllListeners("end");
-    const pending = this.takeReadBuffer();
+    const pending = this.readBuffer.take();
     if (pending.length > 0) this.downstream.unshift(pending);
     http.accept(this.downstream, info);
     return "pause";
-  }
-
-  private takeReadBuffer(): Buffer {
-    const data = this.readBuffer;
-    this.readBuffer = EMPTY;
-    return data;
   }
 
   /** Envoy's onContinueReading: new filters get onNewConnection, initialized ones the buffered data. */
@@ -263,7 +258,7 @@ export class ProxyConnection {
         if (filter.onNewConnection() === "pause" || this.closing) return;
       }
       if (this.readBuffer.length > 0 || this.downstreamEnded) {
-        if (filter.onData(this.readBuffer, this.downstreamEnded) === "pause" || this.closing) return;
+        if (filter.onData(this.readBuffer.bytes, this.downstreamEnded) === "pause" || this.closing) return;
       }
     }
   }
@@ -335,7 +330,7 @@ export class ProxyConnection {
 
   /** tcp_proxy is terminal: it takes the bytes, sends them when the upstream is up, and stops the chain. */
   private tcpProxyData(data: Buffer, endOfStream: boolean): "pause" {
-    this.readBuffer = EMPTY;
+    this.readBuffer.take();
     if (this.upstreamConnected && this.upstream !== undefined) {
       if (data.length > 0 && !this.upstream.write(data) && !this.readBlockers.has("upstream-full")) {
         this.blockReading("upstream-full");
