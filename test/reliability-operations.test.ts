@@ -249,12 +249,12 @@ describe("the egress router's idle timeout", { timeout: 30_000 }, () => {
 });
 
 describe("admin with many clusters", { timeout: 30_000 }, () => {
-  it("Prometheus tag extraction takes the longest known name, and scales with the stats, not stats times names", () => {
+  it("Prometheus tag extraction takes the longest known name, and scales with the stats, not stats times names", async () => {
     const clusters = Array.from({ length: 10_000 }, (_, i) => `outbound|${8000 + (i % 100)}||svc-${i}.ns.svc.cluster.local`);
     clusters.push("a", "a.b");
     const samples: StatSample[] = clusters.flatMap((name) => ["upstream_cx_total", "upstream_cx_active", "upstream_cx_connect_fail"]
       .map((stat) => ({ name: `cluster.${name}.${stat}`, value: 1, kind: "counter" as const })));
-    const text = renderPrometheus(samples, { clusters, listeners: [], tcpPrefixes: [] });
+    const text = await renderPrometheus(samples, { clusters, listeners: [], tcpPrefixes: [] });
     assert.match(text, /^envoy_cluster_upstream_cx_total\{envoy_cluster_name="a\.b"\} 1$/m);
     assert.match(text, /^envoy_cluster_upstream_cx_total\{envoy_cluster_name="outbound\|8042\|\|svc-9942\.ns\.svc\.cluster\.local"\} 1$/m);
     assert.equal(text.split("\n").filter((line) => line.startsWith("envoy_cluster_")).length, samples.length);

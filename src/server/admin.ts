@@ -54,7 +54,7 @@ interface Reply {
 const text = (status: number, body: string): Reply => ({ status, body });
 const json = (body: string): Reply => ({ status: 200, body, type: "application/json" });
 
-type Handler = (query: URLSearchParams) => Reply;
+type Handler = (query: URLSearchParams) => Reply | Promise<Reply>;
 
 interface Endpoint {
   /** Changes the server's state: POST only. */
@@ -86,7 +86,12 @@ export class AdminServer {
 
   static async listen(address: string, port: number, source: AdminSource, logger: Logger, options: AdminOptions = {}): Promise<AdminServer> {
     let admin: AdminServer | undefined;
-    const server = createServer((request, response) => admin!.serve(request, response, options));
+    const server = createServer((request, response) => {
+      admin!.serve(request, response, options).catch((error: Error) => {
+        logger.warn({ path: request.url, error: error.message }, "admin request failed");
+        response.destroy();
+      });
+    });
     admin = new AdminServer(server, source, logger);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -109,7 +114,7 @@ export class AdminServer {
     return this.healthCheckFailed || !this.source.live() ? "DRAINING" : "LIVE";
   }
 
-  private serve(request: IncomingMessage, response: ServerResponse, options: AdminOptions): void {
+  private async serve(request: IncomingMessage, response: ServerResponse, options: AdminOptions): Promise<void> {
     const started = performance.now();
     const url = new URL(request.url ?? "/", "http://admin");
     const handler = this.handlers.get(url.pathname);
@@ -121,7 +126,7 @@ export class AdminServer {
       this.logger.warn(`admin path "${url.pathname}" mutates state, method=${method} rather than POST`);
       reply = text(405, `Method ${method} not allowed, POST required.\n`);
     } else {
-      reply = handler.handle(url.searchParams);
+      reply = await handler.handle(url.searchParams);
     }
     response.writeHead(reply.status, { "content-type": reply.type ?? "text/plain; charset=UTF-8", "cache-control": "no-cache, max-age=0" });
     response.end(reply.body);
@@ -129,7 +134,7 @@ export class AdminServer {
   }
 
   /** Envoy's /stats query: `filter` a regular expression matched anywhere in the name, `usedonly` non-zero stats. */
-  private stats(query: URLSearchParams, format: string | null): Reply {
+  private async stats(query: URLSearchParams, format: string | null): Promise<Reply> {
     let samples = this.source.stats();
     const filter = query.get("filter");
     if (filter !== null && filter !== "") {
@@ -143,10 +148,10 @@ export class AdminServer {
     }
     // Envoy's "used" means written at least once; here, a stat that is not zero.
     if (query.has("usedonly")) samples = samples.filter((s) => s.value !== 0 && s.value !== 0n);
-    if (format === "json") return json(renderStatsJson(samples));
-    if (format === "prometheus") return { status: 200, body: renderPrometheus(samples, this.source.tagNames?.() ?? NO_TAGS), type: "text/plain; version=0.0.4" };
+    if (format === "json") return json(await renderStatsJson(samples));
+    if (format === "prometheus") return { status: 200, body: await renderPrometheus(samples, this.source.tagNames?.() ?? NO_TAGS), type: "text/plain; version=0.0.4" };
     if (format !== null && format !== "text") return text(404, `usage: /stats?format=json or /stats?format=prometheus\n`);
-    return text(200, renderStatsText(samples));
+    return text(200, await renderStatsText(samples));
   }
 
   private clusters(query: URLSearchParams): Reply {
