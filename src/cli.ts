@@ -8,6 +8,7 @@ import { Runner } from "./runner/runner.js";
 import { allowlistOf, parseAccessLogFormat, parseAdminAddress, parseDuration, readEgressFile, type EgressSettings } from "./egress/config.js";
 import type { AccessLogFormat } from "./egress/access-log.js";
 import { watchConfig } from "./runner/config-watch.js";
+import { loadRunnerConfigOffThread } from "./envoy/load-off-thread.js";
 import { VERSION } from "./version.js";
 import { EgressRouter } from "./egress/router.js";
 import { DEMO_CONFIG, runDemo } from "./demo.js";
@@ -71,7 +72,7 @@ export function buildProgram(): Command {
         wasmCallDeadlineMs: options.wasmCallDeadline,
       });
       const reload = () => {
-        loadRunnerConfig(options.config)
+        loadRunnerConfigOffThread(options.config)
           .then((config) => runner.reload(config))
           .catch((error: Error) => logger.error(`reload refused, the running configuration keeps serving: ${error.message}`));
       };

@@ -19,6 +19,7 @@ import { silentLogger } from "../src/logging.js";
 import { renderPrometheus, type StatSample } from "../src/server/admin-render.js";
 import { spawnRunner } from "./cli-process.js";
 import { buildThirdPartyModule } from "./fixtures/third-party-module.js";
+import { FILTER_WASM, REPO } from "./helpers.js";
 import {
   adminGet, bootstrap, captureLogger, exchange, fileAccessLog, httpConnectionManager, readExactly, startEchoServer, startRunner, startTagServer, staticCluster,
   stopServer, tcpProxy, wasmFilter,
@@ -74,6 +75,22 @@ describe("reloads are all or nothing", { timeout: 30_000 }, () => {
       taken.close();
       await backend.close();
     }
+  });
+});
+
+describe("a reload's parsing and validation run off the serving thread", { timeout: 30_000 }, () => {
+  it("loads in a worker what loadRunnerConfig loads here, Buffers included, and reports configuration errors alike", async () => {
+    // The compiled build, as the command runs it: the worker is the compiled load-worker.js.
+    const built = (path: string): Promise<unknown> => import(join(REPO, "build/src", path));
+    const { loadRunnerConfigOffThread } = await built("envoy/load-off-thread.js") as typeof import("../src/envoy/load-off-thread.js");
+    const { ConfigError: BuiltConfigError } = await built("envoy/validate.js") as typeof import("../src/envoy/validate.js");
+    const file = tempFile("envoy.yaml", stringify(bootstrap([wasmFilter(FILTER_WASM, '{"default":{"cluster":"a"}}'), tcpProxy("a")], [staticCluster("a", 1)])));
+    const here = await loadRunnerConfig(file);
+    const there = await loadRunnerConfigOffThread(file);
+    assert.deepEqual(there, here);
+    assert.ok(Buffer.isBuffer(there.listeners[0]!.wasmFilters[0]!.configuration));
+    const broken = tempFile("envoy.yaml", "static_resources: {listeners: [{name: main, colour: blue}]}\n");
+    await assert.rejects(loadRunnerConfigOffThread(broken), (error: Error) => error instanceof BuiltConfigError && /colour: unknown field/.test(error.message));
   });
 });
 
