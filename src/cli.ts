@@ -60,7 +60,7 @@ export function buildProgram(): Command {
     .addOption(new Option("--wasm-log-level <level>", "lowest level of Wasm module logs shown").choices([...LOG_LEVEL_NAMES]).default("info"))
     .addOption(new Option("--drain-time <duration>", "on SIGTERM, how long open connections may finish").argParser(duration).default(10_000, "10s"))
     .option("--wasm-memory-limit <mib>", "MiB of linear memory a Wasm VM may grow to before it is failed (default 1024)", positiveInteger)
-    .addOption(new Option("--wasm-call-deadline <duration>", "a Wasm call running longer traps (the failure policy applies)").argParser(duration).default(5000, "5s"))
+    .addOption(new Option("--wasm-call-deadline <duration>", "a Wasm call running longer traps (the failure policy applies); 0s: none").argParser(duration).default(5000, "5s"))
     .option("--watch", "reload when the configuration file changes (as SIGHUP does)"))
     .action(async (options: { config: string; logLevel: string; logFormat: LogFormat; wasmLogLevel: LogLevelName; drainTime: number; watch?: boolean;
       wasmMemoryLimit?: number; wasmCallDeadline: number; }) => {

@@ -33,7 +33,7 @@ export interface RunnerOptions {
   onQuit?: () => void;
   /** Linear memory each Wasm VM may grow to before it is failed (default 1 GiB). */
   wasmMemoryLimitBytes?: number;
-  /** A Wasm call running longer than this traps, so that one filter cannot freeze the runner (default 5 s). */
+  /** A Wasm call running longer than this traps, so that one filter cannot freeze the runner (default 5 s; 0: none, modules run as written). */
   wasmCallDeadlineMs?: number;
 }
 
@@ -110,6 +110,11 @@ export class Runner implements AdminSource {
     return runner;
   }
 
+  private get callDeadlineMs(): number | undefined {
+    const deadline = this.options.wasmCallDeadlineMs ?? DEFAULT_WASM_CALL_DEADLINE_MS;
+    return deadline === 0 ? undefined : deadline;
+  }
+
   private async openAdmin(admin: NonNullable<RunnerConfig["admin"]>): Promise<void> {
     const log = admin.accessLogPath === undefined ? undefined : await AccessLog.open({ path: admin.accessLogPath, format: DEFAULT_ACCESS_LOG_FORMAT },
       (error) => this.options.logger.error({ error: error.message }, "admin access log write failed"));
@@ -144,7 +149,7 @@ export class Runner implements AdminSource {
         name: filter.name, rootId: filter.rootId, vmId: filter.vmId, source: filter.filename ?? "inline", code,
         configuration: filter.configuration, vmConfiguration: filter.vmConfiguration, failOpen: filter.failOpen,
       }, { log: (record) => this.logWasm(record), logLevel: this.wasmLogLevel, memoryLimitBytes: this.options.wasmMemoryLimitBytes,
-        callDeadlineMs: this.options.wasmCallDeadlineMs ?? DEFAULT_WASM_CALL_DEADLINE_MS });
+        callDeadlineMs: this.callDeadlineMs });
     } catch (error) {
       if (error instanceof PluginConfigError) throw new ConfigError([`${filter.path}: ${error.message}`], "wasm");
       throw error;
