@@ -10,7 +10,7 @@ export interface CliProcess {
   child: ChildProcessWithoutNullStreams;
   /** Everything it logged so far. */
   output(): string;
-  /** Waits (up to 5 s) until the log matches. */
+  /** Waits (up to 15 s: a loaded machine starts slowly) until the log matches. */
   waitFor(pattern: RegExp): Promise<RegExpExecArray>;
   /** Resident memory in bytes (Linux /proc/PID/status). */
   rss(): number;
@@ -28,7 +28,7 @@ export function spawnCli(args: string[], options: { fileLimit?: number } = {}): 
     child,
     output: () => text,
     waitFor: async (pattern) => {
-      for (let i = 0; i < 200 && !pattern.test(text); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+      for (let i = 0; i < 600 && !pattern.test(text); i++) await new Promise((resolve) => setTimeout(resolve, 25));
       assert.match(text, pattern);
       return pattern.exec(text)!;
     },

@@ -166,7 +166,7 @@ describe("command line", () => {
   async function changeAndCheck(cli: ReturnType<typeof spawnRunner>, port: number, reloads: number, change: () => void, expected: string): Promise<void> {
     change();
     const count = () => (cli.output().match(/configuration reloaded/g) ?? []).length;
-    for (let i = 0; i < 200 && count() < reloads; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+    for (let i = 0; i < 600 && count() < reloads; i++) await new Promise((resolve) => setTimeout(resolve, 25));
     assert.equal(count(), reloads, cli.output());
     assert.equal((await exchange(port, "w")).reply, `${expected}:w`);
   }
