@@ -23,25 +23,23 @@ function tuneHeapForRelaying(logger: Logger): void {
   tuneCollectorForRelaying();
 }
 
-function duration(value: string): number {
-  try {
-    return parseDuration(value, "duration");
-  } catch (error) {
-    throw new InvalidArgumentError((error as Error).message);
-  }
+/** A settings parser as a command-line argument parser: its error becomes commander's usage error. */
+function argument<T>(parse: (value: string, field: string) => T, field: string): (value: string) => T {
+  return (value) => {
+    try {
+      return parse(value, field);
+    } catch (error) {
+      throw new InvalidArgumentError((error as Error).message);
+    }
+  };
 }
+
+const duration = argument(parseDuration, "duration");
+const accessLogFormat = argument(parseAccessLogFormat, "access log format");
 
 function positiveInteger(value: string): number {
   if (!/^[1-9]\d*$/.test(value)) throw new InvalidArgumentError(`'${value}' is not a whole number of 1 or more`);
   return Number(value);
-}
-
-function accessLogFormat(value: string): AccessLogFormat {
-  try {
-    return parseAccessLogFormat(value, "access log format");
-  } catch (error) {
-    throw new InvalidArgumentError((error as Error).message);
-  }
 }
 
 const logOptions = (command: Command): Command => command

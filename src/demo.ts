@@ -11,6 +11,7 @@ import { Allowlist } from "./egress/allowlist.js";
 import { encodeProxyHeader } from "./egress/proxy-protocol.js";
 import { EgressRouter } from "./egress/router.js";
 import { loadRunnerConfig } from "./envoy/load.js";
+import { byName } from "./server/admin-render.js";
 import { silentLogger } from "./logging.js";
 import { Runner } from "./runner/runner.js";
 
@@ -184,7 +185,7 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
     }
     out.write(`${table(httpRows, color)}\n\n`);
     const stats = runner.stats().filter((s) => s.name.startsWith("wasmcustom.wasmerang.cluster.") || s.name === "wasmcustom.wasmerang.rejected"
-      || /^cluster\.egress-router\d\.upstream_cx_total$/.test(s.name));
+      || /^cluster\.egress-router\d\.upstream_cx_total$/.test(s.name)).sort(byName);
     out.write(`${paint("bold", "Proxy counters")} (admin: http://127.0.0.1:${runner.adminPort}/stats)\n`);
     for (const stat of stats) out.write(`  ${stat.name}: ${stat.value}\n`);
     routers.forEach((router, i) => out.write(`  ${ROUTERS[i]!.name} forwarded: ${router.counter("forwarded")}\n`));

@@ -3,7 +3,7 @@
 // a peer supplied (TLV values) is escaped, so that no header can forge a line or a field.
 import { formatEndpoint, type Endpoint } from "../host/properties.js";
 import { TLV, type Tlv } from "./proxy-protocol.js";
-import { closeLogFile, openLogFile, type LogStream } from "../server/log-file.js";
+import { LineLog } from "../server/log-file.js";
 
 export type AccessLogFormat = "text" | "json";
 
@@ -53,30 +53,13 @@ function json(record: EgressRecord): string {
   })}\n`;
 }
 
-export class EgressAccessLog {
-  private readonly stream: LogStream;
-  private readonly render: (record: EgressRecord) => string;
+export type EgressAccessLog = LineLog<EgressRecord>;
 
-  /** Opens the file (or stdout for "-"); throws, naming the path, when it cannot be opened. */
-  static async open(path: string, format: AccessLogFormat, onWriteError: (error: Error) => void): Promise<EgressAccessLog> {
-    try {
-      return new EgressAccessLog(await openLogFile(path, onWriteError), format);
-    } catch (error) {
-      throw new Error(`access_log: ${(error as Error).message}`);
-    }
-  }
-
-  private constructor(stream: LogStream, format: AccessLogFormat) {
-    this.stream = stream;
-    this.render = format === "json" ? json : text;
-  }
-
-  write(record: EgressRecord): void {
-    this.stream.write(this.render(record));
-  }
-
-  /** Resolves once every record written so far is in the file. */
-  close(): Promise<void> {
-    return closeLogFile(this.stream);
+/** Opens the file (or stdout for "-"); throws, naming the path, when it cannot be opened. */
+export async function openEgressAccessLog(path: string, format: AccessLogFormat, onWriteError: (error: Error) => void): Promise<EgressAccessLog> {
+  try {
+    return await LineLog.open(path, format === "json" ? json : text, onWriteError);
+  } catch (error) {
+    throw new Error(`access_log: ${(error as Error).message}`);
   }
 }

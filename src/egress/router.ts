@@ -8,7 +8,8 @@ import { formatEndpoint, type Endpoint } from "../host/properties.js";
 import { AdminServer, type AdminSource, type StatSample } from "../server/admin.js";
 import { StatsStore, type Counter } from "../server/stats-store.js";
 import { ConnectionLimit, connectionCapacity } from "../server/connection-limit.js";
-import { EgressAccessLog, type Decision, type EgressRecord } from "./access-log.js";
+import { watchIdle } from "../server/idle.js";
+import { openEgressAccessLog, type Decision, type EgressAccessLog, type EgressRecord } from "./access-log.js";
 import type { Allowlist } from "./allowlist.js";
 import type { EgressSettings } from "./config.js";
 import { decodeProxyHeader } from "./proxy-protocol.js";
@@ -76,7 +77,7 @@ export class EgressRouter implements AdminSource {
 
   static async start(options: EgressOptions): Promise<EgressRouter> {
     const router = new EgressRouter(options);
-    if (options.accessLog !== undefined) router.accessLog = await EgressAccessLog.open(options.accessLog, options.accessLogFormat ?? "text",
+    if (options.accessLog !== undefined) router.accessLog = await openEgressAccessLog(options.accessLog, options.accessLogFormat ?? "text",
       (error) => options.logger.error({ error: error.message }, "access log write failed"));
     router.server = createServer({ allowHalfOpen: true }, (socket) => router.accept(socket));
     router.server.maxConnections = Number.MAX_SAFE_INTEGER;
@@ -183,7 +184,6 @@ export class EgressRouter implements AdminSource {
     });
     // One record per connection, once both sides are closed.
     const finish = () => {
-      if (!socket.destroyed || (upstream !== undefined && !upstream.destroyed)) return;
       clearTimeout(timer);
       record.durationMs = Date.now() - record.start.getTime();
       if (upstream !== undefined) {
@@ -195,8 +195,7 @@ export class EgressRouter implements AdminSource {
       this.accessLog?.write(record);
     };
     socket.once("close", () => {
-      if (upstream === undefined) finish();
-      else if (upstream.destroyed) finish();
+      if (upstream === undefined || upstream.destroyed) finish();
       else upstream.once("close", finish);
     });
   }
@@ -250,28 +249,16 @@ export class EgressRouter implements AdminSource {
     return upstream;
   }
 
-  /**
-   * tcp_proxy's idle_timeout for a forwarded connection. The timer compares byte counts when it
-   * fires instead of being refreshed per chunk, which would cost on every read of the bulk path.
-   */
+  /** tcp_proxy's idle_timeout for a forwarded connection. */
   private closeWhenIdle(client: Socket, upstream: Socket, record: EgressRecord): void {
-    const idleTimeoutMs = this.idleTimeoutMs;
-    let moved = -1;
-    const check = () => {
-      if (client.destroyed && upstream.destroyed) return;
-      const now = upstream.bytesRead + upstream.bytesWritten;
-      if (now !== moved) {
-        moved = now;
-        setTimeout(check, idleTimeoutMs).unref();
-        return;
-      }
+    const stop = watchIdle(this.idleTimeoutMs, () => upstream.bytesRead + upstream.bytesWritten, () => {
       this.counters.idleTimeout.value++;
-      record.reason = `idle for ${idleTimeoutMs} ms`;
+      record.reason = `idle for ${this.idleTimeoutMs} ms`;
       this.options.logger.debug({ client: record.client }, record.reason);
       client.destroy();
       upstream.destroy();
-    };
-    check();
+    });
+    upstream.once("close", stop);
   }
 
   /** Closes everything; what is still open is closed now, with its access-log record written first. */
@@ -288,7 +275,7 @@ export class EgressRouter implements AdminSource {
   // ---- AdminSource ---------------------------------------------------------------------------
 
   stats(): StatSample[] {
-    return this.store.entries().map(([name, value, kind]) => ({ name, value, kind }));
+    return this.store.samples();
   }
 
   /** The settings in force (the router has no Envoy configuration). */

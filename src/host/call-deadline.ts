@@ -93,7 +93,7 @@ export function instrumentForDeadline(bytes: Uint8Array): Promise<Uint8Array> {
   });
 }
 
-export class DeadlineExceeded extends Error {}
+class DeadlineExceeded extends Error {}
 
 /** The host side: one per VM. `begin` is called at the start of every guest call. */
 export class CallDeadline {

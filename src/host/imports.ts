@@ -36,8 +36,7 @@ export class ProcExit extends Error {
 type HostFunction = (...args: never[]) => number | bigint | void;
 
 
-/** Import names (module.field) this host provides, for clear load errors. */
-/** `module.field` for every function in an import object. */
+/** `module.field` for every function in an import object, for clear load errors. */
 export function importNames(imports: Record<string, Record<string, unknown>>): Set<string> {
   const names = new Set<string>();
   for (const [module, fields] of Object.entries(imports)) for (const field of Object.keys(fields)) names.add(`${module}.${field}`);

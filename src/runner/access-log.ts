@@ -1,7 +1,7 @@
 // tcp_proxy access logs: Envoy's format strings (docs: configuration/observability/access_log/usage)
 // compiled once into a function. Operators this runner cannot fill are refused at load time.
 import type { AccessLogConfig } from "../envoy/model.js";
-import { closeLogFile, openLogFile, type LogStream } from "../server/log-file.js";
+import { LineLog } from "../server/log-file.js";
 
 export interface AccessRecord {
   startTime: Date;
@@ -73,25 +73,14 @@ export function compileFormat(format: string): Field {
   return (record) => pieces.map((piece) => piece(record)).join("");
 }
 
-export class AccessLog {
-  private constructor(private readonly render: Field, private readonly stream: LogStream) {}
+export type AccessLog = LineLog<AccessRecord>;
 
-  /** Compiles the format and opens the file; throws naming the operator or the path at fault. */
-  static async open(config: AccessLogConfig, onWriteError: (error: Error) => void): Promise<AccessLog> {
-    const render = compileFormat(config.format);
-    try {
-      return new AccessLog(render, await openLogFile(config.path, onWriteError));
-    } catch (error) {
-      throw new AccessLogError((error as Error).message);
-    }
-  }
-
-  write(record: AccessRecord): void {
-    this.stream.write(this.render(record));
-  }
-
-  /** Resolves once every line written so far is in the file. */
-  close(): Promise<void> {
-    return closeLogFile(this.stream);
+/** Compiles the format and opens the file; throws (AccessLogError) naming the operator or the path at fault. */
+export async function openAccessLog(config: AccessLogConfig, onWriteError: (error: Error) => void): Promise<AccessLog> {
+  const render = compileFormat(config.format);
+  try {
+    return await LineLog.open(config.path, render, onWriteError);
+  } catch (error) {
+    throw new AccessLogError((error as Error).message);
   }
 }

@@ -15,7 +15,7 @@ import { HttpFilterSession, type LocalResponse } from "../host/http-filter.js";
 import type { Plugin } from "../host/plugin.js";
 import { formatEndpoint, type ConnectionInfo } from "../host/properties.js";
 import { encodeProxyHeader } from "../egress/proxy-protocol.js";
-import { AccessLog } from "./access-log.js";
+import type { AccessLog } from "./access-log.js";
 import type { Cluster } from "./cluster.js";
 import type { Counter, StatsStore } from "../server/stats-store.js";
 import { armRequestTimeouts } from "./http-timeouts.js";

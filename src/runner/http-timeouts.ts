@@ -3,6 +3,7 @@
 // request to the end of the response; the connection manager's stream_idle_timeout fires when no
 // byte has moved either way for that long.
 import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http";
+import { watchIdle } from "../server/idle.js";
 
 export type RequestTimeout = "connect" | "route" | "idle";
 
@@ -17,7 +18,8 @@ export interface RequestTimeouts {
 /** Arms the timers for one request; `onTimeout` is called at most once. All stop when the response closes. */
 export function armRequestTimeouts(request: IncomingMessage, response: ServerResponse, upstream: ClientRequest, timeouts: RequestTimeouts,
   onTimeout: (which: RequestTimeout) => void): void {
-  const timers: NodeJS.Timeout[] = [];
+  /** What stops each timer; all run when the response closes. */
+  const stops: (() => void)[] = [];
   let fired = false;
   const fire = (which: RequestTimeout) => {
     if (fired || response.writableFinished) return;
@@ -26,10 +28,10 @@ export function armRequestTimeouts(request: IncomingMessage, response: ServerRes
   };
   const later = (ms: number, callback: () => void) => {
     const timer = setTimeout(callback, ms);
-    timers.push(timer);
+    stops.push(() => clearTimeout(timer));
     return timer;
   };
-  response.once("close", () => timers.forEach(clearTimeout));
+  response.once("close", () => stops.forEach((stop) => stop()));
   upstream.once("socket", (socket) => {
     // A kept-alive connection is already up: only a new one has a connect to time.
     if (!socket.connecting) return;
@@ -42,15 +44,7 @@ export function armRequestTimeouts(request: IncomingMessage, response: ServerRes
     else request.once("end", start);
   }
   if (timeouts.streamIdleMs > 0) {
-    // Compared when the timer fires rather than refreshed per chunk (no cost on the data path).
     const socket = request.socket;
-    let moved = -1;
-    const check = () => {
-      const now = socket.bytesRead + socket.bytesWritten;
-      if (now === moved) return fire("idle");
-      moved = now;
-      later(timeouts.streamIdleMs, check);
-    };
-    check();
+    stops.push(watchIdle(timeouts.streamIdleMs, () => socket.bytesRead + socket.bytesWritten, () => fire("idle")));
   }
 }

@@ -7,11 +7,10 @@ import { createServer, isIPv6, type AddressInfo, type Server, type Socket } from
 import type { Logger } from "pino";
 import type { AccessLogConfig, ListenerConfig, RunnerConfig, WasmPluginConfig } from "../envoy/model.js";
 import type { LogLevelName } from "../host/abi.js";
-import type { Endpoint } from "../host/properties.js";
+import { formatEndpoint, type Endpoint } from "../host/properties.js";
 import { Plugin, PluginConfigError, type LogRecord } from "../host/plugin.js";
-import { AccessLogError } from "./access-log.js";
+import { AccessLogError, openAccessLog, type AccessLog } from "./access-log.js";
 import { AdminServer, WASM_CUSTOM_NAMESPACE, type AdminSource, type ClusterStatus, type StatSample, type TagNames } from "../server/admin.js";
-import { AccessLog } from "./access-log.js";
 import { DEFAULT_ACCESS_LOG_FORMAT } from "../envoy/subset.js";
 import { Cluster } from "./cluster.js";
 import { ProxyConnection } from "./connection.js";
@@ -81,6 +80,8 @@ export class Runner implements AdminSource {
   private generation!: Generation;
   private readonly listeners = new Map<string, ActiveListener>();
   private readonly connections = new Set<ProxyConnection>();
+  /** Resolved when the last open connection finishes (see untilNoConnections). */
+  private noConnections: (() => void) | undefined;
   private admin: AdminServer | undefined;
   private adminLog: AccessLog | undefined;
   private draining = false;
@@ -116,13 +117,14 @@ export class Runner implements AdminSource {
   }
 
   private async openAdmin(admin: NonNullable<RunnerConfig["admin"]>): Promise<void> {
-    const log = admin.accessLogPath === undefined ? undefined : await AccessLog.open({ path: admin.accessLogPath, format: DEFAULT_ACCESS_LOG_FORMAT },
+    const log = admin.accessLogPath === undefined ? undefined : await openAccessLog({ path: admin.accessLogPath, format: DEFAULT_ACCESS_LOG_FORMAT },
       (error) => this.options.logger.error({ error: error.message }, "admin access log write failed"));
     this.adminLog = log;
     this.admin = await AdminServer.listen(admin.address.address, admin.address.port, this, this.options.logger, {
       onRequest: log === undefined ? undefined : (request, status, bytes, durationMs) => log.write({
         startTime: new Date(Date.now() - durationMs), upstreamCluster: undefined, upstreamHost: undefined, responseFlags: [],
-        downstreamRemote: `${request.socket.remoteAddress}:${request.socket.remotePort}`, downstreamLocal: `${request.socket.localAddress}:${request.socket.localPort}`,
+        downstreamRemote: formatEndpoint({ address: request.socket.remoteAddress ?? "", port: request.socket.remotePort ?? 0 }),
+        downstreamLocal: formatEndpoint({ address: request.socket.localAddress ?? "", port: request.socket.localPort ?? 0 }),
         bytesSent: bytes, bytesReceived: 0, durationMs: Math.round(durationMs),
         http: { method: request.method ?? "-", path: request.url ?? "-", protocol: `HTTP/${request.httpVersion}`, status, header: (name) => request.headers[name]?.toString() },
       }),
@@ -164,13 +166,13 @@ export class Runner implements AdminSource {
     const openLogs = async (configs: readonly AccessLogConfig[], listener: string): Promise<AccessLog[]> => {
       const opened: AccessLog[] = [];
       for (const log of configs) {
-        try {
-          opened.push(await AccessLog.open(log, (error) => this.options.logger.error({ listener, error: error.message }, "access log write failed")));
-        } catch (error) {
-          if (error instanceof AccessLogError) throw new ConfigError([`listener '${listener}' access_log: ${error.message}`], config.source);
-          throw error;
-        }
-        logs.push(opened[opened.length - 1]!);
+        const accessLog = await openAccessLog(log, (error) => this.options.logger.error({ listener, error: error.message }, "access log write failed"))
+          .catch((error: Error) => {
+            throw error instanceof AccessLogError ? new ConfigError([`listener '${listener}' access_log: ${error.message}`], config.source) : error;
+          });
+        // Every log opened so far is closed again if the generation cannot be built.
+        logs.push(accessLog);
+        opened.push(accessLog);
       }
       return opened;
     };
@@ -281,6 +283,7 @@ export class Runner implements AdminSource {
     const connection: ProxyConnection = new ProxyConnection(runtime, socket, this.listeners.get(listenerName)?.local, () => {
       this.connections.delete(connection);
       if (--generation.open === 0 && this.retired.delete(generation)) void dispose(generation);
+      if (this.connections.size === 0) this.noConnections?.();
     });
     this.connections.add(connection);
   }
@@ -326,10 +329,21 @@ export class Runner implements AdminSource {
   async drain(deadlineMs: number): Promise<void> {
     this.draining = true;
     this.stopListening();
-    const until = Date.now() + deadlineMs;
-    while (this.connections.size > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+    await this.untilNoConnections(deadlineMs);
     if (this.connections.size > 0) this.options.logger.warn(`drain deadline reached: closing ${this.connections.size} connection(s)`);
     await this.close();
+  }
+
+  /** Resolves when no connection is open, or after `ms`. */
+  private async untilNoConnections(ms: number): Promise<void> {
+    if (this.connections.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.noConnections = resolve;
+      timer = setTimeout(resolve, ms);
+    });
+    clearTimeout(timer);
+    this.noConnections = undefined;
   }
 
   private stopListening(): void {
@@ -345,7 +359,8 @@ export class Runner implements AdminSource {
     this.draining = true;
     this.stopListening();
     for (const connection of this.connections) connection.abort("closed by the runner (drain deadline or shutdown)");
-    for (let i = 0; i < 100 && this.connections.size > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    // Reset sockets close within a turn or two of the event loop; the bound is only a safety net.
+    await this.untilNoConnections(1000);
     await this.admin?.close();
     await this.adminLog?.close();
     await Promise.all([this.generation, ...this.retired].filter((generation) => generation !== undefined).map(dispose));
@@ -355,7 +370,7 @@ export class Runner implements AdminSource {
   // ---- AdminSource ---------------------------------------------------------------------------
 
   stats(): StatSample[] {
-    const samples: StatSample[] = this.store.entries().map(([name, value, kind]) => ({ name, value, kind }));
+    const samples = this.store.samples();
     // Metrics of the same name from several plugins are one stat, as in Envoy's stats store.
     const custom = new Map<string, StatSample>();
     for (const plugin of this.generation.plugins) {
@@ -370,7 +385,7 @@ export class Runner implements AdminSource {
       }
     }
     samples.push(...custom.values());
-    return samples.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return samples;
   }
 
   clusterStatuses(): ClusterStatus[] {

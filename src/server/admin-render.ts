@@ -10,6 +10,11 @@ export interface StatSample {
   kind: "counter" | "gauge";
 }
 
+/** Envoy prints stats sorted by name. */
+export function byName(a: StatSample, b: StatSample): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
 export interface TagNames {
   clusters: string[];
   listeners: string[];

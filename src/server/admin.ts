@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import type { LogLevelName } from "../host/abi.js";
 import { VERSION } from "../version.js";
 import {
-  NO_TAGS, renderClustersJson, renderClustersText, renderPrometheus, renderStatsJson, renderStatsText,
+  byName, NO_TAGS, renderClustersJson, renderClustersText, renderPrometheus, renderStatsJson, renderStatsText,
   type ClusterStatus, type StatSample, type TagNames,
 } from "./admin-render.js";
 
@@ -16,6 +16,7 @@ export type { ClusterStatus, HostStatus, StatSample, TagNames } from "./admin-re
 export { WASM_CUSTOM_NAMESPACE } from "./admin-render.js";
 
 export interface AdminSource {
+  /** Every stat, in any order. */
   stats(): StatSample[];
   /** Known names, for Envoy's tag extraction in the Prometheus output. */
   tagNames?(): TagNames;
@@ -56,7 +57,7 @@ const json = (body: string): Reply => ({ status: 200, body, type: "application/j
 
 type Handler = (query: URLSearchParams) => Reply | Promise<Reply>;
 
-interface Endpoint {
+interface AdminEndpoint {
   /** Changes the server's state: POST only. */
   mutates: boolean;
   help: string;
@@ -66,10 +67,10 @@ interface Endpoint {
 export class AdminServer {
   private healthCheckFailed = false;
   private readonly started = Date.now();
-  private readonly handlers: Map<string, Endpoint>;
+  private readonly handlers: Map<string, AdminEndpoint>;
 
   private constructor(private readonly server: Server, private readonly source: AdminSource, private readonly logger: Logger) {
-    this.handlers = new Map<string, Endpoint>([
+    this.handlers = new Map<string, AdminEndpoint>([
       ["/stats", { mutates: false, help: "counters and gauges (?filter=REGEX, ?usedonly, ?format=json|prometheus)", handle: (q) => this.stats(q, q.get("format")) }],
       ["/stats/prometheus", { mutates: false, help: "stats in Prometheus text format (?filter=REGEX, ?usedonly)", handle: (q) => this.stats(q, "prometheus") }],
       ["/clusters", { mutates: false, help: "upstream clusters and their hosts (?format=json)", handle: (q) => this.clusters(q) }],
@@ -148,6 +149,8 @@ export class AdminServer {
     }
     // Envoy's "used" means written at least once; here, a stat that is not zero.
     if (query.has("usedonly")) samples = samples.filter((s) => s.value !== 0 && s.value !== 0n);
+    // Sorted once, after filtering: the sources hand their stats over in no particular order.
+    samples.sort(byName);
     if (format === "json") return json(await renderStatsJson(samples));
     if (format === "prometheus") return { status: 200, body: await renderPrometheus(samples, this.source.tagNames?.() ?? NO_TAGS), type: "text/plain; version=0.0.4" };
     if (format !== null && format !== "text") return text(404, `usage: /stats?format=json or /stats?format=prometheus\n`);

@@ -1,12 +1,12 @@
-// Opening an access-log file so that a path that cannot be opened is an error where it is
-// configured (naming the path), not an 'error' event later that ends the process; and so that a
-// write that fails later (disk full) is reported, never thrown.
+// A log of one line per record (the access logs). Opened so that a path that cannot be opened
+// is an error where it is configured (naming the path), not an 'error' event later that ends the
+// process; a write that fails later (disk full) is reported, never thrown.
 import { createWriteStream, type WriteStream } from "node:fs";
 
-export type LogStream = WriteStream | NodeJS.WriteStream;
+type LogStream = WriteStream | NodeJS.WriteStream;
 
 /** `/dev/stdout`, `/dev/stderr` (and "-" for stdout) are the process's own streams. */
-export async function openLogFile(path: string, onWriteError: (error: Error) => void): Promise<LogStream> {
+async function openStream(path: string, onWriteError: (error: Error) => void): Promise<LogStream> {
   if (path === "-" || path === "/dev/stdout") return process.stdout;
   if (path === "/dev/stderr") return process.stderr;
   const stream = createWriteStream(path, { flags: "a" });
@@ -18,8 +18,21 @@ export async function openLogFile(path: string, onWriteError: (error: Error) => 
   return stream;
 }
 
-/** Resolves once every line written so far is in the file. */
-export function closeLogFile(stream: LogStream): Promise<void> {
-  if (stream === process.stdout || stream === process.stderr) return Promise.resolve();
-  return new Promise((resolve) => (stream as WriteStream).end(resolve));
+export class LineLog<R> {
+  private constructor(private readonly stream: LogStream, private readonly render: (record: R) => string) {}
+
+  /** Opens the file; throws, naming the path, when it cannot be opened. */
+  static async open<R>(path: string, render: (record: R) => string, onWriteError: (error: Error) => void): Promise<LineLog<R>> {
+    return new LineLog(await openStream(path, onWriteError), render);
+  }
+
+  write(record: R): void {
+    this.stream.write(this.render(record));
+  }
+
+  /** Resolves once every line written so far is in the file. */
+  close(): Promise<void> {
+    if (this.stream === process.stdout || this.stream === process.stderr) return Promise.resolve();
+    return new Promise((resolve) => (this.stream as WriteStream).end(resolve));
+  }
 }

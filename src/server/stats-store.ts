@@ -1,5 +1,6 @@
 // Counters and gauges of a relaying process, by name. A stat is an object resolved once (at
 // configuration time): the data path only bumps its number.
+import type { StatSample } from "./admin-render.js";
 
 export interface Counter {
   value: number;
@@ -26,12 +27,11 @@ export class StatsStore {
     return stat(this.gauges, name);
   }
 
-  /** Every stat as [name, value, kind], sorted by name as Envoy's /stats prints them. */
-  entries(): [string, number, "counter" | "gauge"][] {
-    const all: [string, number, "counter" | "gauge"][] = [
-      ...[...this.counters].map(([name, c]): [string, number, "counter"] => [name, c.value, "counter"]),
-      ...[...this.gauges].map(([name, g]): [string, number, "gauge"] => [name, g.value, "gauge"]),
-    ];
-    return all.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  /** Every stat, in no particular order (admin sorts what it prints). */
+  samples(): StatSample[] {
+    const all: StatSample[] = [];
+    for (const [name, { value }] of this.counters) all.push({ name, value, kind: "counter" });
+    for (const [name, { value }] of this.gauges) all.push({ name, value, kind: "gauge" });
+    return all;
   }
 }
