@@ -102,7 +102,7 @@ function runnerConfig(backends: Backends): string {
     filter_chains: [{ filters: [
       { name: "envoy.filters.network.wasm", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
         config: { name: "wasmerang", root_id: "wasmerang", vm_config: { runtime: "envoy.wasm.runtime.v8", code: { local: { filename: "dist/wasmerang.wasm" } } },
-          configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: JSON.stringify({ log_level: "warn", default: { cluster: name } }) } } } },
+          configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: JSON.stringify({ default: { cluster: name } }) } } } },
       { name: "envoy.filters.network.tcp_proxy", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
         stat_prefix: name, cluster: "unused" } },
     ] }],
@@ -123,7 +123,7 @@ interface Proxy {
 }
 
 async function startRunner(backends: Backends): Promise<Proxy> {
-  const runner = start(PROXY_CORE, process.execPath, ["build/src/cli.js", "run", "-c", runnerConfig(backends), "--log-format", "json", "--wasm-log-level", "warn"]);
+  const runner = start(PROXY_CORE, process.execPath, ["build/src/cli.js", "run", "-c", runnerConfig(backends), "--log-format", "json"]);
   const ports: Partial<Backends> = {};
   await waitFor(() => {
     for (const match of runner.output().matchAll(/listener '(\w+)' on 127\.0\.0\.1:(\d+)/g)) ports[match[1] as keyof Backends] = Number(match[2]);
@@ -230,7 +230,11 @@ async function main(): Promise<void> {
   }
   const memory = await filterMemory();
   console.log(`\nModule size: ${memory.moduleBytes} bytes (target ≤ 21504)`);
-  console.log(`Linear memory after 10^4 / 10^5 / 10^6 connections: ${Object.values(memory.memoryAfter).map((b) => `${b / 1024} KiB`).join(" / ")}\n`);
+  console.log(`Linear memory after 10^4 / 10^5 / 10^6 connections: ${Object.values(memory.memoryAfter).map((b) => `${b / 1024} KiB`).join(" / ")}`);
+  for (const policy of memory.configure) {
+    console.log(`  ${policy.name.padEnd(40)} configures in ${policy.milliseconds.toFixed(0)} ms, linear memory then ${(policy.memoryBytes / 1048576).toFixed(1)} MiB`);
+  }
+  console.log("");
 
   const backend = start(LOAD_CORE, process.execPath, [...TSX, "bench/backend.ts"]);
   const backends = await waitFor(() => {

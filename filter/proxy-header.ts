@@ -1,21 +1,21 @@
 // The PROXY protocol header the filter itself can put in front of the first upstream bytes
 // (haproxy's proxy-protocol.txt), for upstreams whose Envoy cluster cannot be given the upstream
 // proxy_protocol transport socket.
-import { Ip, SocketAddress } from "./policy/ip";
+import { Address, formatIp } from "./policy/ip";
 
 const SIGNATURE: u8[] = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
 const TLV_AUTHORITY: u8 = 0x02;
 /** Wasmerang's own TLV type (application range 0xE0-0xEF): the matching rule's name. */
 const TLV_RULE: u8 = 0xe0;
 
-function v6Text(ip: Ip): string {
-  return ip.isV4 ? "::ffff:" + ip.toString() : ip.toString();
+function v6Text(address: Address): string {
+  return address.isV4 ? "::ffff:" + formatIp(address) : formatIp(address);
 }
 
-function v1(source: SocketAddress, destination: SocketAddress): ArrayBuffer {
-  const v4 = source.ip.isV4 && destination.ip.isV4;
-  const line = "PROXY " + (v4 ? "TCP4 " + source.ip.toString() + " " + destination.ip.toString()
-    : "TCP6 " + v6Text(source.ip) + " " + v6Text(destination.ip))
+function v1(source: Address, destination: Address): ArrayBuffer {
+  const v4 = source.isV4 && destination.isV4;
+  const line = "PROXY " + (v4 ? "TCP4 " + formatIp(source) + " " + formatIp(destination)
+    : "TCP6 " + v6Text(source) + " " + v6Text(destination))
     + " " + source.port.toString() + " " + destination.port.toString() + "\r\n";
   return String.UTF8.encode(line);
 }
@@ -25,7 +25,7 @@ function storeU16(at: usize, value: u32): void {
   store<u8>(at + 1, <u8>value);
 }
 
-function storeIp(at: usize, ip: Ip, v4: bool): usize {
+function storeIp(at: usize, ip: Address, v4: bool): usize {
   if (v4) {
     store<u32>(at, bswap<u32>(<u32>ip.lo));
     return at + 4;
@@ -42,8 +42,8 @@ function storeTlv(at: usize, type: u8, value: ArrayBuffer): usize {
   return at + 3 + value.byteLength;
 }
 
-function v2(source: SocketAddress, destination: SocketAddress, serverName: string, rule: string): ArrayBuffer {
-  const v4 = source.ip.isV4 && destination.ip.isV4;
+function v2(source: Address, destination: Address, serverName: string, rule: string): ArrayBuffer {
+  const v4 = source.isV4 && destination.isV4;
   const authority = String.UTF8.encode(serverName);
   const ruleName = String.UTF8.encode(rule);
   let length = v4 ? 12 : 36;
@@ -55,8 +55,8 @@ function v2(source: SocketAddress, destination: SocketAddress, serverName: strin
   store<u8>(at + 12, 0x21);
   store<u8>(at + 13, v4 ? 0x11 : 0x21);
   storeU16(at + 14, length);
-  at = storeIp(at + 16, source.ip, v4);
-  at = storeIp(at, destination.ip, v4);
+  at = storeIp(at + 16, source, v4);
+  at = storeIp(at, destination, v4);
   storeU16(at, source.port);
   storeU16(at + 2, destination.port);
   at += 4;
@@ -66,6 +66,6 @@ function v2(source: SocketAddress, destination: SocketAddress, serverName: strin
 }
 
 /** The header; `serverName` and `rule` become v2 TLVs when non-empty. */
-export function proxyHeader(version: i32, source: SocketAddress, destination: SocketAddress, serverName: string, rule: string): ArrayBuffer {
+export function proxyHeader(version: i32, source: Address, destination: Address, serverName: string, rule: string): ArrayBuffer {
   return version == 1 ? v1(source, destination) : v2(source, destination, serverName, rule);
 }

@@ -1,59 +1,88 @@
 // Applies the policy to one TCP connection or HTTP request: reads the properties (and headers)
 // the policy needs, decides, and tells Envoy — through set_envoy_filter_state for tcp_proxy, or
 // through the request header the route's cluster_header names. Never traps on what the host
-// returns: a missing or garbled property only means fewer facts.
+// returns: a missing or garbled property only means fewer facts. A routed connection allocates
+// nothing: facts are parsed into reused objects and each cluster's filter-state arguments and
+// counter are made once.
 import {
-  closeStream, encodeFilterState, FILTER_STATE_TCP_PROXY_CLUSTER, getHeader, getPropertyString, incrementMetric, log, LogLevel,
-  MapType, propertyPath, removeHeader, replaceHeader, sendLocalResponse, setEnvoyFilterState, StreamType, WasmResult,
+  closeStream, encodeFilterState, FILTER_STATE_TCP_PROXY_CLUSTER, getHeader, getPropertyInto, getPropertyString, incrementMetric,
+  log, LogLevel, MapType, propertyPath, removeHeader, replaceHeader, sendLocalResponse, setEnvoyFilterState, StreamType, WasmResult,
 } from "./sdk";
-import { Decision, decide, DEFAULT_RULE, Outcome } from "./policy/decision";
-import { parseSocketAddress, SocketAddress } from "./policy/ip";
+import { CompiledPolicy } from "./policy/compiled";
+import { decide, Decision, DEFAULT_RULE, Outcome } from "./policy/decision";
+import { Address, parseSocketAddress } from "./policy/ip";
 import { asciiLower } from "./policy/text";
-import { ConnectionFacts, Policy, RequestFacts } from "./policy/model";
-import { FilterStats, MAX_NAMED_COUNTERS, NO_COUNTER } from "./stats";
+import { Facts } from "./policy/model";
+import { FilterStats, NO_COUNTER } from "./stats";
 import { proxyHeader } from "./proxy-header";
 
 const SOURCE_ADDRESS = propertyPath(["source", "address"]);
 const DESTINATION_ADDRESS = propertyPath(["destination", "address"]);
 const SERVER_NAME = propertyPath(["connection", "requested_server_name"]);
 
-/** Cluster names whose filter-state arguments and counter are kept (as many as have counters). */
-const MAX_CACHED_CLUSTERS = MAX_NAMED_COUNTERS;
+/** Longer than any address Envoy spells (`[v6 with embedded v4]:port` is 53 bytes). */
+const ADDRESS_BYTES = 64;
 
 function header(name: string): string {
   const value = getHeader(MapType.HttpRequestHeaders, name);
   return value == null ? "" : value;
 }
 
+/** The address property's raw bytes, kept for the debug log line. */
+class AddressProperty {
+  readonly bytes: StaticArray<u8> = new StaticArray<u8>(ADDRESS_BYTES);
+  length: i32 = -1;
+
+  read(path: ArrayBuffer, into: Address): void {
+    this.length = getPropertyInto(path, this.bytes);
+    parseSocketAddress(this.bytes, this.length, into);
+  }
+
+  get text(): string {
+    if (this.length < 0) return "-";
+    return String.UTF8.decodeUnsafe(changetype<usize>(this.bytes), <usize>min(this.length, ADDRESS_BYTES));
+  }
+}
+
 export class Router {
-  /** Cache slot by cluster name (a Map of u32 like the stats', to share its code). */
-  private readonly slots: Map<string, u32> = new Map();
-  private readonly encodings: ArrayBuffer[] = [];
-  private readonly counters: u32[] = [];
+  private readonly facts: Facts = new Facts();
+  private readonly decision: Decision = new Decision();
+  private readonly sourceProperty: AddressProperty = new AddressProperty();
+  private readonly destinationProperty: AddressProperty = new AddressProperty();
+  /** Per cluster slot: set_envoy_filter_state's arguments (made on first use) and the counter. */
+  private readonly encodings: StaticArray<ArrayBuffer | null>;
+  private readonly clusterCounters: StaticArray<u32>;
+  private readonly ruleCounters: StaticArray<u32>;
+  private readonly wantsLog: bool;
   /** The PROXY header the last routed connection must send first, if the policy asks for one. */
   pendingHeader: ArrayBuffer | null = null;
 
-  constructor(readonly policy: Policy, readonly stats: FilterStats, readonly logLevel: i32) {}
+  constructor(readonly policy: CompiledPolicy, readonly stats: FilterStats, readonly logLevel: i32) {
+    this.wantsLog = logLevel <= LogLevel.Debug;
+    const clusters = policy.clusters;
+    const clusterCounters = new StaticArray<u32>(clusters.length);
+    for (let i = 0; i < clusters.length; i++) clusterCounters[i] = stats.clusters.id(clusters[i]);
+    const ruleCounters = new StaticArray<u32>(policy.ruleCount);
+    for (let r = 0; r < policy.ruleCount; r++) {
+      const name = policy.ruleNames[r];
+      ruleCounters[r] = name.length > 0 ? stats.rules.id(name) : NO_COUNTER;
+    }
+    this.encodings = new StaticArray<ArrayBuffer | null>(clusters.length);
+    this.clusterCounters = clusterCounters;
+    this.ruleCounters = ruleCounters;
+  }
 
   /** Decides for the current connection; returns false when the connection was closed. */
   routeConnection(): bool {
     this.pendingHeader = null;
-    return this.route(null).outcome != Outcome.Reject;
-  }
-
-  /** Prepares the filter's own PROXY header for a routed connection to one of the configured ports. */
-  private prepareHeader(facts: ConnectionFacts, decision: Decision): void {
-    const settings = this.policy.proxyHeader;
-    const source = facts.source;
-    const destination = facts.destination;
-    if (settings.version == 0 || source == null || destination == null || destination.port < 0) return;
-    let listed = false;
-    for (let i = 0; i < settings.ports.length && !listed; i++) {
-      listed = destination.port >= settings.ports[i].low && destination.port <= settings.ports[i].high;
-    }
-    if (!listed) return;
-    this.pendingHeader = proxyHeader(settings.version, source, destination,
-      settings.sendServerName ? facts.serverName : "", settings.sendRule ? decision.rule : "");
+    this.facts.isRequest = false;
+    this.route();
+    const decision = this.decision;
+    if (decision.outcome == Outcome.Route) this.prepareHeader();
+    this.count();
+    const status = this.apply();
+    this.logDecision(status);
+    return decision.outcome != Outcome.Reject;
   }
 
   /**
@@ -62,116 +91,152 @@ export class Router {
    * the request was answered locally (reject).
    */
   routeRequest(): bool {
-    const names = this.policy.headerNames;
-    const values = new Array<string>(names.length);
-    for (let i = 0; i < names.length; i++) values[i] = header(names[i]);
+    const facts = this.facts;
+    const names = this.policy.settings.headerNames;
+    if (facts.headerValues.length != names.length) facts.headerValues = new Array<string>(names.length);
+    for (let i = 0; i < names.length; i++) facts.headerValues[i] = header(names[i]);
     let authority = asciiLower(header(":authority"));
     const colon = authority.lastIndexOf(":");
     if (colon > authority.lastIndexOf("]")) authority = authority.substring(0, colon);
-    return this.route(new RequestFacts(authority, header(":path"), values)).outcome != Outcome.Reject;
+    facts.authority = authority;
+    facts.path = header(":path");
+    facts.isRequest = true;
+    this.route();
+    this.count();
+    this.applyToRequest();
+    this.logDecision(WasmResult.Ok);
+    return this.decision.outcome != Outcome.Reject;
   }
 
-  private route(request: RequestFacts | null): Decision {
-    const wantsLog = this.logLevel <= LogLevel.Info;
-    const sourceText = getPropertyString(SOURCE_ADDRESS);
-    const source = parseSocketAddress(sourceText);
-    const destinationText = this.policy.needsDestination || wantsLog ? getPropertyString(DESTINATION_ADDRESS) : "";
-    const destination: SocketAddress | null = destinationText.length == 0 ? null : parseSocketAddress(destinationText);
-    const serverName = this.policy.needsServerName || wantsLog ? asciiLower(getPropertyString(SERVER_NAME)) : "";
-    const facts = new ConnectionFacts(source, destination, serverName, request);
-    const decision = decide(this.policy, facts);
-    if (request == null && decision.outcome == Outcome.Route) this.prepareHeader(facts, decision);
-    if (decision.rule == DEFAULT_RULE) incrementMetric(this.stats.unmatched, 1);
-    else this.stats.countRule(decision.rule);
-    const status = request == null ? this.apply(decision) : this.applyToRequest(decision);
-    if (wantsLog) {
-      log(LogLevel.Info, "wasmerang: source=" + sourceText + " destination=" + (destinationText.length == 0 ? "-" : destinationText)
-        + " sni=" + (serverName.length == 0 ? "-" : serverName)
-        + (request == null ? "" : " authority=" + request.authority + " path=" + request.path)
-        + " rule=" + (decision.rule.length == 0 ? "-" : decision.rule) + " " + outcomeWords(decision, status));
+  private route(): void {
+    const facts = this.facts;
+    const settings = this.policy.settings;
+    this.sourceProperty.read(SOURCE_ADDRESS, facts.source);
+    if (settings.needsDestination || this.wantsLog) this.destinationProperty.read(DESTINATION_ADDRESS, facts.destination);
+    else facts.destination.valid = false;
+    facts.serverName = settings.needsServerName || this.wantsLog ? asciiLower(getPropertyString(SERVER_NAME)) : "";
+    decide(this.policy, facts, this.decision);
+  }
+
+  private clusterName(): string {
+    const slot = this.decision.cluster;
+    return slot >= 0 ? this.policy.clusters[slot] : this.decision.dynamicCluster;
+  }
+
+  /** Prepares the filter's own PROXY header for a routed connection to one of the configured ports. */
+  private prepareHeader(): void {
+    const settings = this.policy.settings.proxyHeader;
+    const facts = this.facts;
+    const destination = facts.destination;
+    if (settings.version == 0 || !facts.source.valid || !destination.valid || destination.port < 0) return;
+    let listed = false;
+    for (let i = 0; i < settings.ports.length && !listed; i++) {
+      listed = destination.port >= settings.ports[i].low && destination.port <= settings.ports[i].high;
     }
-    return decision;
+    if (!listed) return;
+    const rule = this.decision.rule;
+    this.pendingHeader = proxyHeader(settings.version, facts.source, destination,
+      settings.sendServerName ? facts.serverName : "", settings.sendRule && rule != DEFAULT_RULE ? this.policy.ruleName(rule) : "");
   }
 
-  private applyToRequest(decision: Decision): WasmResult {
-    const http = this.policy.http;
+  /** The matched rule's counter, or the unmatched one. */
+  private count(): void {
+    const rule = this.decision.rule;
+    incrementMetric(rule == DEFAULT_RULE ? this.stats.unmatched : unchecked(this.ruleCounters[rule]), 1);
+  }
+
+  private applyToRequest(): void {
+    const http = this.policy.settings.http;
+    const decision = this.decision;
     if (decision.outcome == Outcome.Route) {
-      replaceHeader(MapType.HttpRequestHeaders, http.clusterHeader, decision.cluster);
-      this.countRouted(this.clusterSlot(decision.cluster));
-      return WasmResult.Ok;
+      replaceHeader(MapType.HttpRequestHeaders, http.clusterHeader, this.clusterName());
+      this.countRouted();
+      return;
     }
     removeHeader(MapType.HttpRequestHeaders, http.clusterHeader);
     if (decision.outcome == Outcome.Reject) {
       incrementMetric(this.stats.rejected, 1);
       sendLocalResponse(http.rejectStatus, "wasmerang_rejected", http.rejectBody);
     } else {
-      this.unrouted(decision);
+      this.unrouted();
     }
-    return WasmResult.Ok;
   }
 
   /** Passthrough and errors are counted alike for TCP and HTTP. */
-  private unrouted(decision: Decision): void {
-    if (decision.outcome == Outcome.Passthrough) {
+  private unrouted(): void {
+    if (this.decision.outcome == Outcome.Passthrough) {
       incrementMetric(this.stats.passthrough, 1);
       return;
     }
     incrementMetric(this.stats.badAddress, 1);
-    if (this.logLevel <= LogLevel.Warn) log(LogLevel.Warn, "wasmerang: not routed: " + decision.reason);
+    if (this.logLevel <= LogLevel.Warn) log(LogLevel.Warn, "wasmerang: not routed: " + this.decision.reason);
   }
 
   /** Carries out the decision; returns set_envoy_filter_state's status (Ok when it was not called). */
-  private apply(decision: Decision): WasmResult {
+  private apply(): WasmResult {
+    const decision = this.decision;
     if (decision.outcome == Outcome.Reject) {
       incrementMetric(this.stats.rejected, 1);
       closeStream(StreamType.Downstream);
       return WasmResult.Ok;
     }
     if (decision.outcome != Outcome.Route) {
-      this.unrouted(decision);
+      this.unrouted();
       return WasmResult.Ok;
     }
-    const slot = this.clusterSlot(decision.cluster);
-    const status = setEnvoyFilterState(slot < 0 ? encodeFilterState(FILTER_STATE_TCP_PROXY_CLUSTER, decision.cluster) : this.encodings[slot]);
+    const slot = decision.cluster;
+    let encoded: ArrayBuffer;
+    if (slot < 0) {
+      encoded = encodeFilterState(FILTER_STATE_TCP_PROXY_CLUSTER, decision.dynamicCluster);
+    } else {
+      const cached = unchecked(this.encodings[slot]);
+      if (cached == null) {
+        encoded = encodeFilterState(FILTER_STATE_TCP_PROXY_CLUSTER, this.policy.clusters[slot]);
+        unchecked(this.encodings[slot] = encoded);
+      } else {
+        encoded = cached;
+      }
+    }
+    const status = setEnvoyFilterState(encoded);
     if (status != WasmResult.Ok) {
       incrementMetric(this.stats.filterStateFailed, 1);
       if (this.logLevel <= LogLevel.Error) {
-        log(LogLevel.Error, "wasmerang: set_envoy_filter_state(" + FILTER_STATE_TCP_PROXY_CLUSTER + "=" + decision.cluster
+        log(LogLevel.Error, "wasmerang: set_envoy_filter_state(" + FILTER_STATE_TCP_PROXY_CLUSTER + "=" + this.clusterName()
           + ") failed with status " + status.toString());
       }
       return status;
     }
-    this.countRouted(slot);
+    this.countRouted();
     return WasmResult.Ok;
   }
 
   /** The routed total, and the cluster's own counter when it has one. */
-  private countRouted(slot: i32): void {
+  private countRouted(): void {
     incrementMetric(this.stats.routed, 1);
-    if (slot >= 0 && this.counters[slot] != NO_COUNTER) incrementMetric(this.counters[slot], 1);
+    const slot = this.decision.cluster;
+    incrementMetric(slot >= 0 ? unchecked(this.clusterCounters[slot]) : this.stats.clusters.id(this.decision.dynamicCluster), 1);
   }
 
-  /**
-   * The cache slot of a cluster name: its encoded filter-state arguments (used by TCP only) and
-   * its counter, made once, so that routing builds nothing. -1 past MAX_CACHED_CLUSTERS names,
-   * which then count only in the total, like names past the counter limit.
-   */
-  private clusterSlot(cluster: string): i32 {
-    if (this.slots.has(cluster)) return <i32>this.slots.get(cluster);
-    if (this.encodings.length >= MAX_CACHED_CLUSTERS) return -1;
-    const slot = this.encodings.length;
-    this.slots.set(cluster, slot);
-    this.encodings.push(encodeFilterState(FILTER_STATE_TCP_PROXY_CLUSTER, cluster));
-    this.counters.push(this.stats.clusters.id(cluster));
-    return slot;
+  /** One debug line per decision: the per-connection record is the access log (docs/policy.md). */
+  private logDecision(status: WasmResult): void {
+    if (!this.wantsLog) return;
+    const facts = this.facts;
+    const decision = this.decision;
+    const rule = decision.rule == DEFAULT_RULE || this.policy.ruleName(decision.rule).length > 0
+      ? this.policy.ruleName(decision.rule) : "-";
+    log(LogLevel.Debug, "wasmerang: source=" + this.sourceProperty.text + " destination=" + this.destinationProperty.text
+      + " sni=" + (facts.serverName.length == 0 ? "-" : facts.serverName)
+      + (facts.isRequest ? " authority=" + facts.authority + " path=" + facts.path : "")
+      + " rule=" + rule + " " + this.outcomeWords(status));
   }
-}
 
-/** The end of a decision's log line: where the connection or request went, or why not. */
-function outcomeWords(decision: Decision, status: WasmResult): string {
-  if (decision.outcome == Outcome.Reject) return "action=reject";
-  if (decision.outcome == Outcome.Passthrough) return "action=passthrough";
-  if (decision.outcome == Outcome.Error) return "action=none reason=" + decision.reason;
-  if (status != WasmResult.Ok) return "action=none reason=filter_state_status_" + status.toString();
-  return "cluster=" + decision.cluster;
+  /** The end of a decision's log line: where the connection or request went, or why not. */
+  private outcomeWords(status: WasmResult): string {
+    const decision = this.decision;
+    if (decision.outcome == Outcome.Reject) return "action=reject";
+    if (decision.outcome == Outcome.Passthrough) return "action=passthrough";
+    if (decision.outcome == Outcome.Error) return "action=none reason=" + decision.reason;
+    if (status != WasmResult.Ok) return "action=none reason=filter_state_status_" + status.toString();
+    return "cluster=" + this.clusterName();
+  }
 }

@@ -4,14 +4,14 @@
 import { defineMetric, incrementMetric, MetricType } from "./sdk";
 
 /** Distinct per-cluster and per-rule counters kept at most, each; later names count only in totals. */
-export const MAX_NAMED_COUNTERS = 512;
+const MAX_NAMED_COUNTERS = 512;
 
 /** What NamedCounters.id answers once the limit is reached. */
 export const NO_COUNTER = u32.MAX_VALUE;
 
 /**
- * Counters named `<prefix><name><suffix>`, found by the bare name: nothing is built per
- * connection. Defined on first use, up to MAX_NAMED_COUNTERS.
+ * Counters named `<prefix><name><suffix>`, found by the bare name. Defined when a configuration
+ * names them (or a cluster name is made from a placeholder), up to MAX_NAMED_COUNTERS.
  */
 export class NamedCounters {
   private readonly ids: Map<string, u32> = new Map();
@@ -26,11 +26,6 @@ export class NamedCounters {
     this.ids.set(name, id);
     return id;
   }
-
-  count(name: string): void {
-    const id = this.id(name);
-    if (id != NO_COUNTER) incrementMetric(id, 1);
-  }
 }
 
 export class FilterStats {
@@ -40,12 +35,7 @@ export class FilterStats {
   readonly unmatched: u32 = defineMetric(MetricType.Counter, "wasmerang.unmatched");
   readonly badAddress: u32 = defineMetric(MetricType.Counter, "wasmerang.error.bad_address");
   readonly filterStateFailed: u32 = defineMetric(MetricType.Counter, "wasmerang.error.filter_state");
-  /** Per-cluster counters; the router caches their ids beside each cluster's encoded arguments. */
+  /** Per-cluster and per-rule counters; the router keeps their ids by cluster slot and rule. */
   readonly clusters: NamedCounters = new NamedCounters("wasmerang.cluster.", ".routed");
   readonly rules: NamedCounters = new NamedCounters("wasmerang.rule.", ".matched");
-
-  /** Counts a connection matched by a named rule. */
-  countRule(rule: string): void {
-    if (rule.length > 0) this.rules.count(rule);
-  }
 }

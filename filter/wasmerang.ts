@@ -4,8 +4,9 @@
 import {
   Action, BufferType, hostLogLevel, HttpContext, log, LogLevel, registerRootContext, RootContext, setBufferBytes, StreamContext,
 } from "./sdk";
+import { CompiledPolicy, compilePolicy } from "./policy/compiled";
 import { parsePolicy } from "./policy/config";
-import { ActionKind, Policy } from "./policy/model";
+import { ActionKind } from "./policy/model";
 import { Router } from "./router";
 import { FilterStats } from "./stats";
 
@@ -18,21 +19,24 @@ export {
 
 const ACTION_NAMES = ["route", "reject", "passthrough", "reference"];
 
-function describe(policy: Policy): string {
+function describe(policy: CompiledPolicy): string {
   const fallback = policy.defaultAction;
-  return "rules=" + policy.rules.length.toString()
-    + " default=" + ACTION_NAMES[fallback.kind]
-    + (fallback.kind == ActionKind.Reference ? (fallback.istio ? " (istio names)" : " (standalone names)") : "");
+  const kind = policy.actionKind[fallback];
+  return "rules=" + policy.ruleCount.toString()
+    + " default=" + ACTION_NAMES[kind]
+    + (kind == ActionKind.Reference ? (policy.actionIstio[fallback] ? " (istio names)" : " (standalone names)") : "");
 }
 
 class WasmerangRoot extends RootContext {
   router: Router | null = null;
   private stats: FilterStats | null = null;
+  /** Connection contexts whose connections have ended, handed out again: connections allocate nothing. */
+  readonly idleConnections: WasmerangConnection[] = [];
 
   onConfigure(configuration: string): bool {
     const result = parsePolicy(configuration);
-    const policy = result.policy;
-    if (policy == null) {
+    const parsed = result.policy;
+    if (parsed == null) {
       log(LogLevel.Critical, "wasmerang: invalid plugin configuration: " + result.error);
       return false;
     }
@@ -43,14 +47,16 @@ class WasmerangRoot extends RootContext {
       this.stats = stats;
     }
     const hostLevel = <i32>hostLogLevel();
-    const level = policy.logLevel > hostLevel ? policy.logLevel : hostLevel;
+    const level = parsed.logLevel > hostLevel ? parsed.logLevel : hostLevel;
+    const policy = compilePolicy(parsed);
     this.router = new Router(policy, stats, level);
     if (level <= LogLevel.Info) log(LogLevel.Info, "wasmerang: configured: " + describe(policy));
     return true;
   }
 
   newStreamContext(id: u32): StreamContext | null {
-    return new WasmerangConnection(id, this);
+    const idle = this.idleConnections;
+    return idle.length > 0 ? idle.pop() : new WasmerangConnection(id, this);
   }
 
   newHttpContext(id: u32): HttpContext | null {
@@ -88,6 +94,11 @@ class WasmerangConnection extends StreamContext {
       setBufferBytes(BufferType.DownstreamData, 0, 0, header);
     }
     return Action.Continue;
+  }
+
+  onDelete(): void {
+    this.header = null;
+    changetype<WasmerangRoot>(this.root).idleConnections.push(this);
   }
 }
 

@@ -109,7 +109,7 @@ function decisionCollector(): { logger: pino.Logger; decisions: Map<string, { ru
       done();
     },
   });
-  return { logger: pino({ level: "info" }, sink), decisions };
+  return { logger: pino({ level: "debug" }, sink), decisions };
 }
 
 async function send(client: Client): Promise<{ reply: string; payload: string }> {
@@ -151,7 +151,9 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
   })));
   const webEgress = await startWebEgress();
   const { logger, decisions } = decisionCollector();
-  const runner = await Runner.start(await loadRunnerConfig(DEMO_CONFIG), { logger, wasmLogLevel: "info" });
+  // The filter logs each decision at debug (in production the access log is the per-connection
+  // record); the demo shows every decision, so it runs the module at debug.
+  const runner = await Runner.start(await loadRunnerConfig(DEMO_CONFIG), { logger, wasmLogLevel: "debug" });
   try {
     out.write(`${paint("bold", "Wasmerang demo")}: ${DEMO_CONFIG} in the local runner on 127.0.0.1:${PROXY_PORT}, ` +
       `egress routers on :${ROUTERS.map((r) => r.port).join(" and :")}, destination ${DESTINATION.address}:${DESTINATION.port}\n\n`);

@@ -66,7 +66,7 @@ describe("policy matchers", () => {
         rule({ source_cidrs: ["10.0.0.0/8"] }, { cluster: "second" }, "ten"),
         rule({ source_cidrs: ["10.0.0.0/8"] }, { cluster: "never" }),
       ],
-    });
+    }, { logLevel: "debug" });
     assert.equal(routeOnce(filter, "10.0.0.8:1", "1.2.3.4:443", "git.corp"), "first");
     assert.equal(routeOnce(filter, "10.0.0.8:1", "1.2.3.4:80", "git.corp"), "second");
     assert.equal(routeOnce(filter, "10.0.0.8:1", "1.2.3.4:443", "git.example"), "second");
@@ -109,7 +109,7 @@ describe("policy actions", () => {
   });
 
   it("reject closes the connection, stops the chain and counts", async () => {
-    const filter = await loadFilter({ rules: [rule({ destination_ports: [25] }, { reject: true }, "no-smtp")] });
+    const filter = await loadFilter({ rules: [rule({ destination_ports: [25] }, { reject: true }, "no-smtp")] }, { logLevel: "debug" });
     const connection = filter.connect({ source: "10.0.0.1:1", destination: "1.2.3.4:25" });
     assert.equal(connection.status, "pause");
     assert.match(connection.closedReason ?? "", /closed by the wasm filter/);
@@ -126,8 +126,8 @@ describe("policy actions", () => {
     assert.equal(filter.metric("wasmerang.passthrough"), 1n);
   });
 
-  it("log_level silences decision lines", async () => {
-    const filter = await loadFilter({ log_level: "warn" });
+  it("log_level silences decision lines the host would show", async () => {
+    const filter = await loadFilter({ log_level: "warn" }, { logLevel: "debug" });
     routeOnce(filter, "10.0.0.1:1");
     assert.deepEqual(filter.logs.filter((r) => r.message.includes("source=")), []);
   });

@@ -111,15 +111,15 @@ describe("reference routing, Istio names", () => {
 });
 
 describe("observability", () => {
-  it("counts routed connections per cluster and logs one line per decision", async () => {
-    const filter = await loadFilter("");
+  it("counts routed connections per cluster and logs one debug line per decision", async () => {
+    const filter = await loadFilter("", { logLevel: "debug" });
     for (const source of ["10.0.0.2:1", "10.0.0.4:1", "10.0.0.5:1"]) routeOnce(filter, source, "93.184.216.34:443", "example.com");
     assert.equal(filter.metric("wasmerang.routed"), 3n);
     assert.equal(filter.metric("wasmerang.cluster.egress-router1.routed"), 2n);
     assert.equal(filter.metric("wasmerang.cluster.egress-router2.routed"), 1n);
     assert.equal(filter.metric("wasmerang.unmatched"), 3n);
     const decision = filter.logs.find((r) => r.message.includes("source=10.0.0.5:1"));
-    assert.equal(decision?.level, "info");
+    assert.equal(decision?.level, "debug");
     assert.match(decision!.message, /destination=93\.184\.216\.34:443 sni=example\.com rule=default cluster=egress-router2/);
   });
 

@@ -3,7 +3,7 @@
 // docs/policy.md and schema/policy.schema.json. Every error names the field at fault.
 import { parseCidr, Cidr } from "./ip";
 import { JsonKind, JsonParser, JsonValue } from "./json";
-import { asciiLower, parseNumber } from "./text";
+import { asciiBytes, asciiLower, indexOfByte, parseNumber } from "./text";
 import {
   ActionKind, ClusterTemplate, Parity, Placeholder, Policy, PortRange, Rule, RuleAction, WeightedCluster,
 } from "./model";
@@ -38,6 +38,9 @@ export function parsePolicy(configuration: string): PolicyResult {
   if (text.includes("istio")) return new PolicyResult(referencePolicy(true), "");
   return new PolicyResult(null, "configuration: expected 'standalone', 'istio' or a JSON policy object, got '" + text + "'");
 }
+
+/** A port range's text, copied to bytes to be read by the same number parser as addresses. */
+const rangeBytes = new StaticArray<u8>(16);
 
 class PolicyReader {
   private error: string = "";
@@ -264,13 +267,14 @@ class PolicyReader {
       return new PortRange(port, port);
     }
     const text = this.string(value, path);
-    const dash = text.indexOf("-");
+    const length = asciiBytes(text, rangeBytes);
+    const dash = length < 0 ? -1 : indexOfByte(rangeBytes, 45, 0, length);
     if (dash < 0) {
       this.fail(path, "must be a port number or a range 'LOW-HIGH'");
       return new PortRange(0, 0);
     }
-    const low = this.port(<f64>parseNumber(text, 0, dash, 10, 5), path);
-    const high = this.port(<f64>parseNumber(text, dash + 1, text.length, 10, 5), path);
+    const low = this.port(<f64>parseNumber(rangeBytes, 0, dash, 10, 5), path);
+    const high = this.port(<f64>parseNumber(rangeBytes, dash + 1, length, 10, 5), path);
     if (low > high) this.fail(path, "range '" + text + "' has its low end above its high end");
     return new PortRange(low, high);
   }

@@ -1,7 +1,10 @@
-// The routing decision: first matching rule wins, else the default action. Pure: no host calls,
-// so it is the same in Envoy, in the local runner and in tests.
-import { Cidr, Ip } from "./ip";
-import { ActionKind, ConnectionFacts, Parity, Policy, RequestFacts, Rule, RuleAction } from "./model";
+// The routing decision: the first rule (in policy order) whose matchers all hold wins, else the
+// default action. Pure: no host calls, so it is the same in Envoy, in the local runner and in
+// tests. Only candidate rules are checked: those of the address index (source or destination,
+// whichever leaves fewer) that contain the address, and those that do not constrain it.
+import { Address } from "./ip";
+import { ActionKind, Facts } from "./model";
+import { CompiledPolicy, Matcher } from "./compiled";
 
 export enum Outcome {
   Route,
@@ -11,73 +14,111 @@ export enum Outcome {
   Error,
 }
 
+/** The rule index of the default action. */
+export const DEFAULT_RULE = -1;
+
+/** A decision, written in place by decide (one per router, reused). */
 export class Decision {
-  constructor(
-    public readonly outcome: Outcome,
-    public readonly cluster: string,
-    /** The matching rule's name, "" for an unnamed rule, "default" when no rule matched. */
-    public readonly rule: string,
-    public readonly reason: string,
-  ) {}
+  outcome: Outcome = Outcome.Route;
+  /** The matching rule's index, or DEFAULT_RULE. */
+  rule: i32 = DEFAULT_RULE;
+  /** The cluster's slot in CompiledPolicy.clusters, or -1 for a name made per connection. */
+  cluster: i32 = -1;
+  /** The cluster name when `cluster` is -1 and the outcome is Route. */
+  dynamicCluster: string = "";
+  /** Why, for Reject and Error. */
+  reason: string = "";
 }
 
-export const DEFAULT_RULE = "default";
-
-export function decide(policy: Policy, facts: ConnectionFacts): Decision {
-  for (let i = 0; i < policy.rules.length; i++) {
-    const rule = policy.rules[i];
-    if (ruleMatches(rule, facts)) return apply(rule.action, facts, rule.name);
+export function decide(policy: CompiledPolicy, facts: Facts, out: Decision): void {
+  if (policy.ruleCount == 0) {
+    out.rule = DEFAULT_RULE;
+    apply(policy, policy.defaultAction, facts, out);
+    return;
   }
-  return apply(policy.defaultAction, facts, DEFAULT_RULE);
+  const source = policy.source;
+  const destination = policy.destination;
+  source.lookup(facts.source);
+  destination.lookup(facts.destination);
+  const byDestination = destination.candidates < source.candidates;
+  const driver = byDestination ? destination : source;
+  const known: u32 = byDestination ? Matcher.Destination : Matcher.Source;
+  let best = policy.ruleCount;
+  for (let c = 0; c < driver.chainLength; c++) {
+    const node = unchecked(driver.chain[c]);
+    best = firstMatch(policy, facts, driver.rules, unchecked(driver.listStart[node]), unchecked(driver.listStart[node + 1]), best, known);
+  }
+  best = firstMatch(policy, facts, driver.wildcard, 0, driver.wildcard.length, best, known);
+  if (best < policy.ruleCount) {
+    out.rule = best;
+    apply(policy, unchecked(policy.ruleAction[best]), facts, out);
+  } else {
+    out.rule = DEFAULT_RULE;
+    apply(policy, policy.defaultAction, facts, out);
+  }
 }
 
-function anyContains(cidrs: Cidr[], ip: Ip): bool {
-  for (let i = 0; i < cidrs.length; i++) if (cidrs[i].contains(ip)) return true;
+/**
+ * The first rule of list[from, to) (ascending) that matches, if it comes before `best`; else
+ * `best`. Scanning every candidate list this way yields the first matching rule overall.
+ */
+function firstMatch(policy: CompiledPolicy, facts: Facts, list: StaticArray<i32>, from: i32, to: i32, best: i32, known: u32): i32 {
+  for (let i = from; i < to; i++) {
+    const rule = unchecked(list[i]);
+    if (rule >= best) break;
+    if (matches(policy, facts, rule, known)) return rule;
+  }
+  return best;
+}
+
+/** Whether every matcher of `rule` holds; `known` are the ones the candidate list already proved. */
+export function matches(policy: CompiledPolicy, facts: Facts, rule: i32, known: u32): bool {
+  const flags = unchecked(policy.flags[rule]) & ~known;
+  if (flags == 0) return true;
+  const source = facts.source;
+  if ((flags & Matcher.Source) != 0 && !policy.source.contains(rule)) return false;
+  if ((flags & (Matcher.Even | Matcher.Odd)) != 0) {
+    if (!source.valid || ((source.lastByte & 1) == 1) != ((flags & Matcher.Odd) != 0)) return false;
+  }
+  if ((flags & Matcher.Destination) != 0 && !policy.destination.contains(rule)) return false;
+  if ((flags & Matcher.Ports) != 0 && !portMatches(policy, facts.destination, rule)) return false;
+  if ((flags & Matcher.ServerName) != 0
+    && !nameMatches(policy.names, policy.nameStart[rule], policy.nameStart[rule + 1], facts.serverName)) return false;
+  return (flags & Matcher.Request) == 0 || requestMatches(policy, facts, rule);
+}
+
+function portMatches(policy: CompiledPolicy, destination: Address, rule: i32): bool {
+  const port = destination.port;
+  if (!destination.valid || port < 0) return false;
+  for (let i = policy.portStart[rule]; i < policy.portStart[rule + 1]; i++) {
+    if (port >= policy.portLow[i] && port <= policy.portHigh[i]) return true;
+  }
   return false;
 }
 
-function ruleMatches(rule: Rule, facts: ConnectionFacts): bool {
-  const source = facts.source;
-  if (rule.sourceCidrs.length > 0 && (source == null || !anyContains(rule.sourceCidrs, source.ip))) return false;
-  if (rule.sourceParity != Parity.Any) {
-    if (source == null) return false;
-    const odd = (source.ip.lastByte & 1) == 1;
-    if (odd != (rule.sourceParity == Parity.Odd)) return false;
-  }
-  const destination = facts.destination;
-  if (rule.destinationCidrs.length > 0 && (destination == null || !anyContains(rule.destinationCidrs, destination.ip))) return false;
-  if (rule.destinationPorts.length > 0) {
-    if (destination == null || destination.port < 0) return false;
-    let inRange = false;
-    for (let i = 0; i < rule.destinationPorts.length && !inRange; i++) {
-      const range = rule.destinationPorts[i];
-      inRange = destination.port >= range.low && destination.port <= range.high;
-    }
-    if (!inRange) return false;
-  }
-  if (rule.serverNames.length > 0 && !serverNameMatches(rule.serverNames, facts.serverName)) return false;
-  if (rule.isHttpOnly) return requestMatches(rule, facts.request);
-  return true;
-}
-
-/** HTTP matchers never match a plain TCP connection (no request). */
-function requestMatches(rule: Rule, request: RequestFacts | null): bool {
-  if (request == null) return false;
-  if (rule.authorities.length > 0 && !serverNameMatches(rule.authorities, request.authority)) return false;
-  if (rule.pathPrefixes.length > 0) {
+/** HTTP matchers never match a plain TCP connection. */
+function requestMatches(policy: CompiledPolicy, facts: Facts, rule: i32): bool {
+  if (!facts.isRequest) return false;
+  const authorityFrom = policy.authorityStart[rule];
+  const authorityTo = policy.authorityStart[rule + 1];
+  if (authorityTo > authorityFrom && !nameMatches(policy.authorities, authorityFrom, authorityTo, facts.authority)) return false;
+  const prefixFrom = policy.prefixStart[rule];
+  const prefixTo = policy.prefixStart[rule + 1];
+  if (prefixTo > prefixFrom) {
     let found = false;
-    for (let i = 0; i < rule.pathPrefixes.length && !found; i++) found = request.path.startsWith(rule.pathPrefixes[i]);
+    for (let i = prefixFrom; i < prefixTo && !found; i++) found = facts.path.startsWith(policy.prefixes[i]);
     if (!found) return false;
   }
-  for (let i = 0; i < rule.headerIndexes.length; i++) {
-    if (request.headerValues[rule.headerIndexes[i]] != rule.headerValues[i]) return false;
+  for (let i = policy.headerStart[rule]; i < policy.headerStart[rule + 1]; i++) {
+    if (facts.headerValues[policy.headerIndex[i]] != policy.headerValue[i]) return false;
   }
   return true;
 }
 
-function serverNameMatches(patterns: string[], name: string): bool {
+/** Exact names, or `.suffix` for any name under the suffix. */
+function nameMatches(patterns: string[], from: i32, to: i32, name: string): bool {
   if (name.length == 0) return false;
-  for (let i = 0; i < patterns.length; i++) {
+  for (let i = from; i < to; i++) {
     const pattern = patterns[i];
     if (pattern.startsWith(".") ? name.length > pattern.length && name.endsWith(pattern) : name == pattern) return true;
   }
@@ -85,8 +126,8 @@ function serverNameMatches(patterns: string[], name: string): bool {
 }
 
 /** A stable 32-bit hash of an address (murmur3's finalizer over both halves): same source, same cluster. */
-export function hashAddress(ip: Ip): u32 {
-  let h = <u32>(ip.hi ^ (ip.hi >>> 32)) * 0x9e3779b1 ^ <u32>(ip.lo ^ (ip.lo >>> 32));
+export function hashAddress(address: Address): u32 {
+  let h = <u32>(address.hi ^ (address.hi >>> 32)) * 0x9e3779b1 ^ <u32>(address.lo ^ (address.lo >>> 32));
   h ^= h >>> 16;
   h *= 0x85ebca6b;
   h ^= h >>> 13;
@@ -95,34 +136,40 @@ export function hashAddress(ip: Ip): u32 {
   return h;
 }
 
-function apply(action: RuleAction, facts: ConnectionFacts, rule: string): Decision {
-  if (action.kind == ActionKind.Reject) return new Decision(Outcome.Reject, "", rule, "rejected by policy");
-  if (action.kind == ActionKind.Passthrough) return new Decision(Outcome.Passthrough, "", rule, "");
-  const source = facts.source;
-  if (action.kind == ActionKind.Reference) {
-    if (source == null) return new Decision(Outcome.Error, "", rule, "bad_address: source address missing or unparsable");
-    return new Decision(Outcome.Route, referenceCluster(source.ip, facts, action.istio), rule, "");
-  }
-  let index = 0;
-  if (action.clusters.length > 1) {
-    if (source == null) return new Decision(Outcome.Error, "", rule, "bad_address: hash needs a source address");
-    let point = hashAddress(source.ip) % action.totalWeight;
-    while (point >= action.clusters[index].weight) point -= action.clusters[index++].weight;
-  }
-  const cluster = action.clusters[index].cluster.render(facts);
-  if (cluster.length == 0) return new Decision(Outcome.Error, "", rule, "bad_address: no destination port for {dst_port}");
-  return new Decision(Outcome.Route, cluster, rule, "");
+function fail(out: Decision, reason: string): void {
+  out.outcome = Outcome.Error;
+  out.reason = reason;
 }
 
-/**
- * Reference routing: last octet even → router 1, odd → router 2. Istio names carry the router's
- * port: 8081 for destination port 80, else 8080 (443 assumed when the destination is unknown).
- */
-function referenceCluster(source: Ip, facts: ConnectionFacts, istio: bool): string {
-  const router = (source.lastByte & 1) == 0 ? "egress-router1" : "egress-router2";
-  if (!istio) return router;
-  const destination = facts.destination;
-  const port = destination == null || destination.port < 0 ? 443 : destination.port;
-  const routerPort = port == 80 ? "8081" : "8080";
-  return "outbound|" + routerPort + "||" + router + ".default.svc.cluster.local";
+function apply(policy: CompiledPolicy, action: i32, facts: Facts, out: Decision): void {
+  const kind = unchecked(policy.actionKind[action]);
+  out.cluster = -1;
+  if (kind == ActionKind.Reject) {
+    out.outcome = Outcome.Reject;
+    out.reason = "rejected by policy";
+    return;
+  }
+  if (kind == ActionKind.Passthrough) {
+    out.outcome = Outcome.Passthrough;
+    return;
+  }
+  const source = facts.source;
+  let target = unchecked(policy.targetStart[action]);
+  const targets = unchecked(policy.targetStart[action + 1]) - target;
+  if (kind == ActionKind.Reference) {
+    // Last octet even → router 1, odd → router 2; Istio names carry the router's service port:
+    // 8081 for destination port 80, else 8080 (443 assumed when the destination is unknown).
+    if (!source.valid) return fail(out, "bad_address: source address missing or unparsable");
+    target += <i32>(source.lastByte & 1);
+    if (unchecked(policy.actionIstio[action]) && facts.destination.valid && facts.destination.port == 80) target += 2;
+  } else if (targets > 1) {
+    if (!source.valid) return fail(out, "bad_address: hash needs a source address");
+    let point = hashAddress(source) % unchecked(policy.totalWeight[action]);
+    while (point >= unchecked(policy.targetWeight[target])) point -= unchecked(policy.targetWeight[target++]);
+  }
+  out.outcome = Outcome.Route;
+  out.cluster = unchecked(policy.targetSlot[target]);
+  if (out.cluster >= 0) return;
+  out.dynamicCluster = policy.templates[unchecked(policy.targetTemplate[target])].render(facts);
+  if (out.dynamicCluster.length == 0) fail(out, "bad_address: no destination port for {dst_port}");
 }

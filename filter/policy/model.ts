@@ -1,5 +1,5 @@
 // The parsed, immutable policy. Built once per configuration (config.ts); the data path only reads it.
-import { Cidr, SocketAddress } from "./ip";
+import { Address, Cidr } from "./ip";
 
 export enum ActionKind {
   /** Set one cluster (possibly chosen among several by a hash of the source IP). */
@@ -30,15 +30,14 @@ export class ClusterTemplate {
   }
 
   /** The name for this connection, or "" when a placeholder has no value. */
-  render(facts: ConnectionFacts): string {
-    if (this.isStatic) return this.pieces[0];
+  render(facts: Facts): string {
     let out = "";
     for (let i = 0; i < this.pieces.length; i++) {
       if (this.placeholders[i] == Placeholder.None) {
         out += this.pieces[i];
       } else {
         const destination = facts.destination;
-        if (destination == null || destination.port < 0) return "";
+        if (!destination.valid || destination.port < 0) return "";
         out += destination.port.toString();
       }
     }
@@ -112,7 +111,8 @@ export class ProxyHeaderSettings {
 export class Policy {
   rules: Rule[] = [];
   defaultAction: RuleAction = new RuleAction();
-  logLevel: i32 = 2;
+  /** The least severe level the filter logs at; the host's own level applies on top. */
+  logLevel: i32 = 0;
   needsDestination: bool = false;
   needsServerName: bool = false;
   http: HttpSettings = new HttpSettings();
@@ -121,22 +121,16 @@ export class Policy {
   headerNames: string[] = [];
 }
 
-/** The request, for HTTP matchers; null on a TCP connection. */
-export class RequestFacts {
-  constructor(
-    public readonly authority: string,
-    public readonly path: string,
-    /** Values of Policy.headerNames, in order ("" when absent). */
-    public readonly headerValues: string[],
-  ) {}
-}
-
-/** What the filter knows about a connection when it decides. */
-export class ConnectionFacts {
-  constructor(
-    public readonly source: SocketAddress | null,
-    public readonly destination: SocketAddress | null,
-    public readonly serverName: string,
-    public readonly request: RequestFacts | null = null,
-  ) {}
+/** What the filter knows about a connection (or request) when it decides; reused, never rebuilt. */
+export class Facts {
+  readonly source: Address = new Address();
+  readonly destination: Address = new Address();
+  /** Lower case; "" when there is none or the policy does not need it. */
+  serverName: string = "";
+  /** HTTP only: false on a TCP connection, where HTTP matchers never match. */
+  isRequest: bool = false;
+  authority: string = "";
+  path: string = "";
+  /** Values of Policy.headerNames, in order ("" when absent). */
+  headerValues: string[] = [];
 }

@@ -1,3 +1,6 @@
+// Byte-level text helpers. Addresses and numbers are read from bytes (what the host hands in),
+// so the data path builds no strings; configuration text is copied into bytes to share them.
+
 /** Value of an ASCII digit in the given radix (up to 16), or -1. */
 export function digitValue(c: i32, radix: i32): i32 {
   let v = -1;
@@ -27,12 +30,29 @@ export function asciiLower(text: string): string {
   return String.fromCharCodes(out);
 }
 
-/** An unsigned number of at most maxDigits digits spanning text[start, end) exactly; -1 if invalid. */
-export function parseNumber(text: string, start: i32, end: i32, radix: i32, maxDigits: i32): i64 {
+/** Copies ASCII `text` into `into`; its length, or -1 when it does not fit or is not ASCII. */
+export function asciiBytes(text: string, into: StaticArray<u8>): i32 {
+  if (text.length > into.length) return -1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 127) return -1;
+    unchecked(into[i] = <u8>c);
+  }
+  return text.length;
+}
+
+/** The first `c` in bytes[from, end), or -1. */
+export function indexOfByte(bytes: StaticArray<u8>, c: u8, from: i32, end: i32): i32 {
+  for (let i = from; i < end; i++) if (unchecked(bytes[i]) == c) return i;
+  return -1;
+}
+
+/** An unsigned number of at most maxDigits digits spanning bytes[start, end) exactly; -1 if invalid. */
+export function parseNumber(bytes: StaticArray<u8>, start: i32, end: i32, radix: i32, maxDigits: i32): i64 {
   if (end <= start || end - start > maxDigits) return -1;
   let value: i64 = 0;
   for (let i = start; i < end; i++) {
-    const d = digitValue(text.charCodeAt(i), radix);
+    const d = digitValue(unchecked(bytes[i]), radix);
     if (d < 0) return -1;
     value = value * radix + d;
   }

@@ -33,9 +33,13 @@ export class RootContext {
   }
 }
 
-/** A downstream connection seen by a network filter. */
+/**
+ * A downstream connection seen by a network filter. After onDelete the SDK keeps no reference to
+ * it: a root may keep the object and return it again from newStreamContext (the SDK then sets
+ * `id`), so that connections allocate nothing.
+ */
 export class StreamContext {
-  constructor(public readonly id: u32, public readonly root: RootContext) {}
+  constructor(public id: u32, public readonly root: RootContext) {}
 
   onNewConnection(): Action {
     return Action.Continue;
@@ -58,9 +62,9 @@ export class StreamContext {
   onDelete(): void {}
 }
 
-/** An HTTP request/response exchange seen by an HTTP filter. */
+/** An HTTP request/response exchange seen by an HTTP filter; recyclable as StreamContext. */
 export class HttpContext {
-  constructor(public readonly id: u32, public readonly root: RootContext) {}
+  constructor(public id: u32, public readonly root: RootContext) {}
 
   onRequestHeaders(headerCount: u32, endOfStream: bool): Action {
     return Action.Continue;

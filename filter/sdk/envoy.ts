@@ -4,7 +4,7 @@
 //   { string path = 1; string value = 2; LifeSpan span = 3; }
 // encoded here by hand: two length-delimited strings and an optional varint are all it needs,
 // and a protobuf runtime would multiply the module's size.
-import { callForeignFunction, utf8 } from "./hostcalls";
+import { callForeignFunctionForStatus, utf8 } from "./hostcalls";
 import { WasmResult } from "./types";
 
 export const FILTER_STATE_TCP_PROXY_CLUSTER = "envoy.tcp_proxy.cluster";
@@ -56,5 +56,5 @@ export function encodeFilterState(path: string, value: string, span: u32 = 0): A
 
 /** Calls set_envoy_filter_state with pre-encoded arguments (see encodeFilterState). */
 export function setEnvoyFilterState(encodedArguments: ArrayBuffer): WasmResult {
-  return callForeignFunction(FUNCTION_NAME, encodedArguments).status;
+  return callForeignFunctionForStatus(FUNCTION_NAME, encodedArguments);
 }

@@ -1,8 +1,8 @@
 // The functions the host calls. A module's entry file re-exports this file (`export * from`),
 // which gives it the ABI version marker, the allocator and every callback.
-import { fromUtf8, getBufferBytes, receivedSinceCollect, resetReceived } from "./hostcalls";
+import { allocateForHost, collected, collectionPressure, fromUtf8, getBufferBytes } from "./hostcalls";
 import {
-  createContext, deleteContext, existingHttp, existingStream, httpContext, rootContext, streamContext,
+  contextsMade, createContext, deleteContext, forgetContextsMade, existingHttp, existingStream, httpContext, rootContext, streamContext,
 } from "./dispatcher";
 import { Action, BufferType, PeerType } from "./types";
 // Compiled in so that `--use abort=filter/sdk/abort/abortWithLog` (asconfig.json) resolves.
@@ -12,7 +12,7 @@ export function proxy_abi_version_0_2_1(): void {}
 
 /** Allocator the host uses to return data; blocks are unmanaged so the GC never moves them. */
 export function proxy_on_memory_allocate(size: usize): usize {
-  return heap.alloc(size);
+  return allocateForHost(size);
 }
 
 export function proxy_on_context_create(contextId: u32, parentContextId: u32): void {
@@ -32,7 +32,10 @@ export function proxy_on_vm_start(rootId: u32, vmConfigurationSize: u32): bool {
 
 export function proxy_on_configure(rootId: u32, pluginConfigurationSize: u32): bool {
   const root = rootContext(rootId);
-  return root == null || root.onConfigure(readBuffer(BufferType.PluginConfiguration, pluginConfigurationSize));
+  const configured = root == null || root.onConfigure(readBuffer(BufferType.PluginConfiguration, pluginConfigurationSize));
+  // Reading a configuration leaves its whole parse behind: collect it now, not on a connection.
+  collect();
+  return configured;
 }
 
 export function proxy_on_tick(rootId: u32): void {
@@ -102,18 +105,21 @@ export function proxy_on_log(contextId: u32): void {
 
 // The module uses AssemblyScript's minimal runtime (asconfig.json): it is half the size of the
 // incremental one, but collects only when told. Collecting here is safe because this export is
-// entered from the host with nothing of ours on the stack. Garbage stays bounded by what
-// COLLECT_EVERY contexts, or COLLECT_AFTER_BYTES of host data (and the strings made from it),
-// leave behind.
-const COLLECT_EVERY = 256;
+// entered from the host with nothing of ours on the stack. It happens once the SDK has
+// allocated COLLECT_AFTER_BYTES (host data, strings and buffers made from it), or once roots have
+// made COLLECT_EVERY new context objects, for what a filter allocates by itself. A filter that
+// hands its context objects out again and allocates nothing per connection (Wasmerang's) is
+// never collected on the connection path.
+const COLLECT_EVERY = 4096;
 const COLLECT_AFTER_BYTES: usize = 64 * 1024;
-let deletesSinceCollect = 0;
+
+function collect(): void {
+  forgetContextsMade();
+  collected();
+  __collect();
+}
 
 export function proxy_on_delete(contextId: u32): void {
   deleteContext(contextId);
-  if (++deletesSinceCollect >= COLLECT_EVERY || receivedSinceCollect >= COLLECT_AFTER_BYTES) {
-    deletesSinceCollect = 0;
-    resetReceived();
-    __collect();
-  }
+  if (contextsMade() >= COLLECT_EVERY || collectionPressure() >= COLLECT_AFTER_BYTES) collect();
 }

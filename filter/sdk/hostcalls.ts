@@ -8,49 +8,78 @@ import { BufferType, LogLevel, MapType, MetricType, StreamType, WasmResult } fro
 const returnData: usize = memory.data(8);
 const returnSize: usize = returnData + 4;
 
-/** Bytes the host has handed in since the last collection (see proxy_on_delete). */
-export let receivedSinceCollect: usize = 0;
+// What the host returns is consumed before the next host call (copied or decoded), so small
+// values (addresses, names) go to a scratch area reused by every call instead of the heap: no
+// allocation, no free, no garbage on the connection path.
+const SCRATCH_SIZE: usize = 512;
+const scratch: usize = memory.data(<i32>SCRATCH_SIZE, 16);
+let scratchUsed: usize = 0;
 
-export function resetReceived(): void {
-  receivedSinceCollect = 0;
+/**
+ * Bytes the SDK has allocated on the heap since the last collection: host data and the strings
+ * and buffers made from it. The module's runtime collects only when told (exports.ts).
+ */
+let pressure: usize = 0;
+
+export function collectionPressure(): usize {
+  return pressure;
 }
 
-/** The size of what the host returned, counted toward the next collection. */
-function returnedSize(): usize {
-  const size = load<u32>(returnSize) as usize;
-  receivedSinceCollect += size;
-  return size;
+export function collected(): void {
+  pressure = 0;
+}
+
+/** proxy_on_memory_allocate: the scratch area when the value fits, else the heap. */
+export function allocateForHost(size: usize): usize {
+  const rounded = (size + 7) & ~<usize>7;
+  if (rounded <= SCRATCH_SIZE - scratchUsed) {
+    const at = scratch + scratchUsed;
+    scratchUsed += rounded;
+    return at;
+  }
+  pressure += size;
+  return heap.alloc(size);
+}
+
+@inline function release(ptr: usize): void {
+  if (ptr != 0 && (ptr < scratch || ptr >= scratch + SCRATCH_SIZE)) heap.free(ptr);
 }
 
 function takeReturned(): ArrayBuffer {
   const ptr = load<u32>(returnData) as usize;
-  const size = returnedSize();
+  const size = load<u32>(returnSize) as usize;
+  pressure += size;
   const out = new ArrayBuffer(<i32>size);
   if (size > 0) memory.copy(changetype<usize>(out), ptr, size);
-  if (ptr != 0) heap.free(ptr);
+  release(ptr);
   return out;
 }
 
 /** The returned bytes as a string, decoded in place: no intermediate copy. */
 function takeReturnedString(): string {
   const ptr = load<u32>(returnData) as usize;
-  const size = returnedSize();
+  const size = load<u32>(returnSize) as usize;
   if (ptr == 0) return "";
+  pressure += size * 2;
   const out = String.UTF8.decodeUnsafe(ptr, size);
-  heap.free(ptr);
+  release(ptr);
   return out;
 }
 
-function clearReturn(): void {
+@inline function clearReturn(): void {
   store<u32>(returnData, 0);
   store<u32>(returnSize, 0);
+  scratchUsed = 0;
 }
 
 export function utf8(text: string): ArrayBuffer {
-  return String.UTF8.encode(text);
+  const out = String.UTF8.encode(text);
+  pressure += out.byteLength;
+  return out;
 }
 
 export function fromUtf8(bytes: ArrayBuffer): string {
+  pressure += bytes.byteLength * 2;
   return String.UTF8.decode(bytes);
 }
 
@@ -82,7 +111,25 @@ export function getPropertyString(path: ArrayBuffer): string {
   return askProperty(path) ? takeReturnedString() : "";
 }
 
-function askProperty(path: ArrayBuffer): bool {
+/**
+ * Copies a property's bytes into `into` and returns its full length (which may exceed what
+ * fit), or -1 when the host has none. Allocates nothing: the data path's way to read a fact.
+ */
+export function getPropertyInto(path: ArrayBuffer, into: StaticArray<u8>): i32 {
+  if (!askProperty(path)) return -1;
+  const ptr = load<u32>(returnData) as usize;
+  const size = load<u32>(returnSize);
+  const fit = min(size, <u32>into.length);
+  const to = changetype<usize>(into);
+  // Word by word: short values copy faster inline than through memory.copy's runtime call.
+  let at: usize = 0;
+  for (; at + 8 <= fit; at += 8) store<u64>(to + at, load<u64>(ptr + at));
+  for (; at < fit; at++) store<u8>(to + at, load<u8>(ptr + at));
+  release(ptr);
+  return <i32>size;
+}
+
+@inline function askProperty(path: ArrayBuffer): bool {
   clearReturn();
   return abi.proxy_get_property(changetype<usize>(path), path.byteLength, returnData, returnSize) == WasmResult.Ok;
 }
@@ -145,12 +192,23 @@ export class ForeignResult {
   constructor(public status: WasmResult, public data: ArrayBuffer | null) {}
 }
 
-export function callForeignFunction(name: ArrayBuffer, args: ArrayBuffer): ForeignResult {
+function foreignCall(name: ArrayBuffer, args: ArrayBuffer): WasmResult {
   clearReturn();
-  const status = abi.proxy_call_foreign_function(changetype<usize>(name), name.byteLength,
+  return abi.proxy_call_foreign_function(changetype<usize>(name), name.byteLength,
     changetype<usize>(args), args.byteLength, returnData, returnSize);
+}
+
+export function callForeignFunction(name: ArrayBuffer, args: ArrayBuffer): ForeignResult {
+  const status = foreignCall(name, args);
   if (status != WasmResult.Ok) return new ForeignResult(status, null);
   return new ForeignResult(status, takeReturned());
+}
+
+/** A foreign function whose result bytes are not needed: only the status, nothing allocated. */
+export function callForeignFunctionForStatus(name: ArrayBuffer, args: ArrayBuffer): WasmResult {
+  const status = foreignCall(name, args);
+  release(load<u32>(returnData) as usize);
+  return status;
 }
 
 /** Defines a metric and returns its id, or u32.MAX_VALUE when the host refuses it. */
@@ -161,7 +219,7 @@ export function defineMetric(type: MetricType, name: string): u32 {
   return status == WasmResult.Ok ? load<u32>(returnData) : u32.MAX_VALUE;
 }
 
-export function incrementMetric(id: u32, offset: i64): void {
+@inline export function incrementMetric(id: u32, offset: i64): void {
   if (id != u32.MAX_VALUE) abi.proxy_increment_metric(id, offset);
 }
 

@@ -1,6 +1,10 @@
 // The SDK's public surface for filter authors.
 export * from "./types";
 export * from "./contexts";
-export * from "./hostcalls";
+export {
+  callForeignFunction, closeStream, continueStream, defineMetric, ForeignResult, fromUtf8, getBufferBytes, getHeader,
+  getMetric, getProperty, getPropertyInto, getPropertyString, hostLogLevel, incrementMetric, log, propertyPath,
+  recordMetric, removeHeader, replaceHeader, sendLocalResponse, setBufferBytes, setProperty, utf8,
+} from "./hostcalls";
 export { registerRootContext } from "./dispatcher";
 export { encodeFilterState, setEnvoyFilterState, FILTER_STATE_TCP_PROXY_CLUSTER } from "./envoy";
