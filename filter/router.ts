@@ -78,10 +78,10 @@ export class Router {
     this.facts.isRequest = false;
     this.route();
     const decision = this.decision;
-    if (decision.outcome == Outcome.Route) this.prepareHeader();
+    if (decision.outcome == Outcome.Route && this.policy.settings.proxyHeader.version != 0) this.prepareHeader();
     this.count();
     const status = this.apply();
-    this.logDecision(status);
+    if (this.wantsLog) this.logDecision(status);
     return decision.outcome != Outcome.Reject;
   }
 
@@ -104,7 +104,7 @@ export class Router {
     this.route();
     this.count();
     this.applyToRequest();
-    this.logDecision(WasmResult.Ok);
+    if (this.wantsLog) this.logDecision(WasmResult.Ok);
     return this.decision.outcome != Outcome.Reject;
   }
 
@@ -128,7 +128,7 @@ export class Router {
     const settings = this.policy.settings.proxyHeader;
     const facts = this.facts;
     const destination = facts.destination;
-    if (settings.version == 0 || !facts.source.valid || !destination.valid || destination.port < 0) return;
+    if (!facts.source.valid || !destination.valid || destination.port < 0) return;
     let listed = false;
     for (let i = 0; i < settings.ports.length && !listed; i++) {
       listed = destination.port >= settings.ports[i].low && destination.port <= settings.ports[i].high;
@@ -219,7 +219,6 @@ export class Router {
 
   /** One debug line per decision: the per-connection record is the access log (docs/policy.md). */
   private logDecision(status: WasmResult): void {
-    if (!this.wantsLog) return;
     const facts = this.facts;
     const decision = this.decision;
     const rule = decision.rule == DEFAULT_RULE || this.policy.ruleName(decision.rule).length > 0

@@ -40,7 +40,7 @@ export class AddressIndex {
   /** Rules the last address may match here: its chain's lists and the wildcard rules. */
   candidates: i32 = 0;
 
-  lookup(address: Address): void {
+  @inline lookup(address: Address): void {
     this.chainLength = 0;
     let count = this.wildcard.length;
     if (address.valid) {

@@ -42,6 +42,14 @@ export function parsePolicy(configuration: string): PolicyResult {
 /** A port range's text, copied to bytes to be read by the same number parser as addresses. */
 const rangeBytes = new StaticArray<u8>(16);
 
+function isText(value: JsonValue): bool {
+  return value.kind == JsonKind.String && value.text.length > 0;
+}
+
+function itemPath(path: string, index: i32): string {
+  return path + "[" + index.toString() + "]";
+}
+
 class PolicyReader {
   private error: string = "";
 
@@ -72,8 +80,14 @@ class PolicyReader {
   }
 
   private string(value: JsonValue, path: string): string {
-    if (value.kind != JsonKind.String || value.text.length == 0) this.fail(path, "must be a non-empty string");
+    if (!isText(value)) this.fail(path, "must be a non-empty string");
     return value.text;
+  }
+
+  /** Item `index` of the list at `path` as a string. The item's path is built only to report a fault. */
+  private item(items: JsonValue[], index: i32, path: string): string {
+    const value = items[index];
+    return isText(value) ? value.text : this.string(value, itemPath(path, index));
   }
 
   private list(value: JsonValue | null, path: string): JsonValue[] {
@@ -195,7 +209,7 @@ class PolicyReader {
     const out: string[] = [];
     const items = this.list(value, path);
     for (let i = 0; i < items.length; i++) {
-      const name = asciiLower(this.string(items[i], path + "[" + i.toString() + "]"));
+      const name = asciiLower(this.item(items, i, path));
       out.push(name.startsWith("*.") ? name.substring(1) : name);
     }
     return out;
@@ -221,7 +235,7 @@ class PolicyReader {
     rule.serverNames = this.names(value.get("server_names"), path + ".server_names");
     rule.authorities = this.names(value.get("authorities"), path + ".authorities");
     const prefixes = this.list(value.get("path_prefixes"), path + ".path_prefixes");
-    for (let i = 0; i < prefixes.length; i++) rule.pathPrefixes.push(this.string(prefixes[i], path + ".path_prefixes[" + i.toString() + "]"));
+    for (let i = 0; i < prefixes.length; i++) rule.pathPrefixes.push(this.item(prefixes, i, path + ".path_prefixes"));
     const headers = this.list(value.get("headers"), path + ".headers");
     for (let i = 0; i < headers.length; i++) {
       const headerPath = path + ".headers[" + i.toString() + "]";
@@ -248,9 +262,8 @@ class PolicyReader {
     const out: Cidr[] = [];
     const items = this.list(value, path);
     for (let i = 0; i < items.length; i++) {
-      const itemPath = path + "[" + i.toString() + "]";
-      const cidr = parseCidr(this.string(items[i], itemPath));
-      if (cidr == null) this.fail(itemPath, "invalid CIDR '" + items[i].text + "'");
+      const cidr = parseCidr(this.item(items, i, path));
+      if (cidr == null) this.fail(itemPath(path, i), "invalid CIDR '" + items[i].text + "'");
       else out.push(cidr);
     }
     return out;
@@ -310,30 +323,30 @@ class PolicyReader {
     const items = this.list(value, path);
     if (items.length == 0) this.fail(path, "needs at least one cluster");
     for (let i = 0; i < items.length; i++) {
-      const itemPath = path + "[" + i.toString() + "]";
+      const targetPath = itemPath(path, i);
       const item = items[i];
       if (item.kind == JsonKind.String) {
-        action.clusters.push(new WeightedCluster(this.template(item, itemPath), 1));
+        action.clusters.push(new WeightedCluster(this.template(item, targetPath), 1));
         action.totalWeight += 1;
         continue;
       }
-      if (!this.expectKeys(item, itemPath, ["cluster", "weight"])) return;
+      if (!this.expectKeys(item, targetPath, ["cluster", "weight"])) return;
       const cluster = item.get("cluster");
       const weight = item.get("weight");
       if (cluster == null) {
-        this.fail(itemPath + ".cluster", "is required");
+        this.fail(targetPath + ".cluster", "is required");
         return;
       }
       let points: u32 = 1;
       if (weight != null) {
         const w = weight.number;
         if (weight.kind != JsonKind.Number || w != Math.floor(w) || w < 1 || w > 10000) {
-          this.fail(itemPath + ".weight", "must be a whole number from 1 to 10000");
+          this.fail(targetPath + ".weight", "must be a whole number from 1 to 10000");
           return;
         }
         points = <u32>w;
       }
-      action.clusters.push(new WeightedCluster(this.template(cluster, itemPath + ".cluster"), points));
+      action.clusters.push(new WeightedCluster(this.template(cluster, targetPath + ".cluster"), points));
       action.totalWeight += points;
     }
   }

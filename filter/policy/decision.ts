@@ -62,7 +62,7 @@ export function decide(policy: CompiledPolicy, facts: Facts, out: Decision): voi
  * The first rule of list[from, to) (ascending) that matches, if it comes before `best`; else
  * `best`. Scanning every candidate list this way yields the first matching rule overall.
  */
-function firstMatch(policy: CompiledPolicy, facts: Facts, list: StaticArray<i32>, from: i32, to: i32, best: i32, known: u32): i32 {
+@inline function firstMatch(policy: CompiledPolicy, facts: Facts, list: StaticArray<i32>, from: i32, to: i32, best: i32, known: u32): i32 {
   for (let i = from; i < to; i++) {
     const rule = unchecked(list[i]);
     if (rule >= best) break;
@@ -72,7 +72,7 @@ function firstMatch(policy: CompiledPolicy, facts: Facts, list: StaticArray<i32>
 }
 
 /** Whether every matcher of `rule` holds; `known` are the ones the candidate list already proved. */
-export function matches(policy: CompiledPolicy, facts: Facts, rule: i32, known: u32): bool {
+@inline export function matches(policy: CompiledPolicy, facts: Facts, rule: i32, known: u32): bool {
   const flags = unchecked(policy.flags[rule]) & ~known;
   if (flags == 0) return true;
   const source = facts.source;

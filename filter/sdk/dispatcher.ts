@@ -76,6 +76,8 @@ function place(id: u32, kind: i32, object: Object | null): void {
   let at = home(id, mask);
   while (unchecked(ids[at]) != 0 && unchecked(ids[at]) != id) at = (at + 1) & mask;
   if (unchecked(ids[at]) == 0) live++;
+  lastId = id;
+  lastAt = <i32>at;
   unchecked(ids[at] = id);
   unchecked(kinds[at] = kind);
   unchecked(objects[at] = object);
