@@ -71,7 +71,7 @@ export async function filterInstructions(compared: readonly Variant[]): Promise<
     writeFileSync(file, variant.configuration);
     return file;
   });
-  const counts = await onEveryCore(compared.flatMap((variant, index) =>
+  const counts = await onEveryCore(compared.flatMap((_variant, index) =>
     [SMALL, LARGE].map((connections) => () => instructions(files[index]!, configurations[index]!, connections))));
   return compared.map((variant, index) => ({
     name: variant.name,
