@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // The `wasmerang` command: thin wrappers over the library (runner, validator, egress router, demo).
 import { Command, InvalidArgumentError, Option } from "commander";
-import { loadRunnerConfig, validateFile, ConfigError } from "./envoy/load.js";
+import { loadRunnerConfig, ConfigError } from "./envoy/load.js";
+import { checkFile, expandPaths } from "./validate/files.js";
+import { exitStatus, renderReports, type OutputFormat } from "./validate/report.js";
 import { LOG_LEVEL_NAMES, type LogLevelName } from "./host/abi.js";
 import { createLogger, type LogFormat } from "./logging.js";
 import { Runner } from "./runner/runner.js";
@@ -85,22 +87,26 @@ export function buildProgram(): Command {
     });
 
   program.command("validate")
-    .description("check Envoy bootstrap YAML files against Envoy's API protos (and, with --runner, against what the local runner supports)")
-    .argument("<files...>")
+    .description("check Envoy bootstrap YAML and Istio/Kubernetes manifests as Envoy, the Wasm filters they configure and Istio would " +
+      "(files or folders); exit 0 clean, 1 problems, 2 usage")
+    .argument("<paths...>", "files, or folders walked for .yaml, .yml and .json")
+    .option("--module <file>", "the Wasm module to check where the code is remote (vm_config.code.remote, oci://, a path in a pod)")
+    .addOption(new Option("--output <format>", "text, or JSON for tools").choices(["text", "json"]).default("text"))
+    .option("--strict", "warnings fail too")
     .option("--runner", "also refuse what the local runner does not implement")
-    .action(async (files: string[], options: { runner?: boolean }) => {
-      let failed = 0;
-      for (const file of files) {
-        try {
-          if (options.runner) await loadRunnerConfig(file);
-          else await validateFile(file);
-          console.log(`${file}: OK`);
-        } catch (error) {
-          failed++;
-          console.error(error instanceof ConfigError ? error.message : `${file}: ${(error as Error).message}`);
-        }
+    .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2))
+    .action(async (paths: string[], options: { module?: string; output: OutputFormat; strict?: boolean; runner?: boolean }) => {
+      let expanded;
+      try {
+        expanded = await expandPaths(paths);
+      } catch (error) {
+        console.error(`wasmerang validate: ${(error as Error).message}`);
+        process.exit(2);
       }
-      process.exitCode = failed > 0 ? 1 : 0;
+      const reports = [];
+      for (const file of expanded.files) reports.push(await checkFile(file, options, expanded.walked.has(file)));
+      process.stdout.write(renderReports(reports, options.output));
+      process.exitCode = exitStatus(reports, options.strict === true);
     });
 
   logOptions(program.command("egress")

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { stringify } from "yaml";
 import { loadRunnerConfig } from "../src/envoy/load.js";
-import { ConfigError } from "../src/envoy/validate.js";
+import { ConfigError } from "../src/envoy/errors.js";
 import { Allowlist } from "../src/egress/allowlist.js";
 import { encodeProxyHeader } from "../src/egress/proxy-protocol.js";
 import { EgressRouter } from "../src/egress/router.js";
@@ -83,7 +83,7 @@ describe("a reload's parsing and validation run off the serving thread", { timeo
     // The compiled build, as the command runs it: the worker is the compiled load-worker.js.
     const built = (path: string): Promise<unknown> => import(join(REPO, "build/src", path));
     const { loadRunnerConfigOffThread } = await built("envoy/load-off-thread.js") as typeof import("../src/envoy/load-off-thread.js");
-    const { ConfigError: BuiltConfigError } = await built("envoy/validate.js") as typeof import("../src/envoy/validate.js");
+    const { ConfigError: BuiltConfigError } = await built("envoy/errors.js") as typeof import("../src/envoy/errors.js");
     const file = tempFile("envoy.yaml", stringify(bootstrap([wasmFilter(FILTER_WASM, '{"default":{"cluster":"a"}}'), tcpProxy("a")], [staticCluster("a", 1)])));
     const here = await loadRunnerConfig(file);
     const there = await loadRunnerConfigOffThread(file);

@@ -3,7 +3,7 @@
 // The same load runs in a worker thread; only building the new generation happens here.
 import { Worker } from "node:worker_threads";
 import type { RunnerConfig, WasmPluginConfig } from "./model.js";
-import { ConfigError } from "./validate.js";
+import { ConfigError } from "./errors.js";
 
 type Reply = { config: RunnerConfig } | { problems: string[] } | { failure: string };
 

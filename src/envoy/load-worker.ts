@@ -2,7 +2,7 @@
 // thread and posts the result (or the configuration error) back.
 import { parentPort, workerData } from "node:worker_threads";
 import { loadRunnerConfig } from "./load.js";
-import { ConfigError } from "./validate.js";
+import { ConfigError } from "./errors.js";
 
 try {
   parentPort!.postMessage({ config: await loadRunnerConfig(workerData as string) });

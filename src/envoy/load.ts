@@ -3,35 +3,40 @@
 import { isUtf8 } from "node:buffer";
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { parseDocument } from "yaml";
+import { parseEnvoyYaml } from "./envoy-yaml.js";
+import { ConfigError, formatProblem, type Json, type Problem } from "./errors.js";
 import type { RunnerConfig } from "./model.js";
-import { envoyProtos } from "./protos.js";
+import { ProtoValidator } from "./proto-json.js";
+import { envoyApi } from "./protos.js";
 import { SubsetReader } from "./subset.js";
-import { ConfigError, ProtoValidator, type Json } from "./validate.js";
 
 const BOOTSTRAP = "envoy.config.bootstrap.v3.Bootstrap";
 
-/** Parses YAML text; YAML syntax errors carry their line and column. */
-export function parseYaml(text: string, source: string): unknown {
-  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (document.errors.length > 0) throw new ConfigError(document.errors.map((e) => e.message.split("\n")[0]!), source);
-  return document.toJS({ maxAliasCount: 100 });
+/** Parses YAML text as Envoy does (envoy-yaml.ts); YAML syntax errors carry their line and column. */
+export const parseYaml = parseEnvoyYaml;
+
+/** Envoy's judgement of a document as a Bootstrap: the normalized document and every problem, warnings included. */
+export function checkBootstrap(document: unknown): { normalized: Json; problems: Problem[] } {
+  const api = envoyApi();
+  const validator = new ProtoValidator(api);
+  const normalized = validator.message(document ?? {}, api.message(BOOTSTRAP)!, "");
+  return { normalized, problems: validator.problems };
 }
 
-/** Validates against Envoy's Bootstrap message only (what `wasmerang validate` checks). */
+/** Validates against Envoy's Bootstrap message only; throws on errors (warnings pass). */
 export function validateBootstrap(document: unknown, source: string): Json {
-  const validator = new ProtoValidator(envoyProtos());
-  const normalized = validator.message(document ?? {}, envoyProtos().lookupType(BOOTSTRAP), "");
-  if (validator.problems.length > 0) throw new ConfigError(validator.problems, source);
+  const { normalized, problems } = checkBootstrap(document);
+  const errors = problems.filter((problem) => problem.severity === "error").map(formatProblem);
+  if (errors.length > 0) throw new ConfigError(errors, source);
   return normalized;
 }
 
 /** Valid Envoy, then only what the runner implements. */
 export function toRunnerConfig(document: unknown, source: string): RunnerConfig {
   const normalized = validateBootstrap(document, source) as { [key: string]: Json };
-  const reader = new SubsetReader(source);
+  const reader = new SubsetReader(source, envoyApi());
   const config = reader.read(normalized);
-  if (reader.problems.length > 0) throw new ConfigError(reader.problems, source);
+  if (reader.problems.length > 0) throw new ConfigError(reader.problems.map(formatProblem), source);
   const version = createHash("sha256").update(JSON.stringify(normalized)).digest("hex").slice(0, 16);
   return { ...config, document: normalized, version };
 }
@@ -59,8 +64,5 @@ export async function loadRunnerConfig(file: string): Promise<RunnerConfig> {
   return toRunnerConfig(parseYaml(await readYamlFile(file), file), file);
 }
 
-export async function validateFile(file: string): Promise<void> {
-  validateBootstrap(parseYaml(await readYamlFile(file), file), file);
-}
 
 export { ConfigError };

@@ -2,7 +2,9 @@
 // runner does not implement: a config that would behave differently here than in Envoy must
 // not start quietly.
 import { resolve } from "node:path";
-import type { Json } from "./validate.js";
+import type { Json, Problem } from "./errors.js";
+import type { EnvoyApi } from "./protos.js";
+import { configurationBytes } from "./wasm-config.js";
 import type {
   AccessLogConfig, AdminConfig, ClusterConfig, ClusterType, DnsLookupFamily, HttpConfig, HttpRoute, ListenerConfig, ListenerFilterName, RunnerConfig,
   SocketAddressConfig, TcpProxyConfig, WasmPluginConfig,
@@ -24,8 +26,6 @@ const TYPE = {
   fileLog: "envoy.extensions.access_loggers.file.v3.FileAccessLog",
   stdoutLog: "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
   stderrLog: "envoy.extensions.access_loggers.stream.v3.StderrAccessLog",
-  stringValue: "google.protobuf.StringValue",
-  bytesValue: "google.protobuf.BytesValue",
 } as const;
 
 const LISTENER_FILTERS: Record<string, ListenerFilterName> = {
@@ -45,9 +45,9 @@ export function durationMs(value: Json | undefined, fallback: number): number {
 }
 
 export class SubsetReader {
-  readonly problems: string[] = [];
+  readonly problems: Problem[] = [];
 
-  constructor(private readonly source: string) {}
+  constructor(private readonly source: string, private readonly api: EnvoyApi) {}
 
   read(bootstrap: JsonObject): Omit<RunnerConfig, "document" | "version"> {
     this.only(bootstrap, "", ["static_resources", "admin", "node", "cluster_manager"]);
@@ -77,7 +77,7 @@ export class SubsetReader {
   }
 
   private refuse(path: string, message: string): void {
-    this.problems.push(`${path}: ${message}`);
+    this.problems.push({ path, message, severity: "error" });
   }
 
   private only(value: JsonObject, path: string, supported: string[]): void {
@@ -243,16 +243,6 @@ export class SubsetReader {
     };
   }
 
-  private anyBytes(value: Json | undefined, path: string): Buffer {
-    if (value == null) return Buffer.alloc(0);
-    const any = value as JsonObject;
-    if (any["@type"] === TYPE.stringValue) return Buffer.from(String(any.value ?? ""));
-    if (any["@type"] === TYPE.bytesValue) return Buffer.from(String(any.value ?? ""), "base64");
-    this.refuse(`${path}.@type`, `the local runner passes only ${TYPE.stringValue} or ${TYPE.bytesValue} configurations; ` +
-      "Envoy hands other types to the module as serialized protobuf (Istio wraps JSON in a StringValue)");
-    return Buffer.alloc(0);
-  }
-
   private wasm(config: JsonObject, path: string): WasmPluginConfig {
     this.only(config, path, ["@type", "config"]);
     const plugin = this.object(config.config, `${path}.config`);
@@ -279,8 +269,8 @@ export class SubsetReader {
       vmId: String(vm.vm_id ?? ""),
       filename,
       inlineCode,
-      configuration: this.anyBytes(plugin.configuration, `${pluginPath}.configuration`),
-      vmConfiguration: this.anyBytes(vm.configuration, `${vmPath}.configuration`),
+      configuration: configurationBytes(plugin.configuration, this.api),
+      vmConfiguration: configurationBytes(vm.configuration, this.api),
       failOpen: plugin.fail_open === true,
       path,
     };

@@ -37,6 +37,11 @@ export class MetricRegistry {
     return this.metrics[id];
   }
 
+  /** Every metric's name, in the order the module defined them. */
+  names(): string[] {
+    return this.metrics.map((metric) => metric.name);
+  }
+
   /** Counters only go up (Envoy refuses a negative increment on a counter). */
   increment(id: number, delta: bigint): boolean {
     const metric = this.metrics[id];

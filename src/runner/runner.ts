@@ -18,7 +18,7 @@ import { HttpProxy } from "./http-proxy.js";
 import { ListenerRuntime } from "./listener-runtime.js";
 import { listenerStatName } from "./stats.js";
 import { StatsStore } from "../server/stats-store.js";
-import { ConfigError } from "../envoy/validate.js";
+import { ConfigError } from "../envoy/errors.js";
 import { ConnectionLimit, connectionCapacity } from "../server/connection-limit.js";
 
 /** A proxied connection holds two descriptors: the downstream and the upstream socket. */
