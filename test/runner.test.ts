@@ -163,7 +163,7 @@ describe("configuration errors name the field", () => {
       /static_resources\.listeners\[0\]\.address\.socket_address\.port_value: expected an integer/],
     ["an unknown @type", (c) => {
       ((c.static_resources.listeners[0]!.filter_chains as { filters: { typed_config: Record<string, string> }[] }[])[0]!.filters[0]!.typed_config)["@type"] = "type.googleapis.com/envoy.nope.v3.Nope";
-    }, /filter_chains\[0\]\.filters\[0\]\.typed_config\.@type: unknown type 'envoy\.nope\.v3\.Nope'/],
+    }, /filter_chains\[0\]\.filters\[0\]\.typed_config\.@type: type\.googleapis\.com\/envoy\.nope\.v3\.Nope here is not supported by the local runner/],
     ["a valid field the runner does not implement", (c) => { c.static_resources.listeners[0]!.tcp_fast_open_queue_length = 10; },
       /static_resources\.listeners\[0\]\.tcp_fast_open_queue_length: not supported by the local runner/],
     ["a bad enum", (c) => { (c as unknown as { static_resources: { clusters: Record<string, unknown>[] } }).static_resources.clusters[0]!.type = "MAGIC"; },

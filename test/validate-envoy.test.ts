@@ -58,8 +58,12 @@ describe("YAML as Envoy reads it (yaml-cpp scalars)", () => {
     assert.deepEqual(value, { base: { y: 1, n: 2 }, copy: { n: 3, y: 1 }, alias: { y: 1, n: 2 } });
   });
 
+  it("skips entries whose key is tagged !ignore, as Envoy does", () => {
+    assert.deepEqual(parseEnvoyYaml("!ignore anchors: &port 10000\nport: *port\n", "t"), { port: 10000 });
+  });
+
   it("refuses a second document in a bootstrap, naming its line", () => {
-    assert.throws(() => parseEnvoyYaml("admin: {}\n---\nadmin: {}\n", "t.yaml"), /t\.yaml: line 2: a second YAML document/);
+    assert.throws(() => parseEnvoyYaml("admin: {}\n---\nadmin: {}\n", "t.yaml"), /t\.yaml: line 3: a second YAML document/);
     assert.equal(parseEnvoyYamlDocuments("a: 1\n---\nb: 2\n", "t").length, 2);
   });
 
@@ -166,6 +170,11 @@ ${config}`;
   it("resolves only fully qualified type names", () => {
     assert.deepEqual(errorsOf(withHttpFilter("          - name: r\n            typed_config: {\"@type\": type.googleapis.com/Router}")),
       ["static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type: 'Router' is not a fully qualified message name (such as envoy.extensions.filters.http.router.v3.Router)"]);
+  });
+
+  it("refuses Envoy v2 API types, which Envoy no longer reads", () => {
+    assert.match(errorsOf(withHttpFilter("          - name: r\n            typed_config: {\"@type\": type.googleapis.com/envoy.config.filter.http.router.v2.Router}")).join("\n"),
+      /@type: 'envoy\.config\.filter\.http\.router\.v2\.Router' is an Envoy v2 API type, removed from Envoy/);
   });
 
   it("warns, without refusing, about a type the shipped API does not have", () => {

@@ -66,6 +66,8 @@ class ValueBuilder {
     const out: Record<string, unknown> = {};
     const merged: Record<string, unknown>[] = [];
     for (const pair of node.items) {
+      // Envoy skips entries whose key is tagged !ignore (a place to keep anchors).
+      if (isScalar(pair.key) && pair.key.tag === "!ignore") continue;
       const keyNode = isAlias(pair.key) ? pair.key.resolve(this.document) : pair.key;
       const key = isScalar(keyNode) ? String(keyNode.value ?? "") : JSON.stringify(this.value(keyNode));
       const isMerge = isScalar(pair.key) && pair.key.type === "PLAIN" && key === "<<";
@@ -93,7 +95,7 @@ export interface YamlDocument {
 
 /**
  * Every document of a YAML text, with Envoy's scalar rules. Syntax errors carry their line and
- * column. Anchors, aliases and `<<` merge keys are resolved as yaml-cpp does.
+ * column. Anchors, aliases and `<<` merge keys are resolved.
  */
 export function parseEnvoyYamlDocuments(text: string, source: string): YamlDocument[] {
   const documents = parseAllDocuments(text, { schema: "failsafe", uniqueKeys: true, prettyErrors: true });
@@ -102,7 +104,7 @@ export function parseEnvoyYamlDocuments(text: string, source: string): YamlDocum
   if (errors.length > 0) throw new ConfigError(errors, source);
   return list.map((document) => ({
     value: new ValueBuilder(document).value(document.contents),
-    line: lineOf(text, document.range[0]),
+    line: lineOf(text, document.contents?.range?.[0] ?? document.range[0]),
   }));
 }
 

@@ -209,7 +209,9 @@ export class ProtoValidator {
     const name = url.slice(url.lastIndexOf("/") + 1);
     const type = this.api.message(name);
     if (type === undefined) {
-      if (!/^[a-z_][\w]*(\.[a-z_][\w]*)+\.[A-Z]\w*/.test(name)) {
+      if (/^envoy\.(api\.v2|config\.filter)\.|\.v2(alpha\d*)?\.[A-Z]/.test(name)) {
+        this.fail(path, `'${name}' is an Envoy v2 API type, removed from Envoy (v1.18 and later read only v3 types)`);
+      } else if (!/^[a-z_][\w]*(\.[a-z_][\w]*)+\.[A-Z]\w*/.test(name)) {
         this.fail(path, `'${name}' is not a fully qualified message name (such as envoy.extensions.filters.http.router.v3.Router)`);
       } else {
         this.warn(path, `type '${name}' is not in ${SHIPPED_API}; its configuration was not checked`);
