@@ -228,6 +228,21 @@ ${value}
     assert.deepEqual(lines(await problems(envoyFilter("        typed_config: {\"@type\": \"" + TCP_PROXY + "\", idle_timeout: 10s}", "MERGE"))), []);
   });
 
+  it("warns about a TCP route split over several destinations (weighted_clusters override the filter)", async () => {
+    const found = await problems(`apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: split}
+spec:
+  hosts: [db.example]
+  tcp:
+  - route:
+    - {destination: {host: a.example}, weight: 50}
+    - {destination: {host: b.example}, weight: 50}
+`);
+    assert.deepEqual(lines(found), []);
+    assert.match(lines(found, "warning").join("\n"), /^spec\.tcp\[0\]\.route: istiod turns a TCP route with several destinations into tcp_proxy weighted_clusters/);
+  });
+
   it("checks every document of a stream, naming the document, and notes kinds it has no schema for", async () => {
     const report = await checkFile(file(`apiVersion: v1
 kind: Namespace

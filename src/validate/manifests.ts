@@ -4,7 +4,8 @@
 //   StringValue); the Passthrough trap of `type: NETWORK` is explained;
 // - EnvoyFilter: each patch value is read as the Envoy message its applyTo names (a MERGE patch as
 //   a fragment), and Wasm filters in it are configured;
-// - ConfigMap: entries that hold an Envoy bootstrap are checked as one.
+// - ConfigMap: entries that hold an Envoy bootstrap are checked as one;
+// - VirtualService: a TCP route split over several destinations (the weighted_clusters trap).
 import type { Json, Problem } from "../envoy/errors.js";
 import { parseEnvoyYaml } from "../envoy/envoy-yaml.js";
 import { ProtoValidator } from "../envoy/proto-json.js";
@@ -77,6 +78,7 @@ export async function checkManifest(document: JsonObject, options: BootstrapChec
   if (kind === "WasmPlugin") await checkWasmPlugin(spec, name, manifestOptions, problems);
   if (kind === "EnvoyFilter") await checkEnvoyFilter(spec, manifestOptions, problems);
   if (kind === "ConfigMap" && isObject(document.data)) await checkConfigMapData(document.data, options, problems);
+  if (kind === "VirtualService") checkVirtualService(spec, problems);
   return { label };
 }
 
@@ -104,6 +106,17 @@ async function checkWasmPlugin(spec: JsonObject, name: string, options: Bootstra
     problems.push({ path: "spec.type", severity: "warning", message: "a NETWORK WasmPlugin is added to the listener chains of the mesh's services only: " +
       "connections to destinations outside the registry go through the catch-all PassthroughCluster chain, which it never reaches (patch that chain with an EnvoyFilter)" });
   }
+}
+
+/** A TCP route with several destinations becomes tcp_proxy weighted_clusters, which override a Wasm filter's choice. */
+function checkVirtualService(spec: JsonObject, problems: Problem[]): void {
+  const tcp = Array.isArray(spec.tcp) ? spec.tcp : [];
+  tcp.forEach((route, i) => {
+    if (isObject(route) && Array.isArray(route.route) && route.route.length > 1) {
+      problems.push({ path: `spec.tcp[${i}].route`, severity: "warning", message: "istiod turns a TCP route with several destinations into tcp_proxy " +
+        "weighted_clusters, and tcp_proxy then ignores the cluster a Wasm filter (Wasmerang) chooses for these connections" });
+    }
+  });
 }
 
 async function checkEnvoyFilter(spec: JsonObject, options: BootstrapCheckOptions, problems: Problem[]): Promise<void> {
