@@ -21,7 +21,7 @@ describe("other modules in the runner", () => {
   const routers = tagServers("r1", "r2");
   const clusters = () => [staticCluster("egress-router1", routers[0]!.port), staticCluster("egress-router2", routers[1]!.port)];
 
-  it("a third-party-style module (malloc, _start, ABI 0.2.0, every import) loads and routes", async () => {
+  it("a third-party-style module (malloc, _start, ABI 0.2.1, every import) loads and routes", async () => {
     const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("route"), ""), tcpProxy("egress-router1")], clusters()));
     try {
       assert.equal((await exchange(runner.listenerPort("main"), "hi")).reply, "r2:hi");

@@ -47,4 +47,4 @@ export const StreamType = { HttpRequest: 0, HttpResponse: 1, Downstream: 2, Upst
 export const PeerType = { Unknown: 0, Local: 1, Remote: 2 } as const;
 
 /** ABI versions this host runs; the module says which by exporting `proxy_abi_version_X_Y_Z`. */
-export const SUPPORTED_ABI_EXPORTS = ["proxy_abi_version_0_2_1", "proxy_abi_version_0_2_0"] as const;
+export const SUPPORTED_ABI_EXPORTS = ["proxy_abi_version_0_2_1", "proxy_abi_version_0_2_0", "proxy_abi_version_0_1_0"] as const;

@@ -1,7 +1,11 @@
-// Every host function a proxy-wasm module may import: the ABI 0.2.1 set Envoy registers
-// (proxy-wasm-cpp-host src/wasm.cc registerCallbacks), the 0.1.0 leftovers some SDKs still import,
-// Emscripten's two helpers and the WASI subset. Modules from other SDKs import all of them even
-// when unused, so each exists; what this host cannot serve answers Unimplemented.
+// Every host function a proxy-wasm module may import, as proxy-wasm-cpp-host registers them
+// (src/wasm.cc registerCallbacks): the common proxy_* set for every ABI version, the functions
+// specific to the module's version (0.1.0: get_configuration, continue_request/response,
+// clear_route_cache; 0.2.0: continue_stream, close_stream; 0.2.1: those and get_log_level),
+// Emscripten's two helpers, and the WASI preview1 functions under both wasi_unstable and
+// wasi_snapshot_preview1. Every i32 argument is read as unsigned, as cpp-host's
+// ConvertFunctionWordToUint32 does (a Rust SDK asks for usize::MAX bytes as 0xFFFFFFFF). While
+// the VM starts, only proxy_log and the WASI calls cpp-host's startVm allows may run.
 import { randomFillSync } from "node:crypto";
 import { WasmResult, type WasmResultCode } from "./abi.js";
 import type { HostContext } from "./context.js";
@@ -35,6 +39,23 @@ export class ProcExit extends Error {
 
 type HostFunction = (...args: never[]) => number | bigint | void;
 
+/** An i32 from Wasm arrives as a signed JavaScript number; the ABI's are all u32. */
+function unsigned(value: unknown): unknown {
+  return typeof value === "number" ? value >>> 0 : value;
+}
+
+/** Functions of the module's ABI version only (cpp-host registers them per version). */
+const ABI_SPECIFIC: Record<string, readonly string[]> = {
+  "0.1.0": ["proxy_get_configuration", "proxy_continue_request", "proxy_continue_response", "proxy_clear_route_cache"],
+  "0.2.0": ["proxy_continue_stream", "proxy_close_stream"],
+  "0.2.1": ["proxy_continue_stream", "proxy_close_stream", "proxy_get_log_level"],
+};
+const ALL_ABI_SPECIFIC = new Set(Object.values(ABI_SPECIFIC).flat());
+
+/** WASI calls allowed while _initialize/_start/main run (cpp-host WasmBase::startVm). */
+const WASI_ALLOWED_AT_START = new Set(["fd_write", "args_sizes_get", "args_get", "environ_sizes_get", "environ_get",
+  "fd_prestat_get", "fd_prestat_dir_name", "clock_time_get", "random_get"]);
+
 
 /** `module.field` for every function in an import object, for clear load errors. */
 export function importNames(imports: Record<string, Record<string, unknown>>): Set<string> {
@@ -43,7 +64,7 @@ export function importNames(imports: Record<string, Record<string, unknown>>): S
   return names;
 }
 
-export function createImports(host: AbiHost): Record<string, Record<string, HostFunction>> {
+export function createImports(host: AbiHost, abiVersion: string): Record<string, Record<string, HostFunction>> {
   const mem = () => host.memory;
   const ctx = () => host.effective();
   const returnBytes = (data: Uint8Array | undefined, ptrAddress: number, sizeAddress: number): WasmResultCode => {
@@ -63,7 +84,7 @@ export function createImports(host: AbiHost): Record<string, Record<string, Host
       return returnBytes(Buffer.alloc(0), messagePtr, messageSize);
     },
     proxy_set_tick_period_milliseconds: (period: number) => {
-      host.setTickPeriod(period >>> 0);
+      host.setTickPeriod(period);
       return WasmResult.Ok;
     },
     proxy_get_current_time_nanoseconds: (timePtr: number) => {
@@ -151,7 +172,7 @@ export function createImports(host: AbiHost): Record<string, Record<string, Host
       return WasmResult.Ok;
     },
     proxy_set_shared_data: (keyPtr: number, keySize: number, valuePtr: number, valueSize: number, cas: number) =>
-      host.shared.set(mem().string(keyPtr, keySize), mem().copy(valuePtr, valueSize), cas >>> 0),
+      host.shared.set(mem().string(keyPtr, keySize), mem().copy(valuePtr, valueSize), cas),
     proxy_register_shared_queue: (namePtr: number, nameSize: number, tokenPtr: number) => {
       mem().writeU32(tokenPtr, host.shared.registerQueue(mem().string(namePtr, nameSize)));
       return WasmResult.Ok;
@@ -206,37 +227,45 @@ export function createImports(host: AbiHost): Record<string, Record<string, Host
     proxy_clear_route_cache: () => WasmResult.Ok,
   };
 
-  const restricted: Record<string, HostFunction> = { proxy_log: (level: number, ptr: number, size: number) => {
+  proxy.proxy_log = (level: number, ptr: number, size: number) => {
     host.log(level, mem().string(ptr, size));
     return WasmResult.Ok;
-  } };
-  for (const [name, fn] of Object.entries(proxy)) {
-    // Fixed parameters rather than rest arguments: these wrappers are on the per-connection path,
-    // and the longest ABI call (proxy_grpc_call) takes 12 arguments.
-    const call = fn as (...args: unknown[]) => number | bigint | void;
-    restricted[name] = ((a: never, b: never, c: never, d: never, e: never, f: never, g: never, h: never, i: never, j: never, k: never, l: never) => {
-      if (host.restricted) throw new RestrictedCallError(`${name} called while the VM starts; only proxy_log and WASI are allowed then`);
-      return call(a, b, c, d, e, f, g, h, i, j, k, l);
-    }) as HostFunction;
-  }
-
-  const wasi = createWasi(host);
-  return {
-    env: {
-      ...restricted,
-      emscripten_notify_memory_growth: () => undefined,
-      pthread_equal: (a: number, b: number) => (a === b ? 1 : 0),
-    },
-    wasi_snapshot_preview1: wasi,
-    wasi_unstable: wasi,
   };
+  const specific = new Set(ABI_SPECIFIC[abiVersion] ?? []);
+  const env: Record<string, HostFunction> = {
+    emscripten_notify_memory_growth: () => undefined,
+    pthread_equal: (a: number, b: number) => (a === b ? 1 : 0),
+  };
+  for (const [name, fn] of Object.entries(proxy)) {
+    if (ALL_ABI_SPECIFIC.has(name) && !specific.has(name)) continue;
+    env[name] = hostCall(host, name, fn, name === "proxy_log");
+  }
+  const wasi: Record<string, HostFunction> = {};
+  for (const [name, fn] of Object.entries(createWasi(host))) wasi[name] = hostCall(host, `WASI ${name}`, fn, WASI_ALLOWED_AT_START.has(name));
+  return { env, wasi_snapshot_preview1: wasi, wasi_unstable: wasi };
+}
+
+/**
+ * The function as the module calls it: arguments unsigned, refused while the VM starts unless
+ * allowed then. Fixed parameters rather than rest arguments: these wrappers are on the
+ * per-connection path, and the longest ABI call (proxy_grpc_call) takes 12 arguments.
+ */
+function hostCall(host: AbiHost, name: string, fn: HostFunction, allowedAtStart: boolean): HostFunction {
+  const call = fn as (...args: unknown[]) => number | bigint | void;
+  return ((a: never, b: never, c: never, d: never, e: never, f: never, g: never, h: never, i: never, j: never, k: never, l: never) => {
+    if (host.restricted && !allowedAtStart) throw new RestrictedCallError(`${name} called while the VM starts; only proxy_log and some WASI calls are allowed then`);
+    return call(unsigned(a), unsigned(b), unsigned(c), unsigned(d), unsigned(e), unsigned(f), unsigned(g), unsigned(h), unsigned(i), unsigned(j), unsigned(k), unsigned(l));
+  }) as HostFunction;
 }
 
 const WASI_SUCCESS = 0;
 const WASI_EBADF = 8;
 const WASI_ENOSYS = 52;
 
-/** The WASI subset Envoy offers: stdout/stderr go to the log, clocks and randomness work, no files. */
+/**
+ * WASI as Envoy offers it: stdout/stderr go to the log, clocks and randomness work, no files;
+ * Go's wasip1 runtime also needs fd_fdstat_set_flags, sched_yield and poll_oneoff.
+ */
 function createWasi(host: AbiHost): Record<string, HostFunction> {
   const mem = () => host.memory;
   return {
@@ -260,6 +289,9 @@ function createWasi(host: AbiHost): Record<string, HostFunction> {
     fd_seek: () => WASI_EBADF,
     fd_close: () => WASI_EBADF,
     fd_fdstat_get: () => WASI_EBADF,
+    // Go's wasip1 runtime sets stdio non-blocking; there is nothing to change.
+    fd_fdstat_set_flags: (fd: number) => (fd <= 2 ? WASI_SUCCESS : WASI_EBADF),
+    path_open: () => WASI_ENOSYS,
     fd_prestat_get: () => WASI_EBADF,
     fd_prestat_dir_name: () => WASI_EBADF,
     environ_sizes_get: (countPtr: number, sizePtr: number) => {

@@ -89,7 +89,7 @@ export class WasmVm implements AbiHost {
 
   private constructor(readonly compiled: CompiledModule, private readonly services: VmServices) {
     this.deadline = compiled.callDeadlineMs === undefined ? undefined : new CallDeadline(compiled.callDeadlineMs);
-    const imports = { ...createImports(this), ...this.deadline?.imports() };
+    const imports = { ...createImports(this, compiled.abiVersion), ...this.deadline?.imports() };
     const provided = importNames(imports);
     const missing = WebAssembly.Module.imports(compiled.module)
       .map((i) => `${i.module}.${i.name}`)
@@ -104,14 +104,19 @@ export class WasmVm implements AbiHost {
     this.memory = new GuestMemory(instance.exports.memory as WebAssembly.Memory, (size) => allocator(size)! >>> 0, services.memoryLimitBytes);
   }
 
-  /** Instantiates and starts the module (_initialize, else _start) in restricted mode. */
+  /**
+   * Instantiates and starts the module in restricted mode as cpp-host's startVm does: a reactor's
+   * _initialize and then its main(0, 0) if it exports one, else a command's _start.
+   */
   static start(compiled: CompiledModule, services: VmServices): WasmVm {
     const vm = new WasmVm(compiled, services);
-    const start = compiled.exports.has("_initialize") ? "_initialize" : compiled.exports.has("_start") ? "_start" : undefined;
+    const reactor = compiled.exports.has("_initialize");
+    const steps = reactor ? ["_initialize", ...(compiled.exports.has("main") ? ["main"] : [])] : compiled.exports.has("_start") ? ["_start"] : [];
+    let step = "";
     try {
-      if (start !== undefined) vm.exports[start]!();
+      for (step of steps) vm.exports[step]!(0, 0);
     } catch (error) {
-      throw new WasmLoadError(`${services.label}: ${start} failed: ${(error as Error).message}`);
+      throw new WasmLoadError(`${services.label}: ${step} failed: ${(error as Error).message}`);
     } finally {
       vm.restricted = false;
     }
