@@ -3,7 +3,6 @@
 // The modules are written here in WebAssembly text, each reproducing one SDK's pattern.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import wabtFactory from "wabt";
 import { BufferType, WasmResult, type WasmResultCode } from "../src/host/abi.js";
 import { BaseHostContext } from "../src/host/context.js";
 import { createImports, ProcExit, RestrictedCallError, type AbiHost } from "../src/host/imports.js";
@@ -11,6 +10,7 @@ import { GuestMemory, GuestMemoryError } from "../src/host/memory.js";
 import { MetricRegistry } from "../src/host/metrics.js";
 import { Plugin, PluginConfigError } from "../src/host/plugin.js";
 import { SharedData } from "../src/host/shared-data.js";
+import { BUMP_MALLOC, compileWat } from "./fixtures/wat.js";
 
 /** Records every number the host hands the context, to prove none arrives negative. */
 class RecordingContext extends BaseHostContext {
@@ -131,23 +131,14 @@ async function moduleOf(shape: ModuleShape): Promise<Uint8Array> {
   ${shape.imports ?? ""}
   (memory (export "memory") 1)
   (data (i32.const 1024) "main ran")
-  (global $heap (mut i32) (i32.const 4096))
-  (func (export "malloc") (param $size i32) (result i32)
-    (local $at i32) (local.set $at (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (local.get $size))) (local.get $at))
+  ${BUMP_MALLOC}
   (func (export "proxy_abi_version_${shape.abi ?? "0_2_1"}"))
   ${shape.start ?? ""}
   (func (export "proxy_on_context_create") (param i32 i32))
   (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
   (func (export "proxy_on_configure") (param $id i32) (param $size i32) (result i32) ${shape.configure ?? ""} (i32.const 1))
   ${shape.body ?? ""})`;
-  const wabt = await wabtFactory();
-  const parsed = wabt.parseWat("module.wat", text);
-  try {
-    return parsed.toBinary({}).buffer;
-  } finally {
-    parsed.destroy();
-  }
+  return compileWat("module.wat", text);
 }
 
 async function load(code: Uint8Array, configuration = ""): Promise<{ plugin: Plugin; logs: string[] }> {

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { Agent, createServer, request, type Server } from "node:http";
+import { Agent, createServer, type Server } from "node:http";
 import { connect, createServer as createNetServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,68 +11,10 @@ import { after, before, describe, it } from "node:test";
 import type { Runner } from "../src/runner/runner.js";
 import { buildThirdPartyModule } from "./fixtures/third-party-module.js";
 import { FILTER_WASM } from "./helpers.js";
-import { httpConnectionManager, proxyProtocolTransport, staticCluster, startRunner, wasmFilter } from "./net-helpers.js";
+import { get, httpBootstrap, httpWasm, upstream } from "./http-helpers.js";
+import { proxyProtocolTransport, staticCluster, startRunner } from "./net-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wasmerang-http-"));
-
-/** An upstream that answers `<tag> <method> <path> cluster=<x-wasmerang-cluster> body=<body>`. */
-async function upstream(tag: string): Promise<{ server: Server; port: number }> {
-  const server = createServer((req, res) => {
-    let body = "";
-    req.on("data", (chunk: Buffer) => (body += chunk.toString()));
-    req.on("end", () => res.end(`${tag} ${req.method} ${req.url} cluster=${req.headers["x-wasmerang-cluster"] ?? "-"} body=${body}`));
-  }).listen(0, "127.0.0.1");
-  await once(server, "listening");
-  return { server, port: (server.address() as AddressInfo).port };
-}
-
-function httpWasm(filename: string, configuration: string): object {
-  return wasmFilter(filename, configuration, {}, "http");
-}
-
-function httpBootstrap(filters: object[], clusters: object[], logPath?: string): object {
-  return {
-    admin: { address: { socket_address: { address: "127.0.0.1", port_value: 0 } } },
-    static_resources: {
-      listeners: [{
-        name: "http",
-        address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
-        filter_chains: [{ filters: [httpConnectionManager({ cluster_header: "x-wasmerang-cluster" }, filters, {
-          stat_prefix: "ingress_http",
-          ...(logPath ? { access_log: [{ name: "file", typed_config: { "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", path: logPath,
-            log_format: { text_format_source: { inline_string: "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_CLUSTER%\n" } } } }] } : {}),
-        })] }],
-      }],
-      clusters,
-    },
-  };
-}
-
-interface Reply {
-  status: number;
-  body: string;
-}
-
-function get(runner: Runner, path: string, options: { source?: string; host?: string; headers?: Record<string, string>; agent?: Agent; body?: string } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: "127.0.0.1", port: runner.listenerPort("http"), path, localAddress: options.source ?? "127.0.0.1", agent: options.agent,
-      method: options.body === undefined ? "GET" : "POST", headers: { host: options.host ?? "a.test", ...options.headers },
-    }, (res) => {
-      let body = "";
-      res.on("data", (chunk: Buffer) => (body += chunk.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on("error", reject);
-    if (options.body !== undefined) {
-      // Written in two pieces: a chunked request body.
-      req.write(options.body.slice(0, 3));
-      req.end(options.body.slice(3));
-    } else {
-      req.end();
-    }
-  });
-}
 
 const policy = (cluster: string) => JSON.stringify({ log_level: "warn", default: { cluster } });
 

@@ -7,7 +7,7 @@
 // does not exist, Envoy will return a 404 response").
 import { Agent, createServer, request as httpRequest, type ClientRequestArgs, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { connect, type NetConnectOpts, type Socket } from "node:net";
-import type { Duplex, Readable, Writable } from "node:stream";
+import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import type { HttpConfig, HttpRoute, VirtualHost } from "../envoy/model.js";
 import type { HeaderPairs } from "../host/context.js";
@@ -18,6 +18,7 @@ import { encodeProxyHeader } from "../egress/proxy-protocol.js";
 import type { AccessLog } from "./access-log.js";
 import type { Cluster } from "./cluster.js";
 import type { Counter, StatsStore } from "../server/stats-store.js";
+import { BodyPipeline, relayBody } from "./http-body.js";
 import { armRequestTimeouts } from "./http-timeouts.js";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"]);
@@ -53,25 +54,9 @@ function routeMatches(route: HttpRoute, path: string, headers: HeaderPairs): boo
   });
 }
 
-/**
- * Streams a body through the filters' body callbacks (each chunk, then an empty end_of_stream
- * call), writing what they leave. A filter that pauses on a body chunk is not supported here:
- * its chunk goes on (Envoy would buffer it).
- */
-function relayBody(from: Readable, to: Writable, sessions: readonly HttpFilterSession[],
-  callback: (session: HttpFilterSession, data: Buffer, endOfStream: boolean) => { data: Buffer }): void {
-  const pass = (chunk: Buffer, endOfStream: boolean): Buffer => {
-    let data = chunk;
-    for (const session of sessions) data = callback(session, data, endOfStream).data;
-    return data;
-  };
-  from.on("data", (chunk: Buffer) => {
-    if (!to.write(pass(chunk, false))) {
-      from.pause();
-      to.once("drain", () => from.resume());
-    }
-  });
-  from.on("end", () => to.end(pass(Buffer.alloc(0), true)));
+function contentLength(message: IncomingMessage): number | undefined {
+  const value = message.headers["content-length"];
+  return value === undefined || message.headers["transfer-encoding"] !== undefined ? undefined : Number(value);
 }
 
 interface HttpStats {
@@ -128,6 +113,8 @@ export class HttpProxy {
     private readonly logger: Logger,
     /** The connection manager's access logs, opened. */
     private readonly accessLogs: readonly AccessLog[],
+    /** What a filter may hold of a body (the listener's per_connection_buffer_limit_bytes). */
+    private readonly bufferLimitBytes: number,
   ) {
     const prefix = `http.${config.statPrefix}.`;
     this.stats = {
@@ -214,12 +201,20 @@ export class HttpProxy {
     let clusterName: string | undefined;
     let local: LocalResponse | undefined;
     let resume: (() => void) | undefined;
+    const resumeBodies: (() => void)[] = [];
+    /** After the request headers: how a local response (or a failure) ends the stream. */
+    let answerLocally: ((reply: LocalResponse) => void) | undefined;
     const control = {
       respond: (reply: LocalResponse) => {
-        local ??= reply;
+        if (local !== undefined) return;
+        local = reply;
         resume?.();
+        answerLocally?.(reply);
       },
-      continueRequest: () => resume?.(),
+      continueRequest: () => {
+        resume?.();
+        for (const resumeBody of resumeBodies) resumeBody();
+      },
     };
     const sessions = this.plugins.map((plugin) => new HttpFilterSession(plugin, info, headers, control));
     const finish = () => {
@@ -287,11 +282,19 @@ export class HttpProxy {
       host: host.address, port: host.port, method: get(":method"), path: get(":path"), headers: outgoing,
       agent: this.agent(cluster, request.socket, info),
     });
-    let timedOut = false;
+    // Ended on purpose (timeout, local response): its errors are not upstream failures.
+    let abandoned = false;
+    answerLocally = (answer) => {
+      abandoned = true;
+      upstream.destroy();
+      // Envoy answers while the response has not started; past that it can only reset the stream.
+      if (response.headersSent) response.destroy();
+      else reply(answer.status, answer.body.toString(), undefined, answer.headers);
+    };
     armRequestTimeouts(request, response, upstream,
       { connectMs: cluster.config.connectTimeoutMs, routeMs: route.timeoutMs, streamIdleMs: this.config.streamIdleTimeoutMs }, (which) => {
         if (which === "connect") return void upstream.destroy(new Error("connect timeout"));
-        timedOut = true;
+        abandoned = true;
         upstream.destroy();
         if (which === "route") cluster.stats.upstreamRqTimeout.value++;
         if (response.headersSent) return void response.destroy();
@@ -300,7 +303,7 @@ export class HttpProxy {
         else reply(408, "stream timeout", "SI");
       });
     upstream.on("error", (error: NodeJS.ErrnoException) => {
-      if (timedOut) return;
+      if (abandoned) return;
       this.stats.upstreamFailures.value++;
       this.logger.debug({ cluster: cluster.config.name, host: upstreamHost, error: error.message }, "upstream request failed");
       if (response.headersSent) return void response.destroy();
@@ -309,35 +312,52 @@ export class HttpProxy {
       reply(503, `upstream connect error or disconnect/reset before headers. reset reason: ${connectFailure ? "connection failure" : "connection termination"}`,
         connectFailure ? "UF" : "UC");
     });
+    const stopped = () => local !== undefined || response.destroyed;
     upstream.on("response", (upstreamResponse) => {
+      if (stopped()) return void upstreamResponse.destroy();
       try {
-        this.respond(upstreamResponse, response, sessions, bodyFilters, dropped, reply);
+        const resumeBody = this.respond(upstreamResponse, response, sessions, bodyFilters, dropped, reply, stopped);
+        if (resumeBody !== undefined) resumeBodies.push(resumeBody);
       } catch (error) {
         upstreamResponse.destroy();
         this.failRequest(request, response, error as Error);
       }
     });
-    if (bodyFilters.length === 0) request.pipe(upstream);
-    else relayBody(request, upstream, bodyFilters, (session, data, end) => session.onRequestBody(data, end));
+    if (bodyFilters.length === 0) return void request.pipe(upstream);
+    const pipeline = new BodyPipeline(bodyFilters.map((session) => (data, end) => session.onRequestBody(data, end)), this.bufferLimitBytes);
+    resumeBodies.push(relayBody(request, upstream, pipeline, contentLength(request), {
+      stopped,
+      // Envoy's answer when a filter holds more of the request than the buffer limit.
+      overLimit: () => control.respond({ status: 413, details: "request_payload_too_large", body: Buffer.from("Payload Too Large"), headers: [] }),
+    }));
   }
 
-  /** The upstream's response, through the filters in reverse order, to the client. */
+  /**
+   * The upstream's response, through the filters in reverse order, to the client. A local response
+   * or a failure during the response headers replaces the response (answerLocally, above).
+   * Returns what resumes a response body held at its end, if filters see it.
+   */
   private respond(upstreamResponse: IncomingMessage, response: ServerResponse, sessions: HttpFilterSession[], bodyFilters: HttpFilterSession[],
-    dropped: (name: string) => boolean, reply: (status: number, body: string, flag?: string) => void): void {
+    dropped: (name: string) => boolean, reply: (status: number, body: string, flag?: string) => void, stopped: () => boolean): (() => void) | undefined {
     const responseHeaders: HeaderPairs = [[":status", String(upstreamResponse.statusCode ?? 502)]];
     for (let i = 0; i < upstreamResponse.rawHeaders.length; i += 2) {
       responseHeaders.push([upstreamResponse.rawHeaders[i]!.toLowerCase(), upstreamResponse.rawHeaders[i + 1]!]);
     }
-    for (const session of [...sessions].reverse()) session.onResponseHeaders(responseHeaders, false);
+    for (const session of [...sessions].reverse()) {
+      session.onResponseHeaders(responseHeaders, false);
+      if (stopped()) return void upstreamResponse.destroy();
+    }
     const status = Number(responseHeaders.find(([name]) => name === ":status")?.[1] ?? 502);
     if (!Number.isInteger(status) || status < 100 || status > 999) {
       // Envoy's codec refuses such a response: 502 with UPE (upstream protocol error).
       this.stats.upstreamFailures.value++;
       upstreamResponse.destroy();
-      return reply(502, `upstream sent an invalid status '${status}'`, "UPE");
+      return void reply(502, `upstream sent an invalid status '${status}'`, "UPE");
     }
     response.writeHead(status, responseHeaders.filter(([name]) => !dropped(name)).flat());
-    if (bodyFilters.length === 0) upstreamResponse.pipe(response);
-    else relayBody(upstreamResponse, response, [...bodyFilters].reverse(), (session, data, end) => session.onResponseBody(data, end));
+    if (bodyFilters.length === 0) return void upstreamResponse.pipe(response);
+    const pipeline = new BodyPipeline([...bodyFilters].reverse().map((session) => (data, end) => session.onResponseBody(data, end)), this.bufferLimitBytes);
+    // Past the limit Envoy answers 500 while it can; the headers are out here, so the stream is reset.
+    return relayBody(upstreamResponse, response, pipeline, contentLength(upstreamResponse), { stopped, overLimit: () => response.destroy() });
   }
 }

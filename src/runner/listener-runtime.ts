@@ -16,6 +16,12 @@ export const LISTENER_FILTERS_TIMEOUT_MS = 15_000;
 /** Envoy's per_connection_buffer_limit_bytes default (listener.proto): 1 MiB. */
 export const DEFAULT_BUFFER_LIMIT_BYTES = 1024 * 1024;
 
+/** A listener's per_connection_buffer_limit_bytes (Envoy's default 1 MiB; 0: none). */
+export function bufferLimit(config: ListenerConfig): number {
+  const limit = config.perConnectionBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES;
+  return limit === 0 ? Infinity : limit;
+}
+
 export class ListenerRuntime {
   readonly stats: ListenerStats;
   /** tcp_proxy's stats (tcp.<stat_prefix>.); an HTTP listener has the connection manager's instead. */
@@ -46,8 +52,7 @@ export class ListenerRuntime {
     this.totalWeight = (config.tcpProxy?.weightedClusters ?? []).reduce((sum, c) => sum + c.weight, 0);
     this.restoresOriginalDestination = config.listenerFilters.includes("original_dst");
     this.byteListenerFilters = config.listenerFilters.filter((name) => name !== "original_dst");
-    const limit = config.perConnectionBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES;
-    this.bufferLimitBytes = limit === 0 ? Infinity : limit;
+    this.bufferLimitBytes = bufferLimit(config);
   }
 
   /**

@@ -15,7 +15,7 @@ import { DEFAULT_ACCESS_LOG_FORMAT } from "../envoy/subset.js";
 import { Cluster } from "./cluster.js";
 import { ProxyConnection } from "./connection.js";
 import { HttpProxy } from "./http-proxy.js";
-import { ListenerRuntime } from "./listener-runtime.js";
+import { bufferLimit, ListenerRuntime } from "./listener-runtime.js";
 import { listenerStatName } from "./stats.js";
 import { StatsStore } from "../server/stats-store.js";
 import { ConfigError } from "../envoy/errors.js";
@@ -196,7 +196,8 @@ export class Runner implements AdminSource {
         for (const filter of listener.http?.wasmFilters ?? []) httpPlugins.push(await this.loadPlugin(filter));
         plugins.push(...httpPlugins);
         const http = listener.http === undefined ? undefined
-          : new HttpProxy(listener.http, httpPlugins, clusters, this.store, this.options.logger, await openLogs(listener.http.accessLogs, listener.name));
+          : new HttpProxy(listener.http, httpPlugins, clusters, this.store, this.options.logger, await openLogs(listener.http.accessLogs, listener.name),
+            bufferLimit(listener));
         const tcpLogs = await openLogs(listener.tcpProxy?.accessLogs ?? [], listener.name);
         runtimes.set(listener.name, new ListenerRuntime(listener, listenerPlugins, clusters, this.store, this.options.logger, http, tcpLogs));
       }
