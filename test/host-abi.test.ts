@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { BufferType, WasmResult, type WasmResultCode } from "../src/host/abi.js";
 import { BaseHostContext } from "../src/host/context.js";
+import { HttpCalls } from "../src/host/http-call.js";
 import { createImports, ProcExit, RestrictedCallError, type AbiHost } from "../src/host/imports.js";
 import { GuestMemory, GuestMemoryError } from "../src/host/memory.js";
 import { MetricRegistry } from "../src/host/metrics.js";
@@ -59,6 +60,7 @@ function fakeHost(context: RecordingContext): AbiHost & { ticks: number[] } {
     setTickPeriod: (ms) => ticks.push(ms),
     done: () => 0,
     pluginConfiguration: () => Buffer.from("config"),
+    httpCalls: new HttpCalls(undefined, () => true),
     ticks,
   } as AbiHost & { ticks: number[] };
 }

@@ -38,6 +38,10 @@ export const MapType = {
   HttpRequestTrailers: 1,
   HttpResponseHeaders: 2,
   HttpResponseTrailers: 3,
+  GrpcReceiveInitialMetadata: 4,
+  GrpcReceiveTrailingMetadata: 5,
+  HttpCallResponseHeaders: 6,
+  HttpCallResponseTrailers: 7,
 } as const;
 
 export const MetricType = { Counter: 0, Gauge: 1, Histogram: 2 } as const;

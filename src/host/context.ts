@@ -24,6 +24,8 @@ export interface HostContext {
   continueStream(type: number): WasmResultCode;
   headers(type: number): HeaderPairs | undefined;
   sendLocalResponse(status: number, details: string, body: Buffer, headers: HeaderPairs): WasmResultCode;
+  /** An answer to a call this context made (http-call.ts): the module's callback runs. */
+  onHttpCallResponse(token: number, headers: number, bodySize: number, trailers: number): void;
 }
 
 /** Defaults for a context that has none of the optional capabilities. */
@@ -65,6 +67,10 @@ export abstract class BaseHostContext implements HostContext {
 
   sendLocalResponse(_status: number, _details: string, _body: Buffer, _headers: HeaderPairs): WasmResultCode {
     return WasmResult.NotFound;
+  }
+
+  onHttpCallResponse(_token: number, _headers: number, _bodySize: number, _trailers: number): void {
+    // Only contexts that run module code receive answers.
   }
 }
 

@@ -88,11 +88,15 @@ export abstract class FilterSession extends BaseHostContext {
     return { status: this.status(action), data: edited };
   }
 
+  override onHttpCallResponse(token: number, headers: number, bodySize: number, trailers: number): void {
+    this.invoke("proxy_on_http_call_response", 0, this.id, token, headers, bodySize, trailers);
+  }
+
   /** Calls into the module unless bypassed; a trap applies the failure policy. */
-  protected invoke(name: string, fallback: number, a = 0, b = 0, c = 0): number {
+  protected invoke(name: string, fallback: number, a = 0, b = 0, c = 0, d = 0, e = 0): number {
     if (this.bypassed || this.active === undefined) return fallback;
     try {
-      return this.active.vm.call(this, name, fallback, a, b, c);
+      return this.active.vm.call(this, name, fallback, a, b, c, d, e);
     } catch (error) {
       if (!(error instanceof WasmTrap)) throw error;
       if (!error.earlier) this.plugin.trapped(error, name);

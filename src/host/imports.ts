@@ -7,9 +7,10 @@
 // ConvertFunctionWordToUint32 does (a Rust SDK asks for usize::MAX bytes as 0xFFFFFFFF). While
 // the VM starts, only proxy_log and the WASI calls cpp-host's startVm allows may run.
 import { randomFillSync } from "node:crypto";
-import { WasmResult, type WasmResultCode } from "./abi.js";
+import { BufferType, MapType, WasmResult, type WasmResultCode } from "./abi.js";
 import type { HostContext } from "./context.js";
 import { decodeHeaderPairs, encodeHeaderPairs } from "./header-pairs.js";
+import type { HttpCalls } from "./http-call.js";
 import type { GuestMemory } from "./memory.js";
 import type { MetricRegistry } from "./metrics.js";
 import type { SharedData } from "./shared-data.js";
@@ -27,6 +28,7 @@ export interface AbiHost {
   setTickPeriod(milliseconds: number): void;
   done(): WasmResultCode;
   pluginConfiguration(): Buffer;
+  readonly httpCalls: HttpCalls;
 }
 
 export class RestrictedCallError extends Error {}
@@ -73,6 +75,10 @@ export function createImports(host: AbiHost, abiVersion: string): Record<string,
     return WasmResult.Ok;
   };
   const unimplemented = (): number => WasmResult.Unimplemented;
+  // An answer to proxy_http_call is readable only while its callback runs.
+  const bufferOf = (type: number) => (type === BufferType.HttpCallResponseBody ? host.httpCalls.current?.body : ctx().buffer(type));
+  const headersOf = (type: number) => (type === MapType.HttpCallResponseHeaders ? host.httpCalls.current?.headers
+    : type === MapType.HttpCallResponseTrailers ? host.httpCalls.current?.trailers : ctx().headers(type));
 
   const proxy: Record<string, HostFunction> = {
     proxy_get_log_level: (levelPtr: number) => {
@@ -102,14 +108,14 @@ export function createImports(host: AbiHost, abiVersion: string): Record<string,
       ctx().sendLocalResponse(status, mem().string(detailsPtr, detailsSize), mem().copy(bodyPtr, bodySize),
         headersSize === 0 ? [] : decodeHeaderPairs(mem().copy(headersPtr, headersSize))),
     proxy_get_buffer_status: (type: number, lengthPtr: number, flagsPtr: number) => {
-      const buffer = ctx().buffer(type);
+      const buffer = bufferOf(type);
       if (buffer === undefined) return WasmResult.NotFound;
       mem().writeU32(lengthPtr, buffer.length);
       mem().writeU32(flagsPtr, 0);
       return WasmResult.Ok;
     },
     proxy_get_buffer_bytes: (type: number, start: number, maxSize: number, dataPtr: number, sizePtr: number) => {
-      const buffer = ctx().buffer(type);
+      const buffer = bufferOf(type);
       if (buffer === undefined) return WasmResult.NotFound;
       if (start > buffer.length) return WasmResult.BadArgument;
       return returnBytes(buffer.subarray(start, start + maxSize), dataPtr, sizePtr);
@@ -118,17 +124,17 @@ export function createImports(host: AbiHost, abiVersion: string): Record<string,
       ctx().setBuffer(type, start, size, mem().copy(dataPtr, dataSize)),
     proxy_get_header_map_value: (type: number, keyPtr: number, keySize: number, dataPtr: number, sizePtr: number) => {
       const key = mem().string(keyPtr, keySize).toLowerCase();
-      const pair = ctx().headers(type)?.find(([name]) => name === key);
+      const pair = headersOf(type)?.find(([name]) => name === key);
       return returnBytes(pair === undefined ? undefined : Buffer.from(pair[1]), dataPtr, sizePtr);
     },
     proxy_add_header_map_value: (type: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number) => {
-      const headers = ctx().headers(type);
+      const headers = headersOf(type);
       if (headers === undefined) return WasmResult.NotFound;
       headers.push([mem().string(keyPtr, keySize).toLowerCase(), mem().string(valuePtr, valueSize)]);
       return WasmResult.Ok;
     },
     proxy_replace_header_map_value: (type: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number) => {
-      const headers = ctx().headers(type);
+      const headers = headersOf(type);
       if (headers === undefined) return WasmResult.NotFound;
       const key = mem().string(keyPtr, keySize).toLowerCase();
       const value = mem().string(valuePtr, valueSize);
@@ -138,7 +144,7 @@ export function createImports(host: AbiHost, abiVersion: string): Record<string,
       return WasmResult.Ok;
     },
     proxy_remove_header_map_value: (type: number, keyPtr: number, keySize: number) => {
-      const headers = ctx().headers(type);
+      const headers = headersOf(type);
       if (headers === undefined) return WasmResult.NotFound;
       const key = mem().string(keyPtr, keySize).toLowerCase();
       const kept = headers.filter(([name]) => name !== key);
@@ -147,11 +153,11 @@ export function createImports(host: AbiHost, abiVersion: string): Record<string,
       return WasmResult.Ok;
     },
     proxy_get_header_map_pairs: (type: number, dataPtr: number, sizePtr: number) => {
-      const headers = ctx().headers(type);
+      const headers = headersOf(type);
       return returnBytes(headers === undefined ? undefined : encodeHeaderPairs(headers), dataPtr, sizePtr);
     },
     proxy_set_header_map_pairs: (type: number, dataPtr: number, dataSize: number) => {
-      const headers = ctx().headers(type);
+      const headers = headersOf(type);
       if (headers === undefined) return WasmResult.NotFound;
       const pairs = decodeHeaderPairs(mem().copy(dataPtr, dataSize));
       headers.length = 0;
@@ -159,7 +165,7 @@ export function createImports(host: AbiHost, abiVersion: string): Record<string,
       return WasmResult.Ok;
     },
     proxy_get_header_map_size: (type: number, sizePtr: number) => {
-      const headers = ctx().headers(type);
+      const headers = headersOf(type);
       if (headers === undefined) return WasmResult.NotFound;
       mem().writeU32(sizePtr, encodeHeaderPairs(headers).length);
       return WasmResult.Ok;
@@ -213,8 +219,19 @@ export function createImports(host: AbiHost, abiVersion: string): Record<string,
       if (result.status !== WasmResult.Ok) return result.status;
       return returnBytes(result.data ?? Buffer.alloc(0), dataPtr, sizePtr);
     },
-    // Outbound calls need Envoy's cluster manager; the local runner has none to offer.
-    proxy_http_call: unimplemented,
+    proxy_http_call: (upstreamPtr: number, upstreamSize: number, headersPtr: number, headersSize: number, bodyPtr: number, bodySize: number,
+      trailersPtr: number, trailersSize: number, timeoutMs: number, tokenPtr: number) => {
+      const { status, token } = host.httpCalls.start(ctx(), {
+        cluster: mem().string(upstreamPtr, upstreamSize),
+        headers: headersSize === 0 ? [] : decodeHeaderPairs(mem().copy(headersPtr, headersSize)),
+        body: mem().copy(bodyPtr, bodySize),
+        trailers: trailersSize === 0 ? [] : decodeHeaderPairs(mem().copy(trailersPtr, trailersSize)),
+        timeoutMs,
+      });
+      if (token !== undefined) mem().writeU32(tokenPtr, token);
+      return status;
+    },
+    // gRPC calls are not made here (no HTTP/2 client to the clusters yet).
     proxy_grpc_call: unimplemented,
     proxy_grpc_stream: unimplemented,
     proxy_grpc_send: unimplemented,

@@ -3,6 +3,7 @@
 // proxy-wasm-cpp-host's getOrCreateThreadLocalPlugin does ("should not end up using the failed VM").
 import { BufferType, LOG_LEVEL_NAMES, LogLevel, type LogLevelName } from "./abi.js";
 import { BaseHostContext } from "./context.js";
+import type { HttpCaller } from "./http-call.js";
 import { MetricRegistry } from "./metrics.js";
 import { dottedPath, pluginProperty, type PluginIdentity } from "./properties.js";
 import { SharedData } from "./shared-data.js";
@@ -34,6 +35,8 @@ export interface PluginOptions {
   memoryLimitBytes?: number;
   /** A guest call running longer than this traps (src/host/call-deadline.ts); none when absent. */
   callDeadlineMs?: number;
+  /** Where proxy_http_call sends calls (the bootstrap's clusters); without it they answer Unimplemented. */
+  httpCaller?: HttpCaller;
 }
 
 const DEFAULT_MEMORY_LIMIT_BYTES = 2 ** 30;
@@ -51,8 +54,13 @@ export interface PluginFailureCounters {
 class RootHostContext extends BaseHostContext {
   readonly isRoot = true;
 
-  constructor(readonly id: number, private readonly spec: PluginSpec, private readonly configuration: Buffer) {
+  constructor(readonly id: number, private readonly spec: PluginSpec, private readonly configuration: Buffer,
+    private readonly callModule: (context: RootHostContext, name: string, ...args: number[]) => void) {
     super();
+  }
+
+  override onHttpCallResponse(token: number, headers: number, bodySize: number, trailers: number): void {
+    this.callModule(this, "proxy_on_http_call_response", this.id, token, headers, bodySize, trailers);
   }
 
   override property(path: string): Uint8Array | undefined {
@@ -140,6 +148,16 @@ export class Plugin {
     }
   }
 
+  /** A callback on a root context outside configure (a call's answer): a trap fails the VM, counted. */
+  private callRoot(vm: WasmVm, root: RootHostContext, name: string, args: number[]): void {
+    try {
+      vm.call(root, name, 0, args[0], args[1], args[2], args[3], args[4]);
+    } catch (error) {
+      if (!(error instanceof WasmTrap)) throw error;
+      if (!error.earlier) this.trapped(error, name);
+    }
+  }
+
   /** Records a trap for the stats and the log. */
   trapped(trap: WasmTrap, where: string): void {
     this.failures.traps++;
@@ -164,12 +182,13 @@ export class Plugin {
         logLevel: () => this.level,
         setTickPeriod: (ms) => this.setTickPeriod(ms),
         pluginConfiguration: () => spec.configuration,
+        httpCaller: this.options.httpCaller,
         memoryLimitBytes: this.options.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES,
       });
     } catch (error) {
       throw new PluginConfigError((error as Error).message);
     }
-    const root = new RootHostContext(vm.newContextId(), spec, spec.configuration);
+    const root = new RootHostContext(vm.newContextId(), spec, spec.configuration, (context, name, ...args) => this.callRoot(vm, context, name, args));
     this.configureRoot(vm, root, label);
     return { vm, root };
   }
@@ -204,7 +223,7 @@ export class Plugin {
     const active = this.vm();
     if (active === undefined) throw new PluginConfigError(`plugin '${this.spec.name}': no healthy VM`);
     const { vm } = active;
-    const root = new RootHostContext(vm.newContextId(), this.spec, configuration);
+    const root = new RootHostContext(vm.newContextId(), this.spec, configuration, (context, name, ...args) => this.callRoot(vm, context, name, args));
     try {
       this.configureRoot(vm, root, `plugin '${this.spec.name}' (${this.spec.source})`);
     } finally {

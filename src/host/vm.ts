@@ -5,6 +5,7 @@
 import { CallDeadline, instrumentForDeadline } from "./call-deadline.js";
 import { SUPPORTED_ABI_EXPORTS, WasmResult, type WasmResultCode } from "./abi.js";
 import type { HostContext } from "./context.js";
+import { HttpCalls, type HttpCaller } from "./http-call.js";
 import { createImports, importNames, type AbiHost } from "./imports.js";
 import { GuestMemory } from "./memory.js";
 import type { MetricRegistry } from "./metrics.js";
@@ -69,6 +70,7 @@ export interface VmServices {
   logLevel(): number;
   setTickPeriod(milliseconds: number): void;
   pluginConfiguration(): Buffer;
+  readonly httpCaller: HttpCaller | undefined;
   /** Linear memory the VM may grow to before it is failed. */
   readonly memoryLimitBytes: number;
 }
@@ -86,9 +88,11 @@ export class WasmVm implements AbiHost {
   private current: HostContext | undefined;
   private nextContextId = 1;
   private readonly deadline: CallDeadline | undefined;
+  readonly httpCalls: HttpCalls;
 
   private constructor(readonly compiled: CompiledModule, private readonly services: VmServices) {
     this.deadline = compiled.callDeadlineMs === undefined ? undefined : new CallDeadline(compiled.callDeadlineMs);
+    this.httpCalls = new HttpCalls(services.httpCaller, (context) => this.failure === undefined && this.contexts.get(context.id) === context);
     const imports = { ...createImports(this, compiled.abiVersion), ...this.deadline?.imports() };
     const provided = importNames(imports);
     const missing = WebAssembly.Module.imports(compiled.module)
@@ -145,6 +149,7 @@ export class WasmVm implements AbiHost {
 
   unregister(id: number): void {
     this.contexts.delete(id);
+    this.httpCalls.cancel(id);
   }
 
   /**

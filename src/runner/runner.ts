@@ -15,6 +15,7 @@ import { DEFAULT_ACCESS_LOG_FORMAT } from "../envoy/subset.js";
 import { Cluster } from "./cluster.js";
 import { ProxyConnection } from "./connection.js";
 import { HttpProxy } from "./http-proxy.js";
+import { clusterHttpCaller } from "./http-call-client.js";
 import { bufferLimit, ListenerRuntime } from "./listener-runtime.js";
 import { listenerStatName } from "./stats.js";
 import { StatsStore } from "../server/stats-store.js";
@@ -135,7 +136,7 @@ export class Runner implements AdminSource {
     this.options.logger[PINO_LEVELS[record.level]]({ plugin: record.plugin }, record.message);
   }
 
-  private async loadPlugin(filter: WasmPluginConfig): Promise<Plugin> {
+  private async loadPlugin(filter: WasmPluginConfig, clusters: ReadonlyMap<string, Cluster>): Promise<Plugin> {
     let code: Uint8Array;
     if (filter.inlineCode !== undefined) {
       code = filter.inlineCode;
@@ -151,7 +152,7 @@ export class Runner implements AdminSource {
         name: filter.name, rootId: filter.rootId, vmId: filter.vmId, source: filter.filename ?? "inline", code,
         configuration: filter.configuration, vmConfiguration: filter.vmConfiguration, failOpen: filter.failOpen,
       }, { log: (record) => this.logWasm(record), logLevel: this.wasmLogLevel, memoryLimitBytes: this.options.wasmMemoryLimitBytes,
-        callDeadlineMs: this.callDeadlineMs });
+        callDeadlineMs: this.callDeadlineMs, httpCaller: clusterHttpCaller(clusters) });
     } catch (error) {
       if (error instanceof PluginConfigError) throw new ConfigError([`${filter.path}: ${error.message}`], "wasm");
       throw error;
@@ -185,7 +186,7 @@ export class Runner implements AdminSource {
       const runtimes = new Map<string, ListenerRuntime>();
       for (const listener of config.listeners) {
         const listenerPlugins: Plugin[] = [];
-        for (const filter of listener.wasmFilters) listenerPlugins.push(await this.loadPlugin(filter));
+        for (const filter of listener.wasmFilters) listenerPlugins.push(await this.loadPlugin(filter, clusters));
         plugins.push(...listenerPlugins);
         for (const name of [listener.tcpProxy?.cluster, ...(listener.tcpProxy?.weightedClusters ?? []).map((c) => c.name)]) {
           if (name !== undefined && !clusters.has(name)) {
@@ -193,7 +194,7 @@ export class Runner implements AdminSource {
           }
         }
         const httpPlugins: Plugin[] = [];
-        for (const filter of listener.http?.wasmFilters ?? []) httpPlugins.push(await this.loadPlugin(filter));
+        for (const filter of listener.http?.wasmFilters ?? []) httpPlugins.push(await this.loadPlugin(filter, clusters));
         plugins.push(...httpPlugins);
         const http = listener.http === undefined ? undefined
           : new HttpProxy(listener.http, httpPlugins, clusters, this.store, this.options.logger, await openLogs(listener.http.accessLogs, listener.name),
