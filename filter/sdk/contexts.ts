@@ -18,6 +18,9 @@ export class RootContext {
 
   onTick(): void {}
 
+  /** The answer to an httpCall this root made (no headers: the call failed or timed out). */
+  onHttpCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {}
+
   /** Context for a TCP connection (envoy.filters.network.wasm); null lets connections through untouched. */
   newStreamContext(id: u32): StreamContext | null {
     return null;
@@ -55,6 +58,9 @@ export class StreamContext {
 
   onDownstreamClose(peer: PeerType): void {}
 
+  /** The answer to an httpCall this connection made (no headers: the call failed or timed out). */
+  onHttpCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {}
+
   onUpstreamClose(peer: PeerType): void {}
 
   onLog(): void {}
@@ -81,6 +87,9 @@ export class HttpContext {
   onResponseBody(size: u32, endOfStream: bool): Action {
     return Action.Continue;
   }
+
+  /** The answer to an httpCall this request made (no headers: the call failed or timed out). */
+  onHttpCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {}
 
   onLog(): void {}
 

@@ -88,6 +88,15 @@ export function proxy_on_response_body(contextId: u32, size: u32, endOfStream: b
   return context == null ? Action.Continue : context.onResponseBody(size, endOfStream);
 }
 
+export function proxy_on_http_call_response(contextId: u32, token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {
+  const stream = existingStream(contextId);
+  if (stream != null) return stream.onHttpCallResponse(token, headerCount, bodySize, trailerCount);
+  const http = existingHttp(contextId);
+  if (http != null) return http.onHttpCallResponse(token, headerCount, bodySize, trailerCount);
+  const root = rootContext(contextId);
+  if (root != null) root.onHttpCallResponse(token, headerCount, bodySize, trailerCount);
+}
+
 export function proxy_on_done(contextId: u32): bool {
   const root = rootContext(contextId);
   return root == null || root.onDone();

@@ -187,6 +187,49 @@ export function continueStream(stream: StreamType): WasmResult {
   return abi.proxy_continue_stream(stream);
 }
 
+/**
+ * proxy-wasm's header map encoding: the pair count, each name and value length (u32 little
+ * endian), then each name and value followed by a NUL. `pairs` alternates names and values.
+ */
+function encodeHeaderPairs(pairs: string[]): ArrayBuffer {
+  const encoded = new Array<ArrayBuffer>(pairs.length);
+  let size = 4 + pairs.length * 4;
+  for (let i = 0; i < pairs.length; i++) {
+    encoded[i] = utf8(pairs[i]);
+    size += encoded[i].byteLength + 1;
+  }
+  const out = new ArrayBuffer(size);
+  const base = changetype<usize>(out);
+  store<u32>(base, pairs.length / 2);
+  let at = base + 4 + pairs.length * 4;
+  for (let i = 0; i < pairs.length; i++) {
+    store<u32>(base + 4 + i * 4, encoded[i].byteLength);
+    memory.copy(at, changetype<usize>(encoded[i]), encoded[i].byteLength);
+    at += encoded[i].byteLength;
+    store<u8>(at++, 0);
+  }
+  return out;
+}
+
+/** A call proxy_http_call started: its token for onHttpCallResponse, or why the host refused it. */
+export class HttpCallResult {
+  constructor(public status: WasmResult, public token: u32) {}
+}
+
+/**
+ * An HTTP call to a cluster of the bootstrap. `headers` alternates names and values and must
+ * hold :method, :path and :authority. The answer comes to the calling context's
+ * onHttpCallResponse; after a failure or the timeout it has no headers and no body.
+ */
+export function httpCall(cluster: string, headers: string[], body: string, timeoutMilliseconds: u32): HttpCallResult {
+  const name = utf8(cluster);
+  const headerBytes = encodeHeaderPairs(headers);
+  const bodyBytes = utf8(body);
+  const status = abi.proxy_http_call(changetype<usize>(name), name.byteLength, changetype<usize>(headerBytes), headerBytes.byteLength,
+    changetype<usize>(bodyBytes), bodyBytes.byteLength, 0, 0, timeoutMilliseconds, returnData) as WasmResult;
+  return new HttpCallResult(status, status == WasmResult.Ok ? load<u32>(returnData) : 0);
+}
+
 /** Result of a foreign function: the host's status and whatever bytes it returned. */
 export class ForeignResult {
   constructor(public status: WasmResult, public data: ArrayBuffer | null) {}

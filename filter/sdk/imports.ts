@@ -54,3 +54,8 @@ export declare function proxy_record_metric(metricId: u32, value: u64): i32;
 
 @external("env", "proxy_get_metric")
 export declare function proxy_get_metric(metricId: u32, returnValue: usize): i32;
+
+@external("env", "proxy_http_call")
+export declare function proxy_http_call(
+  upstreamPtr: usize, upstreamSize: usize, headersPtr: usize, headersSize: usize, bodyPtr: usize, bodySize: usize,
+  trailersPtr: usize, trailersSize: usize, timeoutMilliseconds: u32, returnToken: usize): i32;

@@ -3,7 +3,7 @@ export * from "./types";
 export * from "./contexts";
 export {
   callForeignFunction, closeStream, continueStream, defineMetric, ForeignResult, fromUtf8, getBufferBytes, getHeader,
-  getMetric, getProperty, getPropertyInto, getPropertyString, hostLogLevel, incrementMetric, log, propertyPath,
+  getMetric, getProperty, getPropertyInto, getPropertyString, hostLogLevel, httpCall, HttpCallResult, incrementMetric, log, propertyPath,
   recordMetric, removeHeader, replaceHeader, sendLocalResponse, setBufferBytes, setProperty, utf8,
 } from "./hostcalls";
 export { registerRootContext } from "./dispatcher";

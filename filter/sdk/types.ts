@@ -49,6 +49,10 @@ export enum MapType {
   HttpRequestTrailers = 1,
   HttpResponseHeaders = 2,
   HttpResponseTrailers = 3,
+  GrpcReceiveInitialMetadata = 4,
+  GrpcReceiveTrailingMetadata = 5,
+  HttpCallResponseHeaders = 6,
+  HttpCallResponseTrailers = 7,
 }
 
 export enum MetricType {
