@@ -3,6 +3,7 @@
 // The modules are written here in WebAssembly text, each reproducing one SDK's pattern.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { inflateSync } from "node:zlib";
 import { BufferType, WasmResult, type WasmResultCode } from "../src/host/abi.js";
 import { BaseHostContext } from "../src/host/context.js";
 import { HttpCalls } from "../src/host/http-call.js";
@@ -211,5 +212,26 @@ describe("modules as other SDKs build them", () => {
       abi: "0_2_0",
       imports: `(import "env" "proxy_get_log_level" (func $level (param i32) (result i32)))`,
     })), /imports functions no proxy-wasm host provides: env\.proxy_get_log_level/);
+  });
+});
+
+describe("Envoy's built-in foreign functions", () => {
+  const context = new RecordingContext();
+  it("compress writes the zlib format, uncompress reads it back", () => {
+    const text = Buffer.from("hello hello hello hello");
+    const compressed = context.callForeign("compress", text);
+    assert.equal(compressed.status, WasmResult.Ok);
+    assert.equal(compressed.data![0], 0x78, "a zlib header, as compress2 writes");
+    assert.deepEqual(inflateSync(compressed.data!), text);
+    assert.deepEqual(context.callForeign("uncompress", Buffer.from(compressed.data!)), { status: WasmResult.Ok, data: text });
+  });
+  it("uncompress refuses what is not zlib data", () => {
+    assert.equal(context.callForeign("uncompress", Buffer.from("plain")).status, WasmResult.SerializationFailure);
+  });
+  it("clear_route_cache and declare_property answer Ok; a malformed declaration and an unknown name do not", () => {
+    assert.equal(context.callForeign("clear_route_cache", Buffer.alloc(0)).status, WasmResult.Ok);
+    assert.equal(context.callForeign("declare_property", Buffer.from([0x0a, 0x03, 0x61, 0x62, 0x63])).status, WasmResult.Ok);
+    assert.equal(context.callForeign("declare_property", Buffer.from([0x0a, 0x09, 0x61])).status, WasmResult.BadArgument);
+    assert.equal(context.callForeign("no_such_function", Buffer.alloc(0)).status, WasmResult.NotFound);
   });
 });

@@ -2,6 +2,7 @@
 // "effective" context (the one whose callback is running, or the one set with
 // proxy_set_effective_context); stream and HTTP contexts implement the parts they support.
 import { WasmResult, type WasmResultCode } from "./abi.js";
+import { builtInForeignFunction } from "./foreign-functions.js";
 
 export interface ForeignResult {
   status: WasmResultCode;
@@ -49,8 +50,8 @@ export abstract class BaseHostContext implements HostContext {
     return WasmResult.NotFound;
   }
 
-  callForeign(_name: string, _args: Buffer): ForeignResult {
-    return { status: WasmResult.NotFound };
+  callForeign(name: string, args: Buffer): ForeignResult {
+    return builtInForeignFunction(name, args);
   }
 
   closeStream(_type: number): WasmResultCode {

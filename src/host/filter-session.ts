@@ -145,7 +145,7 @@ export abstract class FilterSession extends BaseHostContext {
   override callForeign(name: string, args: Buffer): ForeignResult {
     const hooked = this.foreignCallHook?.(name, args);
     if (hooked !== undefined) return hooked;
-    if (name !== SET_ENVOY_FILTER_STATE) return { status: WasmResult.NotFound };
+    if (name !== SET_ENVOY_FILTER_STATE) return super.callForeign(name, args);
     const write = decodeFilterStateWrite(args);
     if (write.status === WasmResult.Ok) this.filterState.set(write.key!, write.value!);
     return { status: write.status };

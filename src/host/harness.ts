@@ -74,14 +74,16 @@ export class HarnessConnection {
     return this.session.onDownstreamData(Buffer.from(data), endOfStream);
   }
 
+  /** Data from the upstream; with endOfStream the upstream close follows, peer Unknown, as Envoy calls it. */
   upstream(data: string | Buffer, endOfStream = false): DataResult {
-    return this.session.onUpstreamData(Buffer.from(data), endOfStream);
+    const result = this.session.onUpstreamData(Buffer.from(data), endOfStream);
+    if (endOfStream) this.session.onUpstreamClose("unknown");
+    return result;
   }
 
-  /** Closes as a peer would: close events for both sides, then done, log and delete. */
+  /** Closes as a peer would: the downstream close event, then done, log and delete. */
   close(peer: "local" | "remote" = "remote"): void {
     this.session.onDownstreamClose(peer);
-    this.session.onUpstreamClose(peer === "remote" ? "local" : "remote");
     this.session.finish();
   }
 }

@@ -49,8 +49,8 @@ export class NetworkFilterSession extends FilterSession {
     this.invoke("proxy_on_downstream_connection_close", 0, this.id, peer === "local" ? PeerType.Local : PeerType.Remote);
   }
 
-  onUpstreamClose(peer: "local" | "remote"): void {
-    this.invoke("proxy_on_upstream_connection_close", 0, this.id, peer === "local" ? PeerType.Local : PeerType.Remote);
+  onUpstreamClose(peer: "local" | "remote" | "unknown"): void {
+    this.invoke("proxy_on_upstream_connection_close", 0, this.id, peer === "local" ? PeerType.Local : peer === "remote" ? PeerType.Remote : PeerType.Unknown);
   }
 
   override closeStream(type: number): WasmResultCode {

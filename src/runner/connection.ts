@@ -434,9 +434,19 @@ export class ProxyConnection {
         this.downstream.once("drain", () => upstream.resume());
       }
     });
+    // Envoy's Wasm network filter (common/wasm/context.cc, Context::onWrite): the upstream's end of
+    // stream goes through on_upstream_data with end_of_stream, what the filters write then goes
+    // out before the end, and right after each filter gets its upstream close, with peer Unknown
+    // (there is no upstream connection event for it to hear).
     upstream.on("end", () => {
-      for (const session of writeFilters) session.onUpstreamData(EMPTY, true);
-      this.downstream.end();
+      let data = EMPTY;
+      for (const session of this.sessions.slice().reverse()) {
+        if (session.wantsData) data = session.onUpstreamData(data, true).data;
+        session.onUpstreamClose("unknown");
+        if (this.closing) return;
+      }
+      this.bytesSent += data.length;
+      this.downstream.end(data);
     });
   }
 
@@ -512,7 +522,6 @@ export class ProxyConnection {
     }
     for (const session of this.sessions) {
       session.onDownstreamClose(this.closedBy === "local" ? "local" : "remote");
-      if (this.upstream !== undefined) session.onUpstreamClose(this.closedBy === "local" ? "local" : "remote");
       session.finish();
     }
     if (this.runtime.accessLogs.length > 0) {
