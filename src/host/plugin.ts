@@ -1,6 +1,6 @@
 // A configured proxy-wasm plugin: the module, its root context and its configuration, as Envoy's
-// wasm filter config holds them. Owns the VM and replaces it after a failure, as
-// proxy-wasm-cpp-host's getOrCreateThreadLocalPlugin does ("should not end up using the failed VM").
+// wasm filter config holds them. Owns the VM; once the VM has failed the plugin applies its
+// failure policy to every stream (see vm()).
 import { BufferType, LOG_LEVEL_NAMES, LogLevel, type LogLevelName } from "./abi.js";
 import { BaseHostContext } from "./context.js";
 import type { HttpCaller } from "./http-call.js";
@@ -47,8 +47,6 @@ export class PluginConfigError extends Error {}
 /** Counters of VM failures, for the runner's stats. */
 export interface PluginFailureCounters {
   traps: number;
-  reloads: number;
-  reloadFailures: number;
 }
 
 class RootHostContext extends BaseHostContext {
@@ -81,7 +79,7 @@ export interface ActiveVm {
 
 export class Plugin {
   readonly metrics = new MetricRegistry();
-  readonly failures: PluginFailureCounters = { traps: 0, reloads: 0, reloadFailures: 0 };
+  readonly failures: PluginFailureCounters = { traps: 0 };
   private readonly shared = new SharedData();
   private level: number;
   private active: ActiveVm | undefined;
@@ -128,24 +126,19 @@ export class Plugin {
     if (level >= this.level) this.hostLog(level, message);
   }
 
-  /** A log line from the host about the module (traps, reloads): always passed on. */
+  /** A log line from the host about the module (traps): always passed on. */
   private hostLog(level: number, message: string): void {
     this.options.log({ level: LOG_LEVEL_NAMES[level] ?? "info", plugin: this.spec.name, message });
   }
 
-  /** The running VM; a failed one is replaced first. Undefined when no healthy VM can be had. */
+  /**
+   * The running VM, or undefined once it has failed. A failed VM stays failed: every later stream
+   * gets the failure policy (fail_open or closed) until a new configuration brings a new VM, as in
+   * Envoy before its FAIL_RELOAD policy (v1.33; the API targeted here has none): the filter's
+   * createFilter hands a failed VM's streams an empty context (closed) or no filter at all (open).
+   */
   vm(): ActiveVm | undefined {
-    if (this.active !== undefined && this.active.vm.failure === undefined) return this.active;
-    try {
-      this.active = this.startVm();
-      this.failures.reloads++;
-      this.hostLog(LogLevel.info, "wasm VM reloaded after a failure");
-      return this.active;
-    } catch (error) {
-      this.failures.reloadFailures++;
-      this.hostLog(LogLevel.error, `wasm VM reload failed: ${(error as Error).message}`);
-      return undefined;
-    }
+    return this.active !== undefined && this.active.vm.failure === undefined ? this.active : undefined;
   }
 
   /** A callback on a root context outside configure (a call's answer): a trap fails the VM, counted. */

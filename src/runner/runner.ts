@@ -378,7 +378,6 @@ export class Runner implements AdminSource {
     for (const plugin of this.generation.plugins) {
       const prefix = `wasm_filter.${plugin.spec.name || "unnamed"}.`;
       samples.push({ name: `${prefix}traps`, value: plugin.failures.traps, kind: "counter" });
-      samples.push({ name: `${prefix}vm_reloads`, value: plugin.failures.reloads, kind: "counter" });
       for (const metric of plugin.metrics.all()) {
         const name = `${WASM_CUSTOM_NAMESPACE}${metric.name}`;
         const existing = custom.get(name);
