@@ -97,6 +97,17 @@ describe("validate: the filter's judgement", () => {
     });
   }
 
+  it("hands a Struct configuration to the module as JSON, as Envoy does", async () => {
+    const structured = (rules: string) => bootstrap().replace(/            configuration:\n.*\n.*\n/, `            configuration:
+              "@type": type.googleapis.com/google.protobuf.Struct
+              value: {rules: ${rules}, default: {cluster: egress-router1}}
+`);
+    assert.deepEqual(await problems(structured("[{match: {source_cidrs: [10.0.0.0/8]}, action: {cluster: egress-router2}}]")), []);
+    const refused = lines(await problems(structured("[{match: {source_cidrs: [10.0.0.0/33]}, action: {reject: true}}]")));
+    assert.equal(refused.length, 1);
+    assert.match(refused[0]!, /configuration\.value: proxy_on_configure rejected the configuration: .*invalid CIDR '10\.0\.0\.0\/33'/);
+  });
+
   it("refuses a module Envoy would not load, at the code's path", async () => {
     const found = lines(await problems(bootstrap({ code: `{inline_bytes: ${Buffer.from("not wasm").toString("base64")}}` })));
     assert.equal(found.length, 1);
