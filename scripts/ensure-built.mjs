@@ -1,7 +1,7 @@
 // Runs `npm run build` when an output is missing or older than its sources, so `npm start` and
 // `npm test` work on a fresh clone with nothing else to do.
 import { execSync } from "node:child_process";
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 function newest(path) {
@@ -25,6 +25,10 @@ const targets = [
   { output: "native/build/Release/wasmerang_native.node", sources: ["native/addon.c", "native/addon.h", "native/original_dst.c", "native/allocator.c", "native/binding.gyp"] },
   { output: "build/src/cli.js", sources: ["src", "tsconfig.json", "tsconfig.build.json"] },
 ];
+
+// An installed package ships its outputs and not all their sources (prepare runs for a file:
+// dependency too): nothing to build there.
+if (!existsSync("src")) process.exit(0);
 
 const stale = targets.filter(({ output, sources }) => mtime(output) < Math.max(...sources.map(newest)));
 if (stale.length > 0) {

@@ -2,6 +2,7 @@
 // The `wasmerang` command: thin wrappers over the library (runner, validator, egress router, demo).
 import { Command, InvalidArgumentError, Option } from "commander";
 import { loadRunnerConfig, ConfigError } from "./envoy/load.js";
+import { initProject } from "./init.js";
 import { checkFile, expandPaths } from "./validate/files.js";
 import { exitStatus, renderReports, type OutputFormat } from "./validate/report.js";
 import { LOG_LEVEL_NAMES, type LogLevelName } from "./host/abi.js";
@@ -156,6 +157,16 @@ export function buildProgram(): Command {
       console.log(`OCI image layout: ${image.directory} (tag ${image.tag}, manifest ${image.manifestDigest})`);
       console.log(`module sha256: ${image.wasmSha256} (also in ${options.wasm}.sha256)`);
       console.log(`push: skopeo copy oci:${image.directory}:${image.tag} docker://REGISTRY/wasmerang:${image.tag}`);
+    });
+
+  program.command("init")
+    .description("write a filter project of your own: an AssemblyScript network filter on the SDK, its asconfig.json, a harness test and an envoy.yaml")
+    .argument("[dir]", "where to write it (must be empty or new)", ".")
+    .option("--dependency <spec>", "the project's dependency on wasmerang (a version, a tarball, a path; default: this installation)")
+    .action((dir: string, options: { dependency?: string }) => {
+      const written = initProject(dir, options);
+      console.log(`wrote ${written.length} files in ${dir}: ${written.sort().join(", ")}`);
+      console.log(`next: cd ${dir} && npm install && npm test && npx wasmerang run -c envoy.yaml`);
     });
 
   program.command("demo")

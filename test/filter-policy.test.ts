@@ -72,9 +72,9 @@ describe("policy matchers", () => {
     assert.equal(routeOnce(filter, "10.0.0.8:1", "1.2.3.4:443", "git.example"), "second");
     // No rule matches: the default is the reference routing.
     assert.equal(routeOnce(filter, "11.0.0.8:1"), "egress-router1");
-    assert.equal(filter.metric("wasmerang.rule.corp-tls.matched"), 1n);
-    assert.equal(filter.metric("wasmerang.rule.ten.matched"), 2n);
-    assert.equal(filter.metric("wasmerang.unmatched"), 1n);
+    assert.equal(filter.metric("wasmerang.rule.corp-tls.matched"), 1);
+    assert.equal(filter.metric("wasmerang.rule.ten.matched"), 2);
+    assert.equal(filter.metric("wasmerang.unmatched"), 1);
     assert.ok(filter.logs.some((r) => r.message.includes("rule=corp-tls cluster=first")));
   });
 });
@@ -89,9 +89,9 @@ describe("policy actions", () => {
     const filter = await loadFilter({ log_level: "warn", default: { cluster: "svc-{dst_port}" } });
     for (let port = 1000; port < 1600; port++) assert.equal(routeOnce(filter, "10.0.0.1:1", `1.2.3.4:${port}`), `svc-${port}`);
     assert.equal(routeOnce(filter, "10.0.0.1:1", "1.2.3.4:1000"), "svc-1000");
-    assert.equal(filter.metric("wasmerang.routed"), 601n);
-    assert.equal(filter.metric("wasmerang.cluster.svc-1000.routed"), 2n);
-    assert.equal(filter.metric("wasmerang.cluster.svc-1511.routed"), 1n);
+    assert.equal(filter.metric("wasmerang.routed"), 601);
+    assert.equal(filter.metric("wasmerang.cluster.svc-1000.routed"), 2);
+    assert.equal(filter.metric("wasmerang.cluster.svc-1511.routed"), 1);
     assert.equal(filter.metric("wasmerang.cluster.svc-1512.routed"), undefined);
   });
 
@@ -114,7 +114,7 @@ describe("policy actions", () => {
     assert.equal(connection.status, "pause");
     assert.match(connection.closedReason ?? "", /closed by the wasm filter/);
     assert.equal(connection.cluster, undefined);
-    assert.equal(filter.metric("wasmerang.rejected"), 1n);
+    assert.equal(filter.metric("wasmerang.rejected"), 1);
     assert.ok(filter.logs.some((r) => r.message.includes("rule=no-smtp action=reject")));
   });
 
@@ -123,7 +123,7 @@ describe("policy actions", () => {
     const connection = filter.connect({ source: "10.0.0.1:1" });
     assert.equal(connection.cluster, undefined);
     assert.equal(connection.status, "continue");
-    assert.equal(filter.metric("wasmerang.passthrough"), 1n);
+    assert.equal(filter.metric("wasmerang.passthrough"), 1);
   });
 
   it("log_level silences decision lines the host would show", async () => {

@@ -126,9 +126,10 @@ export class FilterHarness {
     return this.plugin.sharedData(key);
   }
 
-  /** Current value of a metric the module defined, by name. */
-  metric(name: string): bigint | undefined {
-    return this.plugin.metrics.byMetricName(name)?.value;
+  /** Current value of a metric the module defined, by name (a number: counters stay far below 2^53). */
+  metric(name: string): number | undefined {
+    const value = this.plugin.metrics.byMetricName(name)?.value;
+    return value === undefined ? undefined : Number(value);
   }
 
   get failures(): Plugin["failures"] {
