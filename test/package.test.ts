@@ -1,86 +1,64 @@
-// Wasmerang as a package: packed, installed in an empty directory with no repository above it,
-// a filter project scaffolded with `wasmerang init`, built, its harness test run, its envoy.yaml
-// served with `wasmerang run` and a connection sent through; and installed with no C compiler,
-// where the CLI still works. npm takes the dependencies from its cache where it can.
+// Packaging for Istio: an OCI image in the Wasm artifact format, pushed to a real registry
+// (Debian's docker-registry, on loopback) with Debian's skopeo, pulled back, digests compared.
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { before, describe, it } from "node:test";
-import { REPO } from "./helpers.js";
-import { exchange, freePort, startEchoServer, stopServer } from "./net-helpers.js";
+import { after, it } from "node:test";
+import { packageFilter, WASM_LAYER_MEDIA_TYPE } from "../src/package/oci.js";
+import { FILTER_WASM } from "./helpers.js";
+import { freePort } from "./net-helpers.js";
+import { commandWorks, needPeer } from "./peers.js";
 
-const NPM_INSTALL = ["install", "--prefer-offline", "--no-audit", "--no-fund"];
+const dir = mkdtempSync(join(tmpdir(), "wasmerang-oci-"));
+const wasmCopy = join(dir, "wasmerang.wasm");
+writeFileSync(wasmCopy, readFileSync(FILTER_WASM));
+let registry: ChildProcess | undefined;
+after(() => registry?.kill("SIGKILL"));
 
-/** This process's environment without the test runner's marker, which would make a child `node --test` report to us. */
-function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env = { ...process.env, ...extra };
-  delete env.NODE_TEST_CONTEXT;
-  return env;
-}
+const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 
-function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): SpawnSyncReturns<string> {
-  const result = spawnSync(command, args, { cwd, encoding: "utf8", env: childEnv(env), timeout: 240_000 });
-  assert.equal(result.status, 0, `${command} ${args.join(" ")} in ${cwd}:\n${result.stdout}\n${result.stderr}`);
-  return result;
-}
+it("writes an OCI image layout whose blobs match their digests, and the module's sha256", async () => {
+  const image = await packageFilter(wasmCopy, join(dir, "oci"), "0.1.0");
+  const index = JSON.parse(readFileSync(join(dir, "oci", "index.json"), "utf8")) as { manifests: { digest: string; annotations: Record<string, string> }[] };
+  assert.equal(index.manifests[0]!.digest, image.manifestDigest);
+  assert.equal(index.manifests[0]!.annotations["org.opencontainers.image.ref.name"], "0.1.0");
+  const blob = (digest: string) => readFileSync(join(dir, "oci", "blobs", "sha256", digest.slice(7)));
+  const manifestBytes = blob(image.manifestDigest);
+  assert.equal(`sha256:${sha256(manifestBytes)}`, image.manifestDigest);
+  const manifest = JSON.parse(manifestBytes.toString()) as { layers: { mediaType: string; digest: string }[] };
+  assert.equal(manifest.layers.length, 1);
+  assert.equal(manifest.layers[0]!.mediaType, WASM_LAYER_MEDIA_TYPE);
+  assert.deepEqual(blob(manifest.layers[0]!.digest), readFileSync(FILTER_WASM));
+  assert.equal(readFileSync(`${wasmCopy}.sha256`, "utf8").trim(), sha256(readFileSync(FILTER_WASM)));
+  assert.equal(image.wasmSha256, sha256(readFileSync(FILTER_WASM)));
+});
 
-describe("the package", { timeout: 600_000 }, () => {
-  let tarball: string;
-  let work: string;
-
-  before(() => {
-    work = mkdtempSync(join(tmpdir(), "wasmerang-package-"));
-    run("npm", ["pack", "--pack-destination", work], REPO);
-    tarball = join(work, readdirSync(work).find((name) => name.endsWith(".tgz"))!);
-  });
-
-  it("installs, scaffolds a filter with init, builds and tests it, and serves its envoy.yaml", async () => {
-    const app = join(work, "app");
-    run("mkdir", ["-p", app], work);
-    run("npm", [...NPM_INSTALL, tarball], app);
-    const cli = join(app, "node_modules", ".bin", "wasmerang");
-    run(cli, ["init", "myfilter"], app);
-    const project = join(app, "myfilter");
-    run("npm", NPM_INSTALL, project);
-    assert.match(run("npm", ["test"], project).stdout, /# pass 1/);
-
-    // The filter's choice must decide: tcp_proxy's own cluster goes nowhere.
-    const backend = await startEchoServer();
-    const [listen, nowhere] = [await freePort(), await freePort()];
-    const envoy = readFileSync(join(project, "envoy.yaml"), "utf8").replace("port_value: 10000", `port_value: ${listen}`)
-      .replace("port_value: 9901", "port_value: 0").replace("port_value: 8080", `port_value: ${backend.port}`)
-      .replace("port_value: 8443", `port_value: ${nowhere}`).replace("cluster: external\n", "cluster: internal\n");
-    writeFileSync(join(project, "envoy.yaml"), envoy);
-    const runner = spawn(cli, ["run", "-c", "envoy.yaml"], { cwd: project, stdio: ["ignore", "pipe", "pipe"], env: childEnv() });
-    try {
-      let output = "";
-      await new Promise<void>((resolve, reject) => {
-        const onData = (chunk: Buffer) => {
-          output += chunk.toString();
-          if (output.includes(`listener 'main' on 127.0.0.1:${listen}`)) resolve();
-        };
-        runner.stdout.on("data", onData);
-        runner.stderr.on("data", onData);
-        runner.on("exit", () => reject(new Error(`wasmerang run exited:\n${output}`)));
-      });
-      assert.equal((await exchange(listen, "through")).reply, "through");
-    } finally {
-      runner.kill("SIGTERM");
-      await stopServer(backend);
-    }
-  });
-
-  it("installs without a C compiler; the CLI works, without the native addon", () => {
-    const app = join(work, "no-compiler");
-    run("mkdir", ["-p", app], work);
-    run("npm", [...NPM_INSTALL, tarball], app, { CC: "/nonexistent/cc", CXX: "/nonexistent/c++" });
-    const cli = join(app, "node_modules", ".bin", "wasmerang");
-    assert.equal(run(cli, ["--version"], app).stdout.trim(), JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")).version);
-    assert.match(run(cli, ["validate", join(app, "node_modules", "wasmerang", "examples", "local", "envoy.yaml"), "--module",
-      join(app, "node_modules", "wasmerang", "dist", "wasmerang.wasm")], app).stdout, /envoy\.yaml: OK/);
-    assert.throws(() => readdirSync(join(app, "node_modules", "wasmerang", "native", "build", "Release")));
-  });
-
+it("pushes to a local registry with skopeo and pulls back the same digests", async (t) => {
+  const present = commandWorks("skopeo", ["--version"]) && commandWorks("docker-registry", ["--version"]);
+  if (!needPeer(t, "skopeo and docker-registry", present, "apt-get install skopeo docker-registry")) return;
+  const image = await packageFilter(wasmCopy, join(dir, "push"), "0.1.0");
+  const port = await freePort();
+  const config = join(dir, "registry.yml");
+  writeFileSync(config, `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "registry")}\nhttp:\n  addr: 127.0.0.1:${port}\n`);
+  registry = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
+  for (let i = 0; i < 100; i++) {
+    if (await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.ok, () => false)) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const reference = `docker://127.0.0.1:${port}/wasmerang:0.1.0`;
+  const skopeo = (...args: string[]) => {
+    const result = spawnSync("skopeo", args, { encoding: "utf8" });
+    assert.equal(result.status, 0, `skopeo ${args.join(" ")}: ${result.stderr}`);
+    return result.stdout;
+  };
+  skopeo("copy", "--dest-tls-verify=false", `oci:${image.directory}:0.1.0`, reference);
+  const remoteManifest = skopeo("inspect", "--tls-verify=false", "--raw", reference);
+  assert.equal(`sha256:${sha256(Buffer.from(remoteManifest))}`, image.manifestDigest);
+  skopeo("copy", "--src-tls-verify=false", reference, `oci:${join(dir, "pulled")}:0.1.0`);
+  const pulled = JSON.parse(readFileSync(join(dir, "pulled", "index.json"), "utf8")) as { manifests: { digest: string }[] };
+  assert.equal(pulled.manifests[0]!.digest, image.manifestDigest);
+  assert.deepEqual(readFileSync(join(dir, "pulled", "blobs", "sha256", image.wasmSha256)), readFileSync(FILTER_WASM));
 });
