@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import { inflateSync } from "node:zlib";
 import { BufferType, WasmResult, type WasmResultCode } from "../src/host/abi.js";
 import { BaseHostContext } from "../src/host/context.js";
+import { GrpcCalls } from "../src/host/grpc-call.js";
 import { HttpCalls } from "../src/host/http-call.js";
 import { createImports, ProcExit, RestrictedCallError, type AbiHost } from "../src/host/imports.js";
 import { GuestMemory, GuestMemoryError } from "../src/host/memory.js";
@@ -62,6 +63,7 @@ function fakeHost(context: RecordingContext): AbiHost & { ticks: number[] } {
     done: () => 0,
     pluginConfiguration: () => Buffer.from("config"),
     httpCalls: new HttpCalls(undefined, () => true),
+    grpcCalls: new GrpcCalls(undefined, () => true),
     ticks,
   } as AbiHost & { ticks: number[] };
 }

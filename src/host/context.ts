@@ -25,8 +25,8 @@ export interface HostContext {
   continueStream(type: number): WasmResultCode;
   headers(type: number): HeaderPairs | undefined;
   sendLocalResponse(status: number, details: string, body: Buffer, headers: HeaderPairs): WasmResultCode;
-  /** An answer to a call this context made (http-call.ts): the module's callback runs. */
-  onHttpCallResponse(token: number, headers: number, bodySize: number, trailers: number): void;
+  /** An event of a call this context made (http-call.ts, grpc-call.ts): the module's `callback` runs with the context's id first. */
+  deliver(callback: string, ...args: number[]): void;
 }
 
 /** Defaults for a context that has none of the optional capabilities. */
@@ -70,8 +70,8 @@ export abstract class BaseHostContext implements HostContext {
     return WasmResult.NotFound;
   }
 
-  onHttpCallResponse(_token: number, _headers: number, _bodySize: number, _trailers: number): void {
-    // Only contexts that run module code receive answers.
+  deliver(_callback: string, ..._args: number[]): void {
+    // Only contexts that run module code receive call events.
   }
 }
 

@@ -88,8 +88,8 @@ export abstract class FilterSession extends BaseHostContext {
     return { status: this.status(action), data: edited };
   }
 
-  override onHttpCallResponse(token: number, headers: number, bodySize: number, trailers: number): void {
-    this.invoke("proxy_on_http_call_response", 0, this.id, token, headers, bodySize, trailers);
+  override deliver(callback: string, ...args: number[]): void {
+    this.invoke(callback, 0, this.id, args[0], args[1], args[2], args[3]);
   }
 
   /** Calls into the module unless bypassed; a trap applies the failure policy. */

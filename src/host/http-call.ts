@@ -50,7 +50,7 @@ export class HttpCalls {
       if (controller.signal.aborted || !this.isLive(context)) return;
       this.current = response;
       try {
-        context.onHttpCallResponse(token, response.headers.length, response.body.length, response.trailers.length);
+        context.deliver("proxy_on_http_call_response", token, response.headers.length, response.body.length, response.trailers.length);
       } finally {
         this.current = undefined;
       }

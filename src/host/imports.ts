@@ -10,6 +10,7 @@ import { randomFillSync } from "node:crypto";
 import { BufferType, MapType, WasmResult, type WasmResultCode } from "./abi.js";
 import type { HostContext } from "./context.js";
 import { decodeHeaderPairs, encodeHeaderPairs } from "./header-pairs.js";
+import type { GrpcCalls } from "./grpc-call.js";
 import type { HttpCalls } from "./http-call.js";
 import type { GuestMemory } from "./memory.js";
 import type { MetricRegistry } from "./metrics.js";
@@ -29,6 +30,7 @@ export interface AbiHost {
   done(): WasmResultCode;
   pluginConfiguration(): Buffer;
   readonly httpCalls: HttpCalls;
+  readonly grpcCalls: GrpcCalls;
 }
 
 export class RestrictedCallError extends Error {}
@@ -74,11 +76,28 @@ export function createImports(host: AbiHost, abiVersion: string): Record<string,
     mem().returnBytes(data, ptrAddress, sizeAddress);
     return WasmResult.Ok;
   };
-  const unimplemented = (): number => WasmResult.Unimplemented;
-  // An answer to proxy_http_call is readable only while its callback runs.
-  const bufferOf = (type: number) => (type === BufferType.HttpCallResponseBody ? host.httpCalls.current?.body : ctx().buffer(type));
-  const headersOf = (type: number) => (type === MapType.HttpCallResponseHeaders ? host.httpCalls.current?.headers
-    : type === MapType.HttpCallResponseTrailers ? host.httpCalls.current?.trailers : ctx().headers(type));
+  // An HTTP call's answer and a gRPC event are readable only while their callback runs.
+  const bufferOf = (type: number) => (type === BufferType.HttpCallResponseBody ? host.httpCalls.current?.body
+    : type === BufferType.GrpcReceiveBuffer ? host.grpcCalls.current?.message : ctx().buffer(type));
+  const headersOf = (type: number) => {
+    switch (type) {
+      case MapType.HttpCallResponseHeaders: return host.httpCalls.current?.headers;
+      case MapType.HttpCallResponseTrailers: return host.httpCalls.current?.trailers;
+      case MapType.GrpcReceiveInitialMetadata: return host.grpcCalls.current?.initialMetadata;
+      case MapType.GrpcReceiveTrailingMetadata: return host.grpcCalls.current?.trailingMetadata;
+      default: return ctx().headers(type);
+    }
+  };
+  const pairsAt = (ptr: number, size: number) => (size === 0 ? [] : decodeHeaderPairs(mem().copy(ptr, size)));
+  const grpcStart = (servicePtr: number, serviceSize: number, serviceNamePtr: number, serviceNameSize: number, methodPtr: number,
+    methodSize: number, metadataPtr: number, metadataSize: number, timeoutMs: number, tokenPtr: number, message?: Buffer) => {
+    const { status, token } = host.grpcCalls.start(ctx(), mem().copy(servicePtr, serviceSize), {
+      service: mem().string(serviceNamePtr, serviceNameSize), method: mem().string(methodPtr, methodSize),
+      metadata: pairsAt(metadataPtr, metadataSize), timeoutMs,
+    }, message);
+    if (token !== undefined) mem().writeU32(tokenPtr, token);
+    return status;
+  };
 
   const proxy: Record<string, HostFunction> = {
     proxy_get_log_level: (levelPtr: number) => {
@@ -223,20 +242,25 @@ export function createImports(host: AbiHost, abiVersion: string): Record<string,
       trailersPtr: number, trailersSize: number, timeoutMs: number, tokenPtr: number) => {
       const { status, token } = host.httpCalls.start(ctx(), {
         cluster: mem().string(upstreamPtr, upstreamSize),
-        headers: headersSize === 0 ? [] : decodeHeaderPairs(mem().copy(headersPtr, headersSize)),
+        headers: pairsAt(headersPtr, headersSize),
         body: mem().copy(bodyPtr, bodySize),
-        trailers: trailersSize === 0 ? [] : decodeHeaderPairs(mem().copy(trailersPtr, trailersSize)),
+        trailers: pairsAt(trailersPtr, trailersSize),
         timeoutMs,
       });
       if (token !== undefined) mem().writeU32(tokenPtr, token);
       return status;
     },
-    // gRPC calls are not made here (no HTTP/2 client to the clusters yet).
-    proxy_grpc_call: unimplemented,
-    proxy_grpc_stream: unimplemented,
-    proxy_grpc_send: unimplemented,
-    proxy_grpc_cancel: unimplemented,
-    proxy_grpc_close: unimplemented,
+    proxy_grpc_call: (servicePtr: number, serviceSize: number, serviceNamePtr: number, serviceNameSize: number, methodPtr: number, methodSize: number,
+      metadataPtr: number, metadataSize: number, messagePtr: number, messageSize: number, timeoutMs: number, tokenPtr: number) =>
+      grpcStart(servicePtr, serviceSize, serviceNamePtr, serviceNameSize, methodPtr, methodSize, metadataPtr, metadataSize, timeoutMs, tokenPtr,
+        mem().copy(messagePtr, messageSize)),
+    proxy_grpc_stream: (servicePtr: number, serviceSize: number, serviceNamePtr: number, serviceNameSize: number, methodPtr: number, methodSize: number,
+      metadataPtr: number, metadataSize: number, tokenPtr: number) =>
+      grpcStart(servicePtr, serviceSize, serviceNamePtr, serviceNameSize, methodPtr, methodSize, metadataPtr, metadataSize, 0, tokenPtr),
+    proxy_grpc_send: (token: number, messagePtr: number, messageSize: number, endStream: number) =>
+      host.grpcCalls.send(token, mem().copy(messagePtr, messageSize), endStream !== 0),
+    proxy_grpc_cancel: (token: number) => host.grpcCalls.cancel(token),
+    proxy_grpc_close: (token: number) => host.grpcCalls.close(token),
     // ABI 0.1.0 names that older SDKs still import.
     proxy_get_configuration: (dataPtr: number, sizePtr: number) => returnBytes(host.pluginConfiguration(), dataPtr, sizePtr),
     proxy_continue_request: () => ctx().continueStream(0),

@@ -3,6 +3,7 @@
 // failure policy to every stream (see vm()).
 import { BufferType, LOG_LEVEL_NAMES, LogLevel, type LogLevelName } from "./abi.js";
 import { BaseHostContext } from "./context.js";
+import type { GrpcCaller } from "./grpc-call.js";
 import type { HttpCaller } from "./http-call.js";
 import { MetricRegistry } from "./metrics.js";
 import { dottedPath, pluginProperty, type PluginIdentity } from "./properties.js";
@@ -37,6 +38,8 @@ export interface PluginOptions {
   callDeadlineMs?: number;
   /** Where proxy_http_call sends calls (the bootstrap's clusters); without it they answer Unimplemented. */
   httpCaller?: HttpCaller;
+  /** The same for proxy_grpc_call and proxy_grpc_stream. */
+  grpcCaller?: GrpcCaller;
 }
 
 const DEFAULT_MEMORY_LIMIT_BYTES = 2 ** 30;
@@ -57,8 +60,8 @@ class RootHostContext extends BaseHostContext {
     super();
   }
 
-  override onHttpCallResponse(token: number, headers: number, bodySize: number, trailers: number): void {
-    this.callModule(this, "proxy_on_http_call_response", this.id, token, headers, bodySize, trailers);
+  override deliver(callback: string, ...args: number[]): void {
+    this.callModule(this, callback, this.id, ...args);
   }
 
   override property(path: string): Uint8Array | undefined {
@@ -176,6 +179,7 @@ export class Plugin {
         setTickPeriod: (ms) => this.setTickPeriod(ms),
         pluginConfiguration: () => spec.configuration,
         httpCaller: this.options.httpCaller,
+        grpcCaller: this.options.grpcCaller,
         memoryLimitBytes: this.options.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES,
       });
     } catch (error) {

@@ -5,6 +5,7 @@
 import { CallDeadline, instrumentForDeadline } from "./call-deadline.js";
 import { SUPPORTED_ABI_EXPORTS, WasmResult, type WasmResultCode } from "./abi.js";
 import type { HostContext } from "./context.js";
+import { GrpcCalls, type GrpcCaller } from "./grpc-call.js";
 import { HttpCalls, type HttpCaller } from "./http-call.js";
 import { createImports, importNames, type AbiHost } from "./imports.js";
 import { GuestMemory } from "./memory.js";
@@ -71,6 +72,7 @@ export interface VmServices {
   setTickPeriod(milliseconds: number): void;
   pluginConfiguration(): Buffer;
   readonly httpCaller: HttpCaller | undefined;
+  readonly grpcCaller: GrpcCaller | undefined;
   /** Linear memory the VM may grow to before it is failed. */
   readonly memoryLimitBytes: number;
 }
@@ -89,10 +91,13 @@ export class WasmVm implements AbiHost {
   private nextContextId = 1;
   private readonly deadline: CallDeadline | undefined;
   readonly httpCalls: HttpCalls;
+  readonly grpcCalls: GrpcCalls;
 
   private constructor(readonly compiled: CompiledModule, private readonly services: VmServices) {
     this.deadline = compiled.callDeadlineMs === undefined ? undefined : new CallDeadline(compiled.callDeadlineMs);
-    this.httpCalls = new HttpCalls(services.httpCaller, (context) => this.failure === undefined && this.contexts.get(context.id) === context);
+    const isLive = (context: HostContext) => this.failure === undefined && this.contexts.get(context.id) === context;
+    this.httpCalls = new HttpCalls(services.httpCaller, isLive);
+    this.grpcCalls = new GrpcCalls(services.grpcCaller, isLive);
     const imports = { ...createImports(this, compiled.abiVersion), ...this.deadline?.imports() };
     const provided = importNames(imports);
     const missing = WebAssembly.Module.imports(compiled.module)
@@ -150,6 +155,7 @@ export class WasmVm implements AbiHost {
   unregister(id: number): void {
     this.contexts.delete(id);
     this.httpCalls.cancel(id);
+    this.grpcCalls.cancelAll(id);
   }
 
   /**

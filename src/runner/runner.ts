@@ -15,6 +15,7 @@ import { DEFAULT_ACCESS_LOG_FORMAT } from "../envoy/subset.js";
 import { Cluster } from "./cluster.js";
 import { ProxyConnection } from "./connection.js";
 import { HttpProxy } from "./http-proxy.js";
+import { clusterGrpcCaller } from "./grpc-client.js";
 import { clusterHttpCaller } from "./http-call-client.js";
 import { bufferLimit, ListenerRuntime } from "./listener-runtime.js";
 import { listenerStatName } from "./stats.js";
@@ -152,7 +153,7 @@ export class Runner implements AdminSource {
         name: filter.name, rootId: filter.rootId, vmId: filter.vmId, source: filter.filename ?? "inline", code,
         configuration: filter.configuration, vmConfiguration: filter.vmConfiguration, failOpen: filter.failOpen,
       }, { log: (record) => this.logWasm(record), logLevel: this.wasmLogLevel, memoryLimitBytes: this.options.wasmMemoryLimitBytes,
-        callDeadlineMs: this.callDeadlineMs, httpCaller: clusterHttpCaller(clusters) });
+        callDeadlineMs: this.callDeadlineMs, httpCaller: clusterHttpCaller(clusters), grpcCaller: clusterGrpcCaller(clusters) });
     } catch (error) {
       if (error instanceof PluginConfigError) throw new ConfigError([`${filter.path}: ${error.message}`], "wasm");
       throw error;
