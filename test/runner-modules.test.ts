@@ -68,6 +68,38 @@ describe("other modules in the runner", () => {
   });
 });
 
+describe("shared data by vm_id", () => {
+  const routers = tagServers("r1", "r2");
+
+  /** Two listeners: "writer" runs the tick module (it stores k=v), "reader" routes to egress-router2 when k exists. */
+  async function twoListeners(writerVm: string, readerVm: string): Promise<object> {
+    const clusters = [staticCluster("egress-router1", routers[0]!.port), staticCluster("egress-router2", routers[1]!.port)];
+    const writer = bootstrap([wasmFilter(await moduleFile("tick"), "", { vm_config: { vm_id: writerVm, runtime: "envoy.wasm.runtime.v8", code: { local: { filename: await moduleFile("tick") } } } }),
+      tcpProxy("egress-router1")], clusters) as { static_resources: { listeners: { name: string }[] } };
+    const reader = bootstrap([wasmFilter(await moduleFile("shared-reader"), "", { vm_config: { vm_id: readerVm, runtime: "envoy.wasm.runtime.v8", code: { local: { filename: await moduleFile("shared-reader") } } } }),
+      tcpProxy("egress-router1")], clusters) as { static_resources: { listeners: { name: string }[] } };
+    writer.static_resources.listeners[0]!.name = "writer";
+    reader.static_resources.listeners[0]!.name = "reader";
+    writer.static_resources.listeners.push(reader.static_resources.listeners[0]!);
+    return writer;
+  }
+
+  it("filters with the same vm_id share one store, as Envoy's shared data is per vm_id; other vm_ids do not see it", async () => {
+    const same = await startRunner(await twoListeners("shared", "shared"));
+    try {
+      assert.equal((await exchange(same.listenerPort("reader"), "s")).reply, "r2:s");
+    } finally {
+      await same.close();
+    }
+    const apart = await startRunner(await twoListeners("one", "other"));
+    try {
+      assert.equal((await exchange(apart.listenerPort("reader"), "a")).reply, "r1:a");
+    } finally {
+      await apart.close();
+    }
+  });
+});
+
 describe("host services", () => {
   it("tick timers and shared data work for a module that asks for them", async () => {
     const filter = await FilterHarness.load({ module: await buildThirdPartyModule("tick"), configuration: "" });

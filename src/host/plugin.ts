@@ -40,6 +40,8 @@ export interface PluginOptions {
   httpCaller?: HttpCaller;
   /** The same for proxy_grpc_call and proxy_grpc_stream. */
   grpcCaller?: GrpcCaller;
+  /** Shared data and queues: Envoy keeps one store per vm_id for the whole process (default: the plugin's own). */
+  sharedData?: SharedData;
 }
 
 const DEFAULT_MEMORY_LIMIT_BYTES = 2 ** 30;
@@ -83,7 +85,7 @@ export interface ActiveVm {
 export class Plugin {
   readonly metrics = new MetricRegistry();
   readonly failures: PluginFailureCounters = { traps: 0 };
-  private readonly shared = new SharedData();
+  private readonly shared: SharedData;
   private level: number;
   private active: ActiveVm | undefined;
   private tick: NodeJS.Timeout | undefined;
@@ -91,6 +93,7 @@ export class Plugin {
   private configureLog: string[] | undefined;
 
   private constructor(readonly spec: PluginSpec, private readonly compiled: CompiledModule, private readonly options: PluginOptions) {
+    this.shared = options.sharedData ?? new SharedData();
     this.level = LogLevel[options.logLevel ?? "info"];
   }
 

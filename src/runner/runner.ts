@@ -9,6 +9,7 @@ import type { AccessLogConfig, ListenerConfig, RunnerConfig, WasmPluginConfig } 
 import type { LogLevelName } from "../host/abi.js";
 import { formatEndpoint, type Endpoint } from "../host/properties.js";
 import { Plugin, PluginConfigError, type LogRecord } from "../host/plugin.js";
+import { SharedData } from "../host/shared-data.js";
 import { AccessLogError, openAccessLog, type AccessLog } from "./access-log.js";
 import { AdminServer, WASM_CUSTOM_NAMESPACE, type AdminSource, type ClusterStatus, type StatSample, type TagNames } from "../server/admin.js";
 import { DEFAULT_ACCESS_LOG_FORMAT } from "../envoy/subset.js";
@@ -82,6 +83,7 @@ export class Runner implements AdminSource {
   private generation!: Generation;
   private readonly listeners = new Map<string, ActiveListener>();
   private readonly connections = new Set<ProxyConnection>();
+  private readonly sharedData = new Map<string, SharedData>();
   /** Resolved when the last open connection finishes (see untilNoConnections). */
   private noConnections: (() => void) | undefined;
   private admin: AdminServer | undefined;
@@ -137,6 +139,13 @@ export class Runner implements AdminSource {
     this.options.logger[PINO_LEVELS[record.level]]({ plugin: record.plugin }, record.message);
   }
 
+  /** Shared data by vm_id, for the life of the process and across reloads, as Envoy's global shared data. */
+  private sharedDataFor(vmId: string): SharedData {
+    let shared = this.sharedData.get(vmId);
+    if (shared === undefined) this.sharedData.set(vmId, (shared = new SharedData()));
+    return shared;
+  }
+
   private async loadPlugin(filter: WasmPluginConfig, clusters: ReadonlyMap<string, Cluster>): Promise<Plugin> {
     let code: Uint8Array;
     if (filter.inlineCode !== undefined) {
@@ -153,7 +162,8 @@ export class Runner implements AdminSource {
         name: filter.name, rootId: filter.rootId, vmId: filter.vmId, source: filter.filename ?? "inline", code,
         configuration: filter.configuration, vmConfiguration: filter.vmConfiguration, failOpen: filter.failOpen,
       }, { log: (record) => this.logWasm(record), logLevel: this.wasmLogLevel, memoryLimitBytes: this.options.wasmMemoryLimitBytes,
-        callDeadlineMs: this.callDeadlineMs, httpCaller: clusterHttpCaller(clusters), grpcCaller: clusterGrpcCaller(clusters) });
+        callDeadlineMs: this.callDeadlineMs, httpCaller: clusterHttpCaller(clusters), grpcCaller: clusterGrpcCaller(clusters),
+        sharedData: this.sharedDataFor(filter.vmId) });
     } catch (error) {
       if (error instanceof PluginConfigError) throw new ConfigError([`${filter.path}: ${error.message}`], "wasm");
       throw error;
