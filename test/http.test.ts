@@ -140,6 +140,33 @@ describe("HTTP through the runner", () => {
   });
 });
 
+describe("HTTP headers as Envoy's connection manager presents them", () => {
+  it("hop-by-hop headers removed, x-forwarded-proto and x-request-id added; the response gets server: envoy and the router's timing", async () => {
+    let received: Record<string, string | string[] | undefined> = {};
+    const echo = createServer((request, response) => {
+      received = request.headers;
+      response.writeHead(200, { server: "backend", "keep-alive": "timeout=9" }).end("ok");
+    }).listen(0, "127.0.0.1");
+    await once(echo, "listening");
+    const runner = await startRunner(httpBootstrap([httpWasm(FILTER_WASM, policy("backend"))], [staticCluster("backend", (echo.address() as AddressInfo).port)]));
+    try {
+      const response = await fetch(`http://127.0.0.1:${runner.listenerPort("http")}/h`, { headers: { te: "gzip", "x-client": "1", "proxy-connection": "keep-alive" } });
+      assert.equal(await response.text(), "ok");
+      assert.equal(response.headers.get("server"), "envoy");
+      assert.match(response.headers.get("x-envoy-upstream-service-time") ?? "", /^\d+$/);
+      assert.notEqual(response.headers.get("keep-alive"), "timeout=9", "the upstream's connection headers stay with its connection");
+      assert.equal(received["x-client"], "1");
+      assert.equal(received.te, undefined);
+      assert.equal(received["proxy-connection"], undefined);
+      assert.equal(received["x-forwarded-proto"], "http");
+      assert.match(String(received["x-request-id"]), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    } finally {
+      await runner.close();
+      echo.close();
+    }
+  });
+});
+
 describe("HTTP to a cluster with the upstream PROXY protocol transport", () => {
   it("each downstream connection gets its own upstream connections, each starting with that connection's addresses", async () => {
     // An upstream that reads the PROXY v1 line, then answers HTTP with it.

@@ -6,6 +6,7 @@
 // api-v3 route.RouteAction.cluster_header: "If the header is not found or the referenced cluster
 // does not exist, Envoy will return a 404 response").
 import { Agent, createServer, request as httpRequest, type ClientRequestArgs, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { randomUUID } from "node:crypto";
 import { connect, type NetConnectOpts, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
@@ -22,6 +23,16 @@ import { BodyPipeline, relayBody } from "./http-body.js";
 import { armRequestTimeouts } from "./http-timeouts.js";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"]);
+
+/**
+ * Headers of one HTTP/1 connection that Envoy's connection manager removes before any filter sees
+ * a request or a response: connection, keep-alive, proxy-connection, transfer-encoding, upgrade
+ * (no upgrades here), and te unless it is `trailers`.
+ */
+function isConnectionHeader(name: string, value: string): boolean {
+  if (name === "te") return value.trim().toLowerCase() !== "trailers";
+  return name === "connection" || name === "keep-alive" || name === "proxy-connection" || name === "transfer-encoding" || name === "upgrade";
+}
 
 /** Envoy's virtual host choice: exact domain, then the longest `*.suffix`, then `prefix*`, then `*`. */
 export function pickVirtualHost(hosts: readonly VirtualHost[], authority: string): VirtualHost | undefined {
@@ -193,9 +204,14 @@ export class HttpProxy {
       [":authority", target.authority], [":scheme", "http"]];
     for (let i = 0; i < request.rawHeaders.length; i += 2) {
       const name = request.rawHeaders[i]!.toLowerCase();
-      if (name !== "host") headers.push([name, request.rawHeaders[i + 1]!]);
+      const value = request.rawHeaders[i + 1]!;
+      if (name !== "host" && !isConnectionHeader(name, value)) headers.push([name, value]);
     }
     const get = (name: string) => headers.find(([key]) => key === name)?.[1];
+    // What the connection manager adds before the filters (ConnectionManagerUtility::mutateRequestHeaders):
+    // x-forwarded-proto when absent, and a request id (generate_request_id defaults to true).
+    if (get("x-forwarded-proto") === undefined) headers.push(["x-forwarded-proto", "http"]);
+    if (get("x-request-id") === undefined) headers.push(["x-request-id", randomUUID()]);
     const flags: string[] = [];
     let upstreamHost: string | undefined;
     let clusterName: string | undefined;
@@ -278,6 +294,7 @@ export class HttpProxy {
       outgoing[name] = previous === undefined ? value : [...(Array.isArray(previous) ? previous : [previous]), value];
     }
     cluster.stats.upstreamCxTotal.value++;
+    const sentAt = Date.now();
     const upstream = httpRequest({
       host: host.address, port: host.port, method: get(":method"), path: get(":path"), headers: outgoing,
       agent: this.agent(cluster, request.socket, info),
@@ -316,7 +333,7 @@ export class HttpProxy {
     upstream.on("response", (upstreamResponse) => {
       if (stopped()) return void upstreamResponse.destroy();
       try {
-        const resumeBody = this.respond(upstreamResponse, response, sessions, bodyFilters, dropped, reply, stopped);
+        const resumeBody = this.respond(upstreamResponse, response, sessions, bodyFilters, dropped, reply, stopped, sentAt);
         if (resumeBody !== undefined) resumeBodies.push(resumeBody);
       } catch (error) {
         upstreamResponse.destroy();
@@ -338,11 +355,16 @@ export class HttpProxy {
    * Returns what resumes a response body held at its end, if filters see it.
    */
   private respond(upstreamResponse: IncomingMessage, response: ServerResponse, sessions: HttpFilterSession[], bodyFilters: HttpFilterSession[],
-    dropped: (name: string) => boolean, reply: (status: number, body: string, flag?: string) => void, stopped: () => boolean): (() => void) | undefined {
+    dropped: (name: string) => boolean, reply: (status: number, body: string, flag?: string) => void, stopped: () => boolean,
+    sentAt: number): (() => void) | undefined {
     const responseHeaders: HeaderPairs = [[":status", String(upstreamResponse.statusCode ?? 502)]];
     for (let i = 0; i < upstreamResponse.rawHeaders.length; i += 2) {
-      responseHeaders.push([upstreamResponse.rawHeaders[i]!.toLowerCase(), upstreamResponse.rawHeaders[i + 1]!]);
+      const name = upstreamResponse.rawHeaders[i]!.toLowerCase();
+      const value = upstreamResponse.rawHeaders[i + 1]!;
+      if (!isConnectionHeader(name, value)) responseHeaders.push([name, value]);
     }
+    // The router's timing header, which filters see (router.proto: suppress_envoy_headers is off by default).
+    responseHeaders.push(["x-envoy-upstream-service-time", String(Date.now() - sentAt)]);
     for (const session of [...sessions].reverse()) {
       session.onResponseHeaders(responseHeaders, false);
       if (stopped()) return void upstreamResponse.destroy();
@@ -354,7 +376,8 @@ export class HttpProxy {
       upstreamResponse.destroy();
       return void reply(502, `upstream sent an invalid status '${status}'`, "UPE");
     }
-    response.writeHead(status, responseHeaders.filter(([name]) => !dropped(name)).flat());
+    // The connection manager's server header (server_header_transformation OVERWRITE, the default).
+    response.writeHead(status, [...responseHeaders.filter(([name]) => !dropped(name) && name !== "server"), ["server", "envoy"]].flat());
     if (bodyFilters.length === 0) return void upstreamResponse.pipe(response);
     const pipeline = new BodyPipeline([...bodyFilters].reverse().map((session) => (data, end) => session.onResponseBody(data, end)), this.bufferLimitBytes);
     // Past the limit Envoy answers 500 while it can; the headers are out here, so the stream is reset.
