@@ -84,6 +84,21 @@ describe("shared data by vm_id", () => {
     return writer;
   }
 
+  it("a bootstrap Wasm service (envoy.bootstrap.wasm) runs its root context: what it stores, a filter with its vm_id reads", async () => {
+    const config = await twoListeners("shared", "shared") as { static_resources: { listeners: object[] }; bootstrap_extensions?: object[] };
+    const service = config.static_resources.listeners.shift() as { filter_chains: { filters: { typed_config: { config: object } }[] }[] };
+    config.bootstrap_extensions = [{ name: "envoy.bootstrap.wasm", typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.wasm.v3.WasmService", singleton: true, config: service.filter_chains[0]!.filters[0]!.typed_config.config } }];
+    const runner = await startRunner(config);
+    try {
+      assert.equal((await exchange(runner.listenerPort("reader"), "b")).reply, "r2:b");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.match((await adminGet(runner, "/stats")).body, /^wasmcustom\.ticks: [1-9]\d*$/m, "the service's ticks run");
+    } finally {
+      await runner.close();
+    }
+  });
+
   it("filters with the same vm_id share one store, as Envoy's shared data is per vm_id; other vm_ids do not see it", async () => {
     const same = await startRunner(await twoListeners("shared", "shared"));
     try {

@@ -114,6 +114,8 @@ export interface RunnerConfig {
   listeners: ListenerConfig[];
   clusters: ClusterConfig[];
   admin: AdminConfig | undefined;
+  /** bootstrap_extensions envoy.bootstrap.wasm: plugins with a root context and no stream (ticks, shared data). */
+  wasmServices: WasmPluginConfig[];
   /** The validated bootstrap as JSON (for /config_dump). */
   document: { [key: string]: unknown };
   /** A digest of that document: what /config_dump shows as version_info. */

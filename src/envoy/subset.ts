@@ -14,6 +14,7 @@ type JsonObject = { [key: string]: Json };
 
 const TYPE = {
   wasm: "envoy.extensions.filters.network.wasm.v3.Wasm",
+  wasmService: "envoy.extensions.wasm.v3.WasmService",
   httpConnectionManager: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
   httpWasm: "envoy.extensions.filters.http.wasm.v3.Wasm",
   router: "envoy.extensions.filters.http.router.v3.Router",
@@ -50,7 +51,7 @@ export class SubsetReader {
   constructor(private readonly source: string, private readonly api: EnvoyApi) {}
 
   read(bootstrap: JsonObject): Omit<RunnerConfig, "document" | "version"> {
-    this.only(bootstrap, "", ["static_resources", "admin", "node", "cluster_manager"]);
+    this.only(bootstrap, "", ["static_resources", "admin", "node", "cluster_manager", "bootstrap_extensions"]);
     // An empty cluster_manager (as many examples write) changes nothing.
     if (bootstrap.cluster_manager != null) this.only(this.object(bootstrap.cluster_manager, "cluster_manager"), "cluster_manager", []);
     const resources = this.object(bootstrap.static_resources, "static_resources");
@@ -68,12 +69,24 @@ export class SubsetReader {
         accessLogPath: typeof adminConfig.access_log_path === "string" ? adminConfig.access_log_path : undefined,
       };
     }
+    const wasmServices = this.list(bootstrap.bootstrap_extensions, "bootstrap_extensions").map((entry, i) => {
+      const path = `bootstrap_extensions[${i}]`;
+      this.only(entry as JsonObject, path, ["name", "typed_config"]);
+      const { type, config } = this.typed(entry as JsonObject, path);
+      if (type !== TYPE.wasmService) {
+        this.refuse(`${path}.typed_config.@type`, `bootstrap extension ${type} is not supported by the local runner (supported: ${TYPE.wasmService})`);
+        return undefined;
+      }
+      // One VM for the process here, which is what `singleton` asks for; without it Envoy runs one per worker thread.
+      this.only(config, `${path}.typed_config`, ["@type", "config", "singleton"]);
+      return this.wasm({ "@type": type, config: config.config ?? null }, `${path}.typed_config`);
+    }).filter((service) => service !== undefined);
     const names = new Set<string>();
     clusters.forEach((cluster, i) => {
       if (names.has(cluster.name)) this.refuse(`static_resources.clusters[${i}].name`, `duplicate cluster name '${cluster.name}'`);
       names.add(cluster.name);
     });
-    return { source: this.source, listeners, clusters, admin };
+    return { source: this.source, listeners, clusters, admin, wasmServices };
   }
 
   private refuse(path: string, message: string): void {

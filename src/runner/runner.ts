@@ -194,6 +194,7 @@ export class Runner implements AdminSource {
         clusters.set(clusterConfig.name, cluster);
         await cluster.start();
       }
+      for (const service of config.wasmServices) plugins.push(await this.loadPlugin(service, clusters));
       const runtimes = new Map<string, ListenerRuntime>();
       for (const listener of config.listeners) {
         const listenerPlugins: Plugin[] = [];
