@@ -67,18 +67,21 @@ export function buildProgram(): Command {
       wasmMemoryLimit?: number; wasmCallDeadline: number; }) => {
       const logger = createLogger(options.logLevel, options.logFormat);
       tuneHeapForRelaying(logger);
-      const runner = await Runner.start(await loadRunnerConfig(options.config), {
+      const started = Runner.start(await loadRunnerConfig(options.config), {
         logger, wasmLogLevel: options.wasmLogLevel, onQuit: () => process.exit(0),
         wasmMemoryLimitBytes: options.wasmMemoryLimit === undefined ? undefined : options.wasmMemoryLimit * 2 ** 20,
         wasmCallDeadlineMs: options.wasmCallDeadline,
       });
       const reload = () => {
         loadRunnerConfigOffThread(options.config)
-          .then((config) => runner.reload(config))
+          .then(async (config) => (await started).reload(config))
           .catch((error: Error) => logger.error(`reload refused, the running configuration keeps serving: ${error.message}`));
       };
-      process.on("SIGHUP", reload);
+      // Watching starts from the content just loaded, before the listeners are announced: a change
+      // made as soon as they are is never missed.
       if (options.watch) watchConfig(options.config, reload);
+      const runner = await started;
+      process.on("SIGHUP", reload);
       const stop = (signal: string) => {
         logger.info(`${signal}: draining for up to ${options.drainTime} ms`);
         void runner.drain(options.drainTime).then(() => process.exit(0));
