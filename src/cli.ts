@@ -12,7 +12,7 @@ import { allowlistOf, parseAccessLogFormat, parseAdminAddress, parseDuration, re
 import type { AccessLogFormat } from "./egress/access-log.js";
 import { watchConfig } from "./runner/config-watch.js";
 import { loadRunnerConfigOffThread } from "./envoy/load-off-thread.js";
-import { VERSION } from "./version.js";
+import { PACKAGE_ROOT, VERSION } from "./version.js";
 import { EgressRouter } from "./egress/router.js";
 import { DEMO_CONFIG, runDemo } from "./demo.js";
 import { packageFilter } from "./package/oci.js";
@@ -176,6 +176,8 @@ export function buildProgram(): Command {
     .description(`run the whole system on loopback (${DEMO_CONFIG}, egress routers, a destination) and show where each client's connection went`)
     .option("--keep-running", "leave it running and print commands to try by hand")
     .action(async (options: { keepRunning?: boolean }) => {
+      // The demo's bootstrap names its module relative to the working directory, as Envoy does.
+      process.chdir(PACKAGE_ROOT);
       process.exitCode = (await runDemo({ keepRunning: options.keepRunning === true })) ? 0 : 1;
     });
 

@@ -3,18 +3,7 @@
 // `npm install && npm test && npx wasmerang run -c envoy.yaml`.
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-
-/** The package's root: where templates/ and package.json are, from the sources and the build alike. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "templates", "filter"))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error("templates/filter not found beside the wasmerang package");
-    dir = parent;
-  }
-  return dir;
-}
+import { PACKAGE_ROOT } from "./version.js";
 
 function files(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -29,7 +18,7 @@ export interface InitOptions {
 
 /** Writes the project; returns the files written. Refuses a directory that is not empty. */
 export function initProject(target: string, options: InitOptions = {}): string[] {
-  const root = packageRoot();
+  const root = PACKAGE_ROOT;
   const templates = join(root, "templates", "filter");
   const dir = resolve(target);
   if (existsSync(dir) && readdirSync(dir).length > 0) throw new Error(`${target} is not empty; init writes a new project`);
