@@ -12,7 +12,7 @@ import { createImports, ProcExit, RestrictedCallError, type AbiHost } from "../s
 import { GuestMemory, GuestMemoryError } from "../src/host/memory.js";
 import { MetricRegistry } from "../src/host/metrics.js";
 import { Plugin, PluginConfigError } from "../src/host/plugin.js";
-import { SharedData } from "../src/host/shared-data.js";
+import { SharedData, SharedQueues } from "../src/host/shared-data.js";
 import { BUMP_MALLOC, compileWat } from "./fixtures/wat.js";
 
 /** Records every number the host hands the context, to prove none arrives negative. */
@@ -55,6 +55,8 @@ function fakeHost(context: RecordingContext): AbiHost & { ticks: number[] } {
     restricted: false,
     metrics: new MetricRegistry(),
     shared: new SharedData(),
+    queues: new SharedQueues(),
+    vmId: "",
     effective: () => context,
     setEffectiveContext: () => 0,
     log: () => undefined,

@@ -14,7 +14,7 @@ import type { GrpcCalls } from "./grpc-call.js";
 import type { HttpCalls } from "./http-call.js";
 import type { GuestMemory } from "./memory.js";
 import type { MetricRegistry } from "./metrics.js";
-import type { SharedData } from "./shared-data.js";
+import type { SharedData, SharedQueues } from "./shared-data.js";
 
 export interface AbiHost {
   readonly memory: GuestMemory;
@@ -22,6 +22,9 @@ export interface AbiHost {
   readonly restricted: boolean;
   readonly metrics: MetricRegistry;
   readonly shared: SharedData;
+  readonly queues: SharedQueues;
+  /** The VM's vm_id: the scope of the queues it registers. */
+  readonly vmId: string;
   effective(): HostContext;
   setEffectiveContext(id: number): WasmResultCode;
   log(level: number, message: string): void;
@@ -199,19 +202,21 @@ export function createImports(host: AbiHost, abiVersion: string): Record<string,
     proxy_set_shared_data: (keyPtr: number, keySize: number, valuePtr: number, valueSize: number, cas: number) =>
       host.shared.set(mem().string(keyPtr, keySize), mem().copy(valuePtr, valueSize), cas),
     proxy_register_shared_queue: (namePtr: number, nameSize: number, tokenPtr: number) => {
-      mem().writeU32(tokenPtr, host.shared.registerQueue(mem().string(namePtr, nameSize)));
+      const context = ctx();
+      const token = host.queues.register(host.vmId, mem().string(namePtr, nameSize), (ready) => context.deliver("proxy_on_queue_ready", ready));
+      mem().writeU32(tokenPtr, token);
       return WasmResult.Ok;
     },
-    proxy_resolve_shared_queue: (_vmIdPtr: number, _vmIdSize: number, namePtr: number, nameSize: number, tokenPtr: number) => {
-      const token = host.shared.resolveQueue(mem().string(namePtr, nameSize));
+    proxy_resolve_shared_queue: (vmIdPtr: number, vmIdSize: number, namePtr: number, nameSize: number, tokenPtr: number) => {
+      const token = host.queues.resolve(mem().string(vmIdPtr, vmIdSize), mem().string(namePtr, nameSize));
       if (token === undefined) return WasmResult.NotFound;
       mem().writeU32(tokenPtr, token);
       return WasmResult.Ok;
     },
     proxy_enqueue_shared_queue: (token: number, dataPtr: number, dataSize: number) =>
-      host.shared.enqueue(token, mem().copy(dataPtr, dataSize)),
+      host.queues.enqueue(token, mem().copy(dataPtr, dataSize)),
     proxy_dequeue_shared_queue: (token: number, dataPtr: number, sizePtr: number) => {
-      const item = host.shared.dequeue(token);
+      const item = host.queues.dequeue(token);
       return typeof item === "number" ? item : returnBytes(item, dataPtr, sizePtr);
     },
     proxy_define_metric: (type: number, namePtr: number, nameSize: number, idPtr: number) => {

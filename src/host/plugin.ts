@@ -7,7 +7,7 @@ import type { GrpcCaller } from "./grpc-call.js";
 import type { HttpCaller } from "./http-call.js";
 import { MetricRegistry } from "./metrics.js";
 import { dottedPath, pluginProperty, type PluginIdentity } from "./properties.js";
-import { SharedData } from "./shared-data.js";
+import { SharedData, SharedQueues } from "./shared-data.js";
 import { CompiledModule, WasmLoadError, WasmTrap, WasmVm } from "./vm.js";
 
 export interface PluginSpec extends PluginIdentity {
@@ -40,8 +40,10 @@ export interface PluginOptions {
   httpCaller?: HttpCaller;
   /** The same for proxy_grpc_call and proxy_grpc_stream. */
   grpcCaller?: GrpcCaller;
-  /** Shared data and queues: Envoy keeps one store per vm_id for the whole process (default: the plugin's own). */
+  /** Shared data: Envoy keeps one store per vm_id for the whole process (default: the plugin's own). */
   sharedData?: SharedData;
+  /** Shared queues: one registry for the whole process in Envoy (default: the plugin's own). */
+  sharedQueues?: SharedQueues;
 }
 
 const DEFAULT_MEMORY_LIMIT_BYTES = 2 ** 30;
@@ -86,6 +88,7 @@ export class Plugin {
   readonly metrics = new MetricRegistry();
   readonly failures: PluginFailureCounters = { traps: 0 };
   private readonly shared: SharedData;
+  private readonly queues: SharedQueues;
   private level: number;
   private active: ActiveVm | undefined;
   private tick: NodeJS.Timeout | undefined;
@@ -94,6 +97,7 @@ export class Plugin {
 
   private constructor(readonly spec: PluginSpec, private readonly compiled: CompiledModule, private readonly options: PluginOptions) {
     this.shared = options.sharedData ?? new SharedData();
+    this.queues = options.sharedQueues ?? new SharedQueues();
     this.level = LogLevel[options.logLevel ?? "info"];
   }
 
@@ -177,6 +181,8 @@ export class Plugin {
         label,
         metrics: this.metrics,
         shared: this.shared,
+        queues: this.queues,
+        vmId: spec.vmId,
         log: (level, message) => this.log(level, message),
         logLevel: () => this.level,
         setTickPeriod: (ms) => this.setTickPeriod(ms),

@@ -1,4 +1,4 @@
-// proxy_get/set_shared_data and shared queues: state that VMs with the same vm_id share.
+// proxy_get/set_shared_data (one store per vm_id) and shared queues (one registry per process).
 import { WasmResult, type WasmResultCode } from "./abi.js";
 
 interface Entry {
@@ -9,8 +9,6 @@ interface Entry {
 export class SharedData {
   private readonly entries = new Map<string, Entry>();
   private nextCas = 1;
-  private readonly queues = new Map<string, number>();
-  private readonly queueItems = new Map<number, Buffer[]>();
 
   get(key: string): Entry | undefined {
     return this.entries.get(key);
@@ -23,31 +21,52 @@ export class SharedData {
     this.entries.set(key, { value, cas: this.nextCas++ });
     return WasmResult.Ok;
   }
+}
 
-  registerQueue(name: string): number {
-    let token = this.queues.get(name);
+interface Queue {
+  items: Buffer[];
+  /** Tells the context that registered the queue that an item arrived (proxy_on_queue_ready). */
+  notify: (token: number) => void;
+}
+
+/**
+ * Shared queues, process-wide as Envoy keeps them (source/extensions/common/wasm/wasm.cc,
+ * SharedData's queues): a queue is registered by a VM under its vm_id and a name, any VM resolves
+ * it by vm_id and name, and each enqueue posts proxy_on_queue_ready to the registering context
+ * (after the current callback, as Envoy posts it to that context's dispatcher).
+ */
+export class SharedQueues {
+  private readonly tokens = new Map<string, number>();
+  private readonly queues = new Map<number, Queue>();
+
+  register(vmId: string, name: string, notify: (token: number) => void): number {
+    const key = `${vmId}\0${name}`;
+    let token = this.tokens.get(key);
     if (token === undefined) {
-      token = this.queues.size + 1;
-      this.queues.set(name, token);
-      this.queueItems.set(token, []);
+      token = this.tokens.size + 1;
+      this.tokens.set(key, token);
+      this.queues.set(token, { items: [], notify });
+    } else {
+      this.queues.get(token)!.notify = notify;
     }
     return token;
   }
 
-  resolveQueue(name: string): number | undefined {
-    return this.queues.get(name);
+  resolve(vmId: string, name: string): number | undefined {
+    return this.tokens.get(`${vmId}\0${name}`);
   }
 
   enqueue(token: number, data: Buffer): WasmResultCode {
-    const items = this.queueItems.get(token);
-    if (items === undefined) return WasmResult.NotFound;
-    items.push(data);
+    const queue = this.queues.get(token);
+    if (queue === undefined) return WasmResult.NotFound;
+    queue.items.push(data);
+    setImmediate(() => queue.notify(token));
     return WasmResult.Ok;
   }
 
   dequeue(token: number): Buffer | WasmResultCode {
-    const items = this.queueItems.get(token);
-    if (items === undefined) return WasmResult.NotFound;
-    return items.shift() ?? WasmResult.Empty;
+    const queue = this.queues.get(token);
+    if (queue === undefined) return WasmResult.NotFound;
+    return queue.items.shift() ?? WasmResult.Empty;
   }
 }

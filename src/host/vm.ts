@@ -10,7 +10,7 @@ import { HttpCalls, type HttpCaller } from "./http-call.js";
 import { createImports, importNames, type AbiHost } from "./imports.js";
 import { GuestMemory } from "./memory.js";
 import type { MetricRegistry } from "./metrics.js";
-import type { SharedData } from "./shared-data.js";
+import type { SharedData, SharedQueues } from "./shared-data.js";
 
 export class WasmLoadError extends Error {}
 
@@ -67,6 +67,8 @@ export interface VmServices {
   readonly label: string;
   readonly metrics: MetricRegistry;
   readonly shared: SharedData;
+  readonly queues: SharedQueues;
+  readonly vmId: string;
   log(level: number, message: string): void;
   logLevel(): number;
   setTickPeriod(milliseconds: number): void;
@@ -138,6 +140,14 @@ export class WasmVm implements AbiHost {
 
   get shared(): SharedData {
     return this.services.shared;
+  }
+
+  get queues(): SharedQueues {
+    return this.services.queues;
+  }
+
+  get vmId(): string {
+    return this.services.vmId;
   }
 
   has(name: string): boolean {

@@ -9,7 +9,7 @@ import type { AccessLogConfig, ListenerConfig, RunnerConfig, WasmPluginConfig } 
 import type { LogLevelName } from "../host/abi.js";
 import { formatEndpoint, type Endpoint } from "../host/properties.js";
 import { Plugin, PluginConfigError, type LogRecord } from "../host/plugin.js";
-import { SharedData } from "../host/shared-data.js";
+import { SharedData, SharedQueues } from "../host/shared-data.js";
 import { AccessLogError, openAccessLog, type AccessLog } from "./access-log.js";
 import { AdminServer, WASM_CUSTOM_NAMESPACE, type AdminSource, type ClusterStatus, type StatSample, type TagNames } from "../server/admin.js";
 import { DEFAULT_ACCESS_LOG_FORMAT } from "../envoy/subset.js";
@@ -84,6 +84,7 @@ export class Runner implements AdminSource {
   private readonly listeners = new Map<string, ActiveListener>();
   private readonly connections = new Set<ProxyConnection>();
   private readonly sharedData = new Map<string, SharedData>();
+  private readonly sharedQueues = new SharedQueues();
   /** Resolved when the last open connection finishes (see untilNoConnections). */
   private noConnections: (() => void) | undefined;
   private admin: AdminServer | undefined;
@@ -163,7 +164,7 @@ export class Runner implements AdminSource {
         configuration: filter.configuration, vmConfiguration: filter.vmConfiguration, failOpen: filter.failOpen,
       }, { log: (record) => this.logWasm(record), logLevel: this.wasmLogLevel, memoryLimitBytes: this.options.wasmMemoryLimitBytes,
         callDeadlineMs: this.callDeadlineMs, httpCaller: clusterHttpCaller(clusters), grpcCaller: clusterGrpcCaller(clusters),
-        sharedData: this.sharedDataFor(filter.vmId) });
+        sharedData: this.sharedDataFor(filter.vmId), sharedQueues: this.sharedQueues });
     } catch (error) {
       if (error instanceof PluginConfigError) throw new ConfigError([`${filter.path}: ${error.message}`], "wasm");
       throw error;
