@@ -1,13 +1,13 @@
 // Modules other than the project's own: a hand-written third-party-style module, trap handling
 // per failure policy, and Envoy's pause/continue semantics.
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { FilterHarness } from "../src/host/harness.js";
 import { buildThirdPartyModule, type ThirdPartyMode } from "./fixtures/third-party-module.js";
-import { adminGet, bootstrap, exchange, startRunner, staticCluster, tagServers, tcpProxy, wasmFilter } from "./net-helpers.js";
+import { adminGet, bootstrap, exchange, fileAccessLog, startRunner, staticCluster, tagServers, tcpProxy, wasmFilter } from "./net-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wasmerang-modules-"));
 
@@ -62,6 +62,25 @@ describe("other modules in the runner", () => {
       assert.equal((await exchange(runner.listenerPort("main"), "open")).reply, "r1:open");
       assert.equal((await exchange(runner.listenerPort("main"), "again")).reply, "r1:again");
       assert.match((await adminGet(runner, "/stats")).body, /^wasm_filter\.wasmerang\.traps: 1$/m);
+    } finally {
+      await runner.close();
+    }
+  });
+});
+
+describe("filter state in access logs", () => {
+  const routers = tagServers("r1", "r2");
+
+  it("%FILTER_STATE% prints a module's property (wasm.<path>) and tcp_proxy's cluster, PLAIN or TYPED, '-' when absent", async () => {
+    const log = join(dir, "filter-state.log");
+    const format = "%FILTER_STATE(wasm.wasmerang.rule:PLAIN)% %FILTER_STATE(envoy.tcp_proxy.cluster:PLAIN)% %FILTER_STATE(wasm.wasmerang.rule)% %FILTER_STATE(absent)%\n";
+    const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("record-rule"), ""),
+      tcpProxy("egress-router1", { access_log: [fileAccessLog(log, format)] })],
+    [staticCluster("egress-router1", routers[0]!.port), staticCluster("egress-router2", routers[1]!.port)]));
+    try {
+      assert.equal((await exchange(runner.listenerPort("main"), "x")).reply, "r2:x");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(readFileSync(log, "utf8"), "ten egress-router2 \"ten\" -\n");
     } finally {
       await runner.close();
     }

@@ -124,9 +124,14 @@ export abstract class FilterSession extends BaseHostContext {
       ?? this.extraProperty(key) ?? this.properties?.get(path);
   }
 
-  /** Stored for this stream and readable back; tcp_proxy never reads these (envoy#28673). */
+  /**
+   * Stored for this stream, readable back, and filter state `wasm.<path>` (the path as the module
+   * sent it) that access logs print with %FILTER_STATE% (Envoy's Context::setProperty, WasmState);
+   * tcp_proxy never reads these (envoy#28673).
+   */
   override setProperty(path: string, value: Buffer): WasmResultCode {
     (this.properties ??= new Map()).set(path, value);
+    this.filterState.set(`wasm.${path}`, value.toString("utf8"));
     return WasmResult.Ok;
   }
 

@@ -30,8 +30,10 @@ export class HttpFilterSession extends FilterSession {
     info: ConnectionInfo,
     readonly requestHeaders: HeaderPairs,
     private readonly control: RequestControl,
+    /** The request's filter state, shared by its filters. */
+    filterState: Map<string, string> = new Map(),
   ) {
-    super(plugin, info, new Map(), (reason) => control.respond({ status: 503, details: reason, body: Buffer.from("wasm filter failure\n"), headers: [] }));
+    super(plugin, info, filterState, (reason) => control.respond({ status: 503, details: reason, body: Buffer.from("wasm filter failure\n"), headers: [] }));
   }
 
   onRequestHeaders(endOfStream: boolean): FilterStatus {

@@ -16,6 +16,8 @@ export interface AccessRecord {
   responseFlags: readonly string[];
   /** Set for HTTP requests. */
   http?: { method: string; path: string; protocol: string; status: number; header: (name: string) => string | undefined };
+  /** The connection's (or request's) filter state, as strings. */
+  filterState?: ReadonlyMap<string, string>;
 }
 
 type Field = (record: AccessRecord) => string;
@@ -37,6 +39,23 @@ const OPERATORS: Record<string, Field> = {
   RESPONSE_CODE: (r) => String(r.http?.status ?? 0),
 };
 const REQUEST_HEADER = /^REQ\(([^)]*)\)$/;
+const FILTER_STATE = /^FILTER_STATE\(([^)]*)\)$/;
+
+/**
+ * %FILTER_STATE(KEY:F:Z)%: PLAIN prints the value as it is, TYPED (the default) as its JSON
+ * serialization, here a JSON string; Z truncates; "-" when the key is absent. Wasm modules'
+ * proxy_set_property values are filter state `wasm.<path>` (Envoy's Context::setProperty).
+ */
+function filterState(spec: string): Field {
+  const [key = "", format = "TYPED", length] = spec.split(":");
+  if (format !== "PLAIN" && format !== "TYPED") throw new AccessLogError(`%FILTER_STATE(${spec})%: the format is PLAIN or TYPED, got '${format}'`);
+  const limit = length === undefined ? Infinity : Number(length);
+  return (record) => {
+    const value = record.filterState?.get(key);
+    if (value === undefined) return "-";
+    return (format === "PLAIN" ? value : JSON.stringify(value)).slice(0, limit);
+  };
+}
 
 /** %REQ(X?Y)%: header X, else Y; :method, :path and :authority are the pseudo-headers. */
 function requestHeader(spec: string): Field {
@@ -61,9 +80,10 @@ export function compileFormat(format: string): Field {
     if (literal !== "") pieces.push(() => literal);
     const name = match[1]!;
     const header = REQUEST_HEADER.exec(name)?.[1];
-    const operator = OPERATORS[name] ?? (header !== undefined ? requestHeader(header) : undefined);
+    const state = FILTER_STATE.exec(name)?.[1];
+    const operator = OPERATORS[name] ?? (header !== undefined ? requestHeader(header) : state !== undefined ? filterState(state) : undefined);
     if (operator === undefined) {
-      throw new AccessLogError(`format operator %${name}% is not supported by the local runner (supported: ${Object.keys(OPERATORS).map((o) => `%${o}%`).join(" ")})`);
+      throw new AccessLogError(`format operator %${name}% is not supported by the local runner (supported: ${[...Object.keys(OPERATORS), "REQ(X?Y)", "FILTER_STATE(KEY:F:Z)"].map((o) => `%${o}%`).join(" ")})`);
     }
     pieces.push(operator);
     last = match.index + match[0].length;

@@ -535,6 +535,7 @@ export class ProxyConnection {
         bytesReceived: this.bytesReceived,
         durationMs: Date.now() - this.startTime,
         responseFlags: this.responseFlags,
+        filterState: this.filterState,
       };
       for (const log of this.runtime.accessLogs) log.write(record);
     }

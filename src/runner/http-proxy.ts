@@ -232,7 +232,8 @@ export class HttpProxy {
         for (const resumeBody of resumeBodies) resumeBody();
       },
     };
-    const sessions = this.plugins.map((plugin) => new HttpFilterSession(plugin, info, headers, control));
+    const filterState = new Map<string, string>();
+    const sessions = this.plugins.map((plugin) => new HttpFilterSession(plugin, info, headers, control, filterState));
     const finish = () => {
       for (const session of sessions) session.finish();
       for (const log of this.accessLogs) {
@@ -241,6 +242,7 @@ export class HttpProxy {
           downstreamLocal: formatEndpoint(info.destination), upstreamHost, bytesSent: response.socket?.bytesWritten ?? 0,
           bytesReceived: request.socket.bytesRead, durationMs: Date.now() - started.getTime(), responseFlags: flags,
           http: { method: get(":method") ?? "-", path: get(":path") ?? "-", protocol: `HTTP/${request.httpVersion}`, status: response.statusCode, header: get },
+          filterState,
         });
       }
     };
