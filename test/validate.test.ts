@@ -10,6 +10,7 @@ import { describe, it } from "node:test";
 import type { Problem } from "../src/envoy/errors.js";
 import { checkFile } from "../src/validate/files.js";
 import { FILTER_WASM, REPO } from "./helpers.js";
+import { captureLogger, staticCluster, startRunner, tcpProxy, wasmFilter } from "./net-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wasmerang-validate-"));
 let fileCount = 0;
@@ -178,6 +179,27 @@ describe("validate: cross-references and traps", () => {
   it("the filter's PROXY header on a port where the server speaks first is refused by the filter itself", async () => {
     const policy = `{"proxy_protocol":{"version":1,"destination_ports":[25]},"default":{"cluster":"egress-router1"}}`;
     assert.match(lines(await problems(bootstrap({ configuration: policy }))).join("\n"), /proxy_protocol\.destination_ports\[0\]: .*speak/);
+  });
+});
+
+describe("the runner reports the same cross-references when it starts", () => {
+  it("warns about a cluster tcp_proxy names and one the policy routes to, neither defined, and still starts", async () => {
+    const { logger, lines } = captureLogger();
+    const policy = `{"rules":[{"action":{"cluster":"gone"}}],"default":{"reject":true}}`;
+    const runner = await startRunner({
+      static_resources: {
+        listeners: [{ name: "main", address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
+          filter_chains: [{ filters: [wasmFilter(FILTER_WASM, policy), tcpProxy("nowhere")] }] }],
+        clusters: [staticCluster("egress-router1", 9)],
+      },
+    }, logger);
+    try {
+      const warnings = lines().map((line) => line.msg).join("\n");
+      assert.match(warnings, /test\.yaml: static_resources\.listeners\[0\]\.filter_chains\[0\]\.filters\[1\]\.typed_config\.cluster: cluster 'nowhere' is not defined/);
+      assert.match(warnings, /the policy routes to cluster 'gone', which is not defined/);
+    } finally {
+      await runner.close();
+    }
   });
 });
 

@@ -16,6 +16,9 @@ import { DEFAULT_ACCESS_LOG_FORMAT } from "../envoy/subset.js";
 import { Cluster } from "./cluster.js";
 import { ProxyConnection } from "./connection.js";
 import { HttpProxy } from "./http-proxy.js";
+import { formatProblem, type Json, type Problem } from "../envoy/errors.js";
+import { ReferenceChecker } from "../validate/references.js";
+import type { CheckedWasmFilter } from "../validate/wasm-filters.js";
 import { clusterGrpcCaller } from "./grpc-client.js";
 import { clusterHttpCaller } from "./http-call-client.js";
 import { bufferLimit, ListenerRuntime } from "./listener-runtime.js";
@@ -171,6 +174,17 @@ export class Runner implements AdminSource {
     }
   }
 
+  /**
+   * What `wasmerang validate` finds across the bootstrap (undefined clusters, Wasmerang routing to
+   * them, weighted_clusters behind it...), as warnings: Envoy would start with such a config too,
+   * and close the connections it cannot route.
+   */
+  private warnAboutReferences(config: RunnerConfig, loaded: CheckedWasmFilter[]): void {
+    const problems: Problem[] = [];
+    new ReferenceChecker(config.document as { [key: string]: Json }, loaded, problems).check();
+    for (const problem of problems) this.options.logger.warn(`${config.source}: ${formatProblem(problem)}`);
+  }
+
   /** Builds a complete generation, or throws without touching the running one. */
   private async build(config: RunnerConfig): Promise<Generation> {
     const clusters = new Map<string, Cluster>();
@@ -195,26 +209,28 @@ export class Runner implements AdminSource {
         clusters.set(clusterConfig.name, cluster);
         await cluster.start();
       }
-      for (const service of config.wasmServices) plugins.push(await this.loadPlugin(service, clusters));
+      const loaded: CheckedWasmFilter[] = [];
+      const load = async (filter: WasmPluginConfig): Promise<Plugin> => {
+        const plugin = await this.loadPlugin(filter, clusters);
+        plugins.push(plugin);
+        loaded.push({ path: filter.path, kind: filter.path.includes("http_filters") ? "http" : "network", configurationPath: `${filter.path}.config.configuration`,
+          configuration: filter.configuration.toString(), metrics: plugin.metrics.names() });
+        return plugin;
+      };
+      for (const service of config.wasmServices) await load(service);
       const runtimes = new Map<string, ListenerRuntime>();
       for (const listener of config.listeners) {
         const listenerPlugins: Plugin[] = [];
-        for (const filter of listener.wasmFilters) listenerPlugins.push(await this.loadPlugin(filter, clusters));
-        plugins.push(...listenerPlugins);
-        for (const name of [listener.tcpProxy?.cluster, ...(listener.tcpProxy?.weightedClusters ?? []).map((c) => c.name)]) {
-          if (name !== undefined && !clusters.has(name)) {
-            this.options.logger.warn(`listener '${listener.name}': tcp_proxy cluster '${name}' is not defined; its connections will close (NoClusterFound)`);
-          }
-        }
+        for (const filter of listener.wasmFilters) listenerPlugins.push(await load(filter));
         const httpPlugins: Plugin[] = [];
-        for (const filter of listener.http?.wasmFilters ?? []) httpPlugins.push(await this.loadPlugin(filter, clusters));
-        plugins.push(...httpPlugins);
+        for (const filter of listener.http?.wasmFilters ?? []) httpPlugins.push(await load(filter));
         const http = listener.http === undefined ? undefined
           : new HttpProxy(listener.http, httpPlugins, clusters, this.store, this.options.logger, await openLogs(listener.http.accessLogs, listener.name),
             bufferLimit(listener));
         const tcpLogs = await openLogs(listener.tcpProxy?.accessLogs ?? [], listener.name);
         runtimes.set(listener.name, new ListenerRuntime(listener, listenerPlugins, clusters, this.store, this.options.logger, http, tcpLogs));
       }
+      this.warnAboutReferences(config, loaded);
       return { config, runtimes, clusters, plugins, open: 0, loadedAt: new Date() };
     } catch (error) {
       for (const plugin of plugins) plugin.close();
