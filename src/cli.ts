@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // The `wasmerang` command: thin wrappers over the library (runner, validator, egress router, demo).
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { loadRunnerConfig, ConfigError } from "./envoy/load.js";
+import { explain, filterFromBootstrap, renderExplanation } from "./explain.js";
 import { initProject } from "./init.js";
 import { checkFile, expandPaths } from "./validate/files.js";
 import { exitStatus, renderReports, type OutputFormat } from "./validate/report.js";
@@ -160,6 +163,24 @@ export function buildProgram(): Command {
       console.log(`OCI image layout: ${image.directory} (tag ${image.tag}, manifest ${image.manifestDigest})`);
       console.log(`module sha256: ${image.wasmSha256} (also in ${options.wasm}.sha256)`);
       console.log(`push: skopeo copy oci:${image.directory}:${image.tag} docker://REGISTRY/wasmerang:${image.tag}`);
+    });
+
+  program.command("explain")
+    .description("drive one connection through the real filter and show what it decides: outcome, cluster, rule, filter state, counters, PROXY header, and what tcp_proxy then does")
+    .option("-c, --config <file>", "an Envoy bootstrap: the filter (and tcp_proxy) of a listener")
+    .option("--listener <name>", "the listener, with -c (default: the first with a Wasm filter)")
+    .option("--policy <file>", "a policy file (- for standard input) for Wasmerang's own module")
+    .option("--module <file>", "the module (default: the bootstrap's, or Wasmerang's with --policy)")
+    .requiredOption("--source <ip:port>", "the client's address")
+    .option("--destination <ip:port>", "the original destination")
+    .option("--sni <name>", "the TLS server name")
+    .addOption(new Option("--output <format>", "text, or JSON for tools").choices(["text", "json"]).default("text"))
+    .action(async (options: { config?: string; listener?: string; policy?: string; module?: string; source: string; destination?: string; sni?: string; output: string }) => {
+      if ((options.config === undefined) === (options.policy === undefined)) throw new InvalidArgumentError("give one of -c/--config and --policy");
+      const filter = options.config !== undefined ? await filterFromBootstrap(options.config, options.listener, options.module)
+        : { module: options.module ?? join(PACKAGE_ROOT, "dist", "wasmerang.wasm"), configuration: readFileSync(options.policy === "-" ? 0 : options.policy!, "utf8") };
+      const explanation = await explain(filter, { source: options.source, destination: options.destination, serverName: options.sni });
+      process.stdout.write(options.output === "json" ? `${JSON.stringify(explanation, null, 2)}\n` : renderExplanation(explanation));
     });
 
   program.command("init")

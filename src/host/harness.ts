@@ -132,6 +132,11 @@ export class FilterHarness {
     return value === undefined ? undefined : Number(value);
   }
 
+  /** Every metric the module defined, by name. */
+  metrics(): Record<string, number> {
+    return Object.fromEntries(this.plugin.metrics.names().map((name) => [name, this.metric(name) ?? 0]));
+  }
+
   get failures(): Plugin["failures"] {
     return this.plugin.failures;
   }

@@ -1,0 +1,153 @@
+// `wasmerang explain`: one connection with the facts given, through the real module in the
+// in-process host, and what it did: the outcome, the cluster and the rule (from the module's own
+// decision line at debug), the filter state it wrote, the counters it bumped, the PROXY header it
+// would put in front of the client's bytes; from a bootstrap, also what tcp_proxy then does.
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import type { Json } from "./envoy/errors.js";
+import { parseEnvoyYaml } from "./envoy/envoy-yaml.js";
+import { checkBootstrap, readYamlFile } from "./envoy/load.js";
+import { envoyApi } from "./envoy/protos.js";
+import { configurationBytes } from "./envoy/wasm-config.js";
+import { FilterHarness } from "./host/harness.js";
+import { WASM_TYPES } from "./validate/wasm-filters.js";
+
+type JsonObject = { [key: string]: Json };
+
+export interface ExplainFacts {
+  source: string;
+  destination?: string;
+  serverName?: string;
+}
+
+export interface TcpProxyOutcome {
+  /** The cluster tcp_proxy connects to. */
+  cluster: string | undefined;
+  defined: boolean;
+  note: string;
+}
+
+export interface Explanation {
+  outcome: "routed" | "rejected" | "passthrough" | "not applied";
+  cluster?: string;
+  /** The rule's name as the policy gives it, its index when the name finds it, or the default. */
+  rule: { name: string; index?: number } | "default" | "unnamed";
+  reason?: string;
+  filterState: Record<string, string>;
+  counters: Record<string, number>;
+  proxyHeader?: string;
+  decisionLine: string;
+  tcpProxy?: TcpProxyOutcome;
+}
+
+export interface FilterUnderTest {
+  module: string | Uint8Array;
+  configuration: string;
+  /** The tcp_proxy after the filter and the defined clusters, when the filter came from a bootstrap. */
+  tcpProxy?: { config: JsonObject; clusters: Set<string> };
+}
+
+function isObject(value: Json | undefined): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** The decision line's words (filter/router.ts logDecision): `rule=NAME` then `cluster=X` or `action=Y [reason=Z]`. */
+const DECISION = /rule=(\S*) (?:cluster=(\S+)|action=(\w+)(?: reason=(\S+))?)/;
+
+/** The rule the decision line names: the module calls its default `default`, and unnamed rules `-`. */
+function ruleOf(name: string, configuration: string): Explanation["rule"] {
+  if (name === "-") return "unnamed";
+  let rules: { name?: string }[] = [];
+  try {
+    rules = (JSON.parse(configuration) as { rules?: { name?: string }[] }).rules ?? [];
+  } catch {
+    // `standalone`, `istio`: the reference routing, no rules.
+  }
+  const index = rules.findIndex((rule) => rule.name === name);
+  if (index >= 0) return { name, index };
+  return name === "default" || name === "" ? "default" : { name };
+}
+
+/** tcp_proxy's choice (Config::getRouteFromEntries): weighted_clusters win, then the filter state, then `cluster`. */
+function tcpProxyOutcome(tcpProxy: JsonObject, clusters: Set<string>, chosen: string | undefined): TcpProxyOutcome {
+  if (isObject(tcpProxy.weighted_clusters)) {
+    return { cluster: undefined, defined: true, note: "weighted_clusters: tcp_proxy picks a weighted cluster and ignores the filter's choice" };
+  }
+  const cluster = chosen ?? (typeof tcpProxy.cluster === "string" ? tcpProxy.cluster : undefined);
+  const defined = cluster !== undefined && clusters.has(cluster);
+  const via = chosen !== undefined ? "the filter's choice" : "its own cluster";
+  return { cluster, defined, note: defined ? `connects to ${cluster} (${via})` : `cluster '${cluster}' is not defined: the connection is closed (NC)` };
+}
+
+export async function explain(filter: FilterUnderTest, facts: ExplainFacts): Promise<Explanation> {
+  const harness = await FilterHarness.load({ module: filter.module, configuration: filter.configuration, logLevel: "debug" });
+  const before = harness.metrics();
+  const connection = harness.connect({ source: facts.source, destination: facts.destination, serverName: facts.serverName });
+  const rejected = connection.closedReason !== undefined;
+  // The filter's own PROXY header goes in front of the client's first bytes.
+  const written = rejected ? undefined : connection.downstream("").data;
+  const after = harness.metrics();
+  connection.close();
+  harness.close();
+  const line = harness.logs.map((record) => record.message).reverse().find((message) => DECISION.test(message)) ?? "";
+  const [, ruleName = "", cluster, action, reason] = DECISION.exec(line) ?? [];
+  const counters = Object.fromEntries(Object.entries(after).filter(([name, value]) => value !== (before[name] ?? 0))
+    .map(([name, value]) => [name, value - (before[name] ?? 0)]));
+  const explanation: Explanation = {
+    outcome: rejected || action === "reject" ? "rejected" : action === "passthrough" ? "passthrough" : cluster !== undefined ? "routed" : "not applied",
+    cluster,
+    rule: ruleOf(ruleName, filter.configuration),
+    reason,
+    filterState: Object.fromEntries(connection.filterState),
+    counters,
+    proxyHeader: written !== undefined && written.length > 0 ? written.toString("latin1") : undefined,
+    decisionLine: line,
+  };
+  if (filter.tcpProxy !== undefined && !rejected) explanation.tcpProxy = tcpProxyOutcome(filter.tcpProxy.config, filter.tcpProxy.clusters, connection.cluster);
+  return explanation;
+}
+
+/** The network Wasm filter of a bootstrap's listener (the named one, else the first with one), with its tcp_proxy. */
+export async function filterFromBootstrap(file: string, listenerName: string | undefined, moduleOverride: string | undefined): Promise<FilterUnderTest> {
+  const { normalized, problems } = checkBootstrap(parseEnvoyYaml(await readYamlFile(file), file));
+  const errors = problems.filter((problem) => problem.severity === "error");
+  if (errors.length > 0) throw new Error(`${file}: ${errors[0]!.path}: ${errors[0]!.message}`);
+  const bootstrap = normalized as JsonObject;
+  const resources = isObject(bootstrap.static_resources) ? bootstrap.static_resources : {};
+  const clusters = new Set((Array.isArray(resources.clusters) ? resources.clusters : []).flatMap((c) => (isObject(c) && typeof c.name === "string" ? [c.name] : [])));
+  const listeners = (Array.isArray(resources.listeners) ? resources.listeners : []).filter(isObject);
+  for (const listener of listeners) {
+    if (listenerName !== undefined && listener.name !== listenerName) continue;
+    for (const chain of Array.isArray(listener.filter_chains) ? listener.filter_chains : []) {
+      const filters = isObject(chain) && Array.isArray(chain.filters) ? chain.filters.filter(isObject) : [];
+      const wasm = filters.find((f) => isObject(f.typed_config) && f.typed_config["@type"] === WASM_TYPES.network);
+      if (wasm === undefined) continue;
+      const plugin = (wasm.typed_config as JsonObject).config as JsonObject;
+      const vm = isObject(plugin.vm_config) ? plugin.vm_config : {};
+      const local = isObject(vm.code) && isObject(vm.code.local) ? vm.code.local : {};
+      const module = moduleOverride ?? (typeof local.filename === "string" ? resolve(local.filename) : undefined);
+      if (module === undefined) throw new Error(`${file}: the filter's module is not a local file; pass --module FILE`);
+      const tcpProxy = filters.find((f) => isObject(f.typed_config) && String(f.typed_config["@type"]).endsWith("tcp_proxy.v3.TcpProxy"));
+      return {
+        module: await readFile(module),
+        configuration: configurationBytes(plugin.configuration, envoyApi()).toString(),
+        tcpProxy: tcpProxy === undefined ? undefined : { config: tcpProxy.typed_config as JsonObject, clusters },
+      };
+    }
+  }
+  throw new Error(`${file}: no listener${listenerName === undefined ? "" : ` '${listenerName}'`} with an envoy.filters.network.wasm filter`);
+}
+
+export function renderExplanation(explanation: Explanation): string {
+  const rule = explanation.rule === "default" ? "the policy's default" : explanation.rule === "unnamed" ? "an unnamed rule"
+    : explanation.rule.index === undefined ? `rule '${explanation.rule.name}'` : `rule ${explanation.rule.index} '${explanation.rule.name}'`;
+  const lines = [
+    `outcome: ${explanation.outcome}${explanation.cluster === undefined ? "" : ` to ${explanation.cluster}`} (${rule})${explanation.reason === undefined ? "" : `, reason ${explanation.reason}`}`,
+    `filter state: ${Object.entries(explanation.filterState).map(([key, value]) => `${key}=${value}`).join(", ") || "none"}`,
+    `counters: ${Object.entries(explanation.counters).map(([name, delta]) => `${name} +${delta}`).join(", ") || "none"}`,
+  ];
+  if (explanation.proxyHeader !== undefined) lines.push(`PROXY header: ${JSON.stringify(explanation.proxyHeader)}`);
+  if (explanation.tcpProxy !== undefined) lines.push(`tcp_proxy: ${explanation.tcpProxy.note}`);
+  lines.push(`decision: ${explanation.decisionLine}`);
+  return `${lines.join("\n")}\n`;
+}

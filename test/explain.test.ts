@@ -1,0 +1,63 @@
+// `wasmerang explain`: one connection through the real module, and what it decided.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { explain, filterFromBootstrap } from "../src/explain.js";
+import { FILTER_WASM, REPO } from "./helpers.js";
+
+const POLICY = JSON.stringify({
+  proxy_protocol: { version: 1, destination_ports: [443] },
+  rules: [
+    { name: "blocked", match: { source_cidrs: ["192.0.2.0/24"] }, action: { reject: true } },
+    { name: "corp", match: { server_names: ["*.corp"] }, action: { cluster: "corp" } },
+  ],
+  default: { cluster: "other" },
+});
+
+describe("wasmerang explain", () => {
+  const module = readFileSync(FILTER_WASM);
+
+  it("names the outcome, the cluster, the rule with its index, the filter state, the counters and the PROXY header", async () => {
+    const explanation = await explain({ module, configuration: POLICY }, { source: "10.0.0.1:1234", destination: "10.9.9.9:443", serverName: "db.corp" });
+    assert.equal(explanation.outcome, "routed");
+    assert.equal(explanation.cluster, "corp");
+    assert.deepEqual(explanation.rule, { name: "corp", index: 1 });
+    assert.deepEqual(explanation.filterState, { "envoy.tcp_proxy.cluster": "corp" });
+    assert.deepEqual(explanation.counters, { "wasmerang.routed": 1, "wasmerang.cluster.corp.routed": 1, "wasmerang.rule.corp.matched": 1 });
+    assert.equal(explanation.proxyHeader, "PROXY TCP4 10.0.0.1 10.9.9.9 1234 443\r\n");
+  });
+
+  it("a rejected connection, and the default when no rule matches", async () => {
+    const rejected = await explain({ module, configuration: POLICY }, { source: "192.0.2.7:1", destination: "10.9.9.9:80" });
+    assert.equal(rejected.outcome, "rejected");
+    assert.deepEqual(rejected.rule, { name: "blocked", index: 0 });
+    const fallback = await explain({ module, configuration: POLICY }, { source: "10.0.0.1:1", destination: "10.9.9.9:80", serverName: "example.com" });
+    assert.equal(fallback.cluster, "other");
+    assert.equal(fallback.rule, "default");
+    assert.equal(fallback.proxyHeader, undefined);
+  });
+
+  it("from a bootstrap: the listener's filter, and what tcp_proxy then does", async () => {
+    const filter = await filterFromBootstrap(join(REPO, "examples/local/envoy.yaml"), undefined, FILTER_WASM);
+    const explanation = await explain(filter, { source: "127.0.0.10:5000", destination: "203.0.113.9:443" });
+    assert.equal(explanation.cluster, "egress-router1");
+    assert.deepEqual(explanation.tcpProxy, { cluster: "egress-router1", defined: true, note: "connects to egress-router1 (the filter's choice)" });
+    const dir = mkdtempSync(join(tmpdir(), "wasmerang-explain-"));
+    const weighted = join(dir, "envoy.yaml");
+    writeFileSync(weighted, readFileSync(join(REPO, "examples/local/envoy.yaml"), "utf8")
+      .replace(/(stat_prefix: wasmerang\n)(\s+)cluster: [^\n]+/, "$1$2weighted_clusters: { clusters: [{ name: egress-router1, weight: 1 }] }"));
+    const overridden = await explain(await filterFromBootstrap(weighted, undefined, FILTER_WASM), { source: "127.0.0.11:5000" });
+    assert.match(overridden.tcpProxy!.note, /weighted_clusters: tcp_proxy picks a weighted cluster and ignores the filter's choice/);
+  });
+
+  it("the command prints JSON, and asks for one source of the filter", () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [join(REPO, "build/src/cli.js"), "explain", ...args], { encoding: "utf8", cwd: REPO, input: POLICY });
+    const result = cli("--policy", "-", "--source", "10.0.0.1:1", "--sni", "x.corp", "--output", "json");
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal((JSON.parse(result.stdout) as { cluster: string }).cluster, "corp");
+    assert.notEqual(cli("--source", "10.0.0.1:1").status, 0);
+  });
+});
