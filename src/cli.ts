@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // The `wasmerang` command: thin wrappers over the library (runner, validator, egress router, demo).
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { loadRunnerConfig, ConfigError } from "./envoy/load.js";
-import { explain, filterFromBootstrap, renderExplanation } from "./explain.js";
+import { explain, filterFromBootstrap, renderExplanation, WASMERANG_MODULE } from "./explain.js";
+import { renderResults, runPolicyTests, type Reporter } from "./policy-test.js";
 import { initProject } from "./init.js";
 import { checkFile, expandPaths } from "./validate/files.js";
 import { exitStatus, renderReports, type OutputFormat } from "./validate/report.js";
@@ -178,9 +178,21 @@ export function buildProgram(): Command {
     .action(async (options: { config?: string; listener?: string; policy?: string; module?: string; source: string; destination?: string; sni?: string; output: string }) => {
       if ((options.config === undefined) === (options.policy === undefined)) throw new InvalidArgumentError("give one of -c/--config and --policy");
       const filter = options.config !== undefined ? await filterFromBootstrap(options.config, options.listener, options.module)
-        : { module: options.module ?? join(PACKAGE_ROOT, "dist", "wasmerang.wasm"), configuration: readFileSync(options.policy === "-" ? 0 : options.policy!, "utf8") };
+        : { module: options.module ?? WASMERANG_MODULE, configuration: readFileSync(options.policy === "-" ? 0 : options.policy!, "utf8") };
       const explanation = await explain(filter, { source: options.source, destination: options.destination, serverName: options.sni });
       process.stdout.write(options.output === "json" ? `${JSON.stringify(explanation, null, 2)}\n` : renderExplanation(explanation));
+    });
+
+  program.command("test")
+    .description("run policy tests: YAML files of cases (facts in, expected outcome, cluster and rule out), each on the real module")
+    .argument("<files...>")
+    .option("--module <file>", "the module to test (default: the one the file or its bootstrap names, else Wasmerang's)")
+    .addOption(new Option("--reporter <format>", "text, TAP or JUnit XML").choices(["text", "tap", "junit"]).default("text"))
+    .action(async (files: string[], options: { module?: string; reporter: Reporter }) => {
+      const results = [];
+      for (const file of files) results.push(...await runPolicyTests(file, options.module));
+      process.stdout.write(renderResults(results, options.reporter));
+      process.exitCode = results.some((result) => result.failures.length > 0) ? 1 : 0;
     });
 
   program.command("init")

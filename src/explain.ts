@@ -3,7 +3,7 @@
 // decision line at debug), the filter state it wrote, the counters it bumped, the PROXY header it
 // would put in front of the client's bytes; from a bootstrap, also what tcp_proxy then does.
 import { readFile } from "node:fs/promises";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { Json } from "./envoy/errors.js";
 import { parseEnvoyYaml } from "./envoy/envoy-yaml.js";
 import { checkBootstrap, readYamlFile } from "./envoy/load.js";
@@ -11,8 +11,12 @@ import { envoyApi } from "./envoy/protos.js";
 import { configurationBytes } from "./envoy/wasm-config.js";
 import { FilterHarness } from "./host/harness.js";
 import { WASM_TYPES } from "./validate/wasm-filters.js";
+import { PACKAGE_ROOT } from "./version.js";
 
 type JsonObject = { [key: string]: Json };
+
+/** The project's own module, as built into the package. */
+export const WASMERANG_MODULE = join(PACKAGE_ROOT, "dist", "wasmerang.wasm");
 
 export interface ExplainFacts {
   source: string;

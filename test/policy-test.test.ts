@@ -1,0 +1,50 @@
+// `wasmerang test`: policy test files run on the real module; the examples' own test files pass.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { renderResults, runPolicyTests } from "../src/policy-test.js";
+import { REPO } from "./helpers.js";
+
+const dir = mkdtempSync(join(tmpdir(), "wasmerang-policy-test-"));
+writeFileSync(join(dir, "policy.json"), JSON.stringify({
+  rules: [{ name: "corp", match: { server_names: ["*.corp"] }, action: { cluster: "corp" } }],
+  default: { reject: true },
+}));
+
+function testFile(cases: string): string {
+  const file = join(dir, `test-${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(file, `policy: policy.json\ncases:\n${cases}`);
+  return file;
+}
+
+describe("wasmerang test", () => {
+  it("passes cases the module decides as expected, and explains one it does not", async () => {
+    const results = await runPolicyTests(testFile(`  - { name: corp, source: "10.0.0.1:1", sni: db.corp, expect: { outcome: routed, cluster: corp, rule: corp } }
+  - { name: others, source: "10.0.0.1:1", sni: example.com, expect: { outcome: routed, cluster: corp } }
+  - { name: default, source: "10.0.0.1:1", expect: { outcome: rejected, rule: default } }
+`));
+    assert.deepEqual(results.map((result) => result.failures), [[], ["outcome: expected routed, got rejected", "cluster: expected corp, got none"], []]);
+    const text = renderResults(results, "text");
+    assert.match(text, /^FAILED {2}.*: others\n {2}outcome: expected routed, got rejected\n/m);
+    assert.match(text, /^ {4}decision: wasmerang: source=10\.0\.0\.1:1 .* rule=default action=reject$/m);
+    assert.match(text, /2 passed, 1 failed\n$/);
+    assert.match(renderResults(results, "tap"), /^not ok 2 - .*: others\n {2}# outcome: expected routed, got rejected$/m);
+    assert.match(renderResults(results, "junit"), /<testsuite name="wasmerang policy tests" tests="3" failures="1">/);
+  });
+
+  it("names the field at fault in a test file", async () => {
+    await assert.rejects(runPolicyTests(testFile(`  - { name: x, source: "10.0.0.1:1", expect: { clustr: corp } }\n`)), /cases\[0\]\.expect\.clustr: unknown field/);
+    await assert.rejects(runPolicyTests(testFile(`  - { name: x, expect: {} }\n`)), /cases\[0\]\.source: expected a non-empty string/);
+  });
+
+  it("the examples' policy tests pass through the command (exit 0; 1 on a failing case)", () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [join(REPO, "build/src/cli.js"), "test", ...args], { encoding: "utf8", cwd: REPO });
+    const examples = cli("examples/local/policy-test.yaml");
+    assert.equal(examples.status, 0, examples.stdout + examples.stderr);
+    assert.match(examples.stdout, /3 passed, 0 failed/);
+    assert.equal(cli(testFile(`  - { name: wrong, source: "10.0.0.1:1", expect: { outcome: routed } }\n`)).status, 1);
+  });
+});
