@@ -4,23 +4,13 @@
 // bootstrap lacks is BadArgument. The service is node:http2 speaking gRPC's framing.
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, type Http2Server } from "node:http2";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { grpcCluster } from "../src/host/grpc-call.js";
-import { buildThirdPartyModule, type ThirdPartyMode } from "./fixtures/third-party-module.js";
+import { thirdPartyModuleFile } from "./fixtures/third-party-module.js";
 import { bootstrap, exchange, startRunner, staticCluster, tagServers, tcpProxy, wasmFilter } from "./net-helpers.js";
 
-const dir = mkdtempSync(join(tmpdir(), "wasmerang-grpc-"));
-
-async function moduleFile(mode: ThirdPartyMode): Promise<string> {
-  const path = join(dir, `${mode}.wasm`);
-  writeFileSync(path, await buildThirdPartyModule(mode));
-  return path;
-}
 
 function frame(message: string): Buffer {
   const body = Buffer.from(message);
@@ -59,7 +49,7 @@ describe("proxy_grpc_call from a network filter", () => {
     staticCluster("grpc", (service.address() as AddressInfo).port)];
 
   it("the connection waits for the reply and goes where it says; a failed status closes it", async () => {
-    const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("grpc-ask"), ""), tcpProxy("egress-router1")], clusters()));
+    const runner = await startRunner(bootstrap([wasmFilter(await thirdPartyModuleFile("grpc-ask"), ""), tcpProxy("egress-router1")], clusters()));
     try {
       reply = { message: "route", status: 0 };
       assert.equal((await exchange(runner.listenerPort("main"), "hello")).reply, "r2:hello");
@@ -72,7 +62,7 @@ describe("proxy_grpc_call from a network filter", () => {
   });
 
   it("a call to a cluster the bootstrap does not define is refused (BadArgument): the module continues unrouted", async () => {
-    const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("grpc-unknown-cluster"), ""), tcpProxy("egress-router1")], clusters()));
+    const runner = await startRunner(bootstrap([wasmFilter(await thirdPartyModuleFile("grpc-unknown-cluster"), ""), tcpProxy("egress-router1")], clusters()));
     try {
       const count = calls.length;
       assert.equal((await exchange(runner.listenerPort("main"), "x")).reply, "r1:x");

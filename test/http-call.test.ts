@@ -3,22 +3,12 @@
 // a call to a cluster the bootstrap lacks is BadArgument.
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { buildThirdPartyModule, type ThirdPartyMode } from "./fixtures/third-party-module.js";
+import { thirdPartyModuleFile } from "./fixtures/third-party-module.js";
 import { bootstrap, exchange, startRunner, staticCluster, tagServers, tcpProxy, wasmFilter } from "./net-helpers.js";
 
-const dir = mkdtempSync(join(tmpdir(), "wasmerang-http-call-"));
-
-async function moduleFile(mode: ThirdPartyMode): Promise<string> {
-  const path = join(dir, `${mode}.wasm`);
-  writeFileSync(path, await buildThirdPartyModule(mode));
-  return path;
-}
 
 describe("proxy_http_call from a network filter", () => {
   const routers = tagServers("r1", "r2");
@@ -40,7 +30,7 @@ describe("proxy_http_call from a network filter", () => {
     staticCluster("policy", (policy.address() as AddressInfo).port)];
 
   it("the connection waits for the answer, then goes where it says", async () => {
-    const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("ask-policy"), ""), tcpProxy("egress-router1")], clusters()));
+    const runner = await startRunner(bootstrap([wasmFilter(await thirdPartyModuleFile("ask-policy"), ""), tcpProxy("egress-router1")], clusters()));
     try {
       answer = "route";
       assert.equal((await exchange(runner.listenerPort("main"), "hello")).reply, "r2:hello");
@@ -54,7 +44,7 @@ describe("proxy_http_call from a network filter", () => {
   });
 
   it("past its timeout (1 s here) the call gets Envoy's empty answer: no headers, no body", async () => {
-    const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("ask-policy"), ""), tcpProxy("egress-router1")], clusters()));
+    const runner = await startRunner(bootstrap([wasmFilter(await thirdPartyModuleFile("ask-policy"), ""), tcpProxy("egress-router1")], clusters()));
     try {
       answer = "hang";
       const started = Date.now();
@@ -68,7 +58,7 @@ describe("proxy_http_call from a network filter", () => {
   });
 
   it("a call to a cluster the bootstrap does not define is refused (BadArgument): the module continues unrouted", async () => {
-    const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("ask-unknown-cluster"), ""), tcpProxy("egress-router1")], clusters()));
+    const runner = await startRunner(bootstrap([wasmFilter(await thirdPartyModuleFile("ask-unknown-cluster"), ""), tcpProxy("egress-router1")], clusters()));
     try {
       const calls = asked.length;
       assert.equal((await exchange(runner.listenerPort("main"), "x")).reply, "r1:x");

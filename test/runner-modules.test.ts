@@ -1,28 +1,23 @@
 // Modules other than the project's own: a hand-written third-party-style module, trap handling
 // per failure policy, and Envoy's pause/continue semantics.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { FilterHarness } from "../src/host/harness.js";
-import { buildThirdPartyModule, type ThirdPartyMode } from "./fixtures/third-party-module.js";
+import { buildThirdPartyModule, thirdPartyModuleFile } from "./fixtures/third-party-module.js";
 import { adminGet, bootstrap, exchange, fileAccessLog, startRunner, staticCluster, tagServers, tcpProxy, wasmFilter } from "./net-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wasmerang-modules-"));
 
-async function moduleFile(mode: ThirdPartyMode): Promise<string> {
-  const path = join(dir, `${mode}.wasm`);
-  writeFileSync(path, await buildThirdPartyModule(mode));
-  return path;
-}
 
 describe("other modules in the runner", () => {
   const routers = tagServers("r1", "r2");
   const clusters = () => [staticCluster("egress-router1", routers[0]!.port), staticCluster("egress-router2", routers[1]!.port)];
 
   it("a third-party-style module (malloc, _start, ABI 0.2.1, every import) loads and routes", async () => {
-    const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("route"), ""), tcpProxy("egress-router1")], clusters()));
+    const runner = await startRunner(bootstrap([wasmFilter(await thirdPartyModuleFile("route"), ""), tcpProxy("egress-router1")], clusters()));
     try {
       assert.equal((await exchange(runner.listenerPort("main"), "hi")).reply, "r2:hi");
     } finally {
@@ -31,7 +26,7 @@ describe("other modules in the runner", () => {
   });
 
   it("a paused filter holds back tcp_proxy until it continues; the cluster it sets then applies", async () => {
-    const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("pause-then-route"), ""), tcpProxy("egress-router1")], clusters()));
+    const runner = await startRunner(bootstrap([wasmFilter(await thirdPartyModuleFile("pause-then-route"), ""), tcpProxy("egress-router1")], clusters()));
     try {
       const before = routers[1]!.accepted;
       assert.equal((await exchange(runner.listenerPort("main"), "late")).reply, "r2:late");
@@ -42,7 +37,7 @@ describe("other modules in the runner", () => {
   });
 
   it("a trap fails closed by default: connection closed, trap counted; the failed VM stays failed, so the next one is closed too", async () => {
-    const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("trap"), ""), tcpProxy("egress-router1")], clusters()));
+    const runner = await startRunner(bootstrap([wasmFilter(await thirdPartyModuleFile("trap"), ""), tcpProxy("egress-router1")], clusters()));
     try {
       const accepted = routers[0]!.accepted + routers[1]!.accepted;
       assert.ok((await exchange(runner.listenerPort("main"), "a")).closedEmpty);
@@ -57,7 +52,7 @@ describe("other modules in the runner", () => {
   });
 
   it("with fail_open a trap lets the connection through to tcp_proxy's own cluster, and later ones bypass the failed VM", async () => {
-    const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("trap"), "", { fail_open: true }), tcpProxy("egress-router1")], clusters()));
+    const runner = await startRunner(bootstrap([wasmFilter(await thirdPartyModuleFile("trap"), "", { fail_open: true }), tcpProxy("egress-router1")], clusters()));
     try {
       assert.equal((await exchange(runner.listenerPort("main"), "open")).reply, "r1:open");
       assert.equal((await exchange(runner.listenerPort("main"), "again")).reply, "r1:again");
@@ -74,7 +69,7 @@ describe("filter state in access logs", () => {
   it("%FILTER_STATE% prints a module's property (wasm.<path>) and tcp_proxy's cluster, PLAIN or TYPED, '-' when absent", async () => {
     const log = join(dir, "filter-state.log");
     const format = "%FILTER_STATE(wasm.wasmerang.rule:PLAIN)% %FILTER_STATE(envoy.tcp_proxy.cluster:PLAIN)% %FILTER_STATE(wasm.wasmerang.rule)% %FILTER_STATE(absent)%\n";
-    const runner = await startRunner(bootstrap([wasmFilter(await moduleFile("record-rule"), ""),
+    const runner = await startRunner(bootstrap([wasmFilter(await thirdPartyModuleFile("record-rule"), ""),
       tcpProxy("egress-router1", { access_log: [fileAccessLog(log, format)] })],
     [staticCluster("egress-router1", routers[0]!.port), staticCluster("egress-router2", routers[1]!.port)]));
     try {
@@ -93,9 +88,9 @@ describe("shared data by vm_id", () => {
   /** Two listeners: "writer" runs the tick module (it stores k=v), "reader" routes to egress-router2 when k exists. */
   async function twoListeners(writerVm: string, readerVm: string): Promise<object> {
     const clusters = [staticCluster("egress-router1", routers[0]!.port), staticCluster("egress-router2", routers[1]!.port)];
-    const writer = bootstrap([wasmFilter(await moduleFile("tick"), "", { vm_config: { vm_id: writerVm, runtime: "envoy.wasm.runtime.v8", code: { local: { filename: await moduleFile("tick") } } } }),
+    const writer = bootstrap([wasmFilter(await thirdPartyModuleFile("tick"), "", { vm_config: { vm_id: writerVm, runtime: "envoy.wasm.runtime.v8", code: { local: { filename: await thirdPartyModuleFile("tick") } } } }),
       tcpProxy("egress-router1")], clusters) as { static_resources: { listeners: { name: string }[] } };
-    const reader = bootstrap([wasmFilter(await moduleFile("shared-reader"), "", { vm_config: { vm_id: readerVm, runtime: "envoy.wasm.runtime.v8", code: { local: { filename: await moduleFile("shared-reader") } } } }),
+    const reader = bootstrap([wasmFilter(await thirdPartyModuleFile("shared-reader"), "", { vm_config: { vm_id: readerVm, runtime: "envoy.wasm.runtime.v8", code: { local: { filename: await thirdPartyModuleFile("shared-reader") } } } }),
       tcpProxy("egress-router1")], clusters) as { static_resources: { listeners: { name: string }[] } };
     writer.static_resources.listeners[0]!.name = "writer";
     reader.static_resources.listeners[0]!.name = "reader";
