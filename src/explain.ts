@@ -4,7 +4,7 @@
 // would put in front of the client's bytes; from a bootstrap, also what tcp_proxy then does.
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import type { Json } from "./envoy/errors.js";
+import { isJsonObject, type JsonObject } from "./envoy/errors.js";
 import { parseEnvoyYaml } from "./envoy/envoy-yaml.js";
 import { checkBootstrap, readYamlFile } from "./envoy/load.js";
 import { envoyApi } from "./envoy/protos.js";
@@ -13,7 +13,6 @@ import { FilterHarness } from "./host/harness.js";
 import { WASM_TYPES } from "./validate/wasm-filters.js";
 import { PACKAGE_ROOT } from "./version.js";
 
-type JsonObject = { [key: string]: Json };
 
 /** The project's own module, as built into the package. */
 export const WASMERANG_MODULE = join(PACKAGE_ROOT, "dist", "wasmerang.wasm");
@@ -51,9 +50,6 @@ export interface FilterUnderTest {
   tcpProxy?: { config: JsonObject; clusters: Set<string> };
 }
 
-function isObject(value: Json | undefined): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** The decision line's words (filter/router.ts logDecision): `rule=NAME` then `cluster=X` or `action=Y [reason=Z]`. */
 const DECISION = /rule=(\S*) (?:cluster=(\S+)|action=(\w+)(?: reason=(\S+))?)/;
@@ -74,7 +70,7 @@ function ruleOf(name: string, configuration: string): Explanation["rule"] {
 
 /** tcp_proxy's choice (Config::getRouteFromEntries): weighted_clusters win, then the filter state, then `cluster`. */
 function tcpProxyOutcome(tcpProxy: JsonObject, clusters: Set<string>, chosen: string | undefined): TcpProxyOutcome {
-  if (isObject(tcpProxy.weighted_clusters)) {
+  if (isJsonObject(tcpProxy.weighted_clusters)) {
     return { cluster: undefined, defined: true, note: "weighted_clusters: tcp_proxy picks a weighted cluster and ignores the filter's choice" };
   }
   const cluster = chosen ?? (typeof tcpProxy.cluster === "string" ? tcpProxy.cluster : undefined);
@@ -117,21 +113,21 @@ export async function filterFromBootstrap(file: string, listenerName: string | u
   const errors = problems.filter((problem) => problem.severity === "error");
   if (errors.length > 0) throw new Error(`${file}: ${errors[0]!.path}: ${errors[0]!.message}`);
   const bootstrap = normalized as JsonObject;
-  const resources = isObject(bootstrap.static_resources) ? bootstrap.static_resources : {};
-  const clusters = new Set((Array.isArray(resources.clusters) ? resources.clusters : []).flatMap((c) => (isObject(c) && typeof c.name === "string" ? [c.name] : [])));
-  const listeners = (Array.isArray(resources.listeners) ? resources.listeners : []).filter(isObject);
+  const resources = isJsonObject(bootstrap.static_resources) ? bootstrap.static_resources : {};
+  const clusters = new Set((Array.isArray(resources.clusters) ? resources.clusters : []).flatMap((c) => (isJsonObject(c) && typeof c.name === "string" ? [c.name] : [])));
+  const listeners = (Array.isArray(resources.listeners) ? resources.listeners : []).filter(isJsonObject);
   for (const listener of listeners) {
     if (listenerName !== undefined && listener.name !== listenerName) continue;
     for (const chain of Array.isArray(listener.filter_chains) ? listener.filter_chains : []) {
-      const filters = isObject(chain) && Array.isArray(chain.filters) ? chain.filters.filter(isObject) : [];
-      const wasm = filters.find((f) => isObject(f.typed_config) && f.typed_config["@type"] === WASM_TYPES.network);
+      const filters = isJsonObject(chain) && Array.isArray(chain.filters) ? chain.filters.filter(isJsonObject) : [];
+      const wasm = filters.find((f) => isJsonObject(f.typed_config) && f.typed_config["@type"] === WASM_TYPES.network);
       if (wasm === undefined) continue;
       const plugin = (wasm.typed_config as JsonObject).config as JsonObject;
-      const vm = isObject(plugin.vm_config) ? plugin.vm_config : {};
-      const local = isObject(vm.code) && isObject(vm.code.local) ? vm.code.local : {};
+      const vm = isJsonObject(plugin.vm_config) ? plugin.vm_config : {};
+      const local = isJsonObject(vm.code) && isJsonObject(vm.code.local) ? vm.code.local : {};
       const module = moduleOverride ?? (typeof local.filename === "string" ? resolve(local.filename) : undefined);
       if (module === undefined) throw new Error(`${file}: the filter's module is not a local file; pass --module FILE`);
-      const tcpProxy = filters.find((f) => isObject(f.typed_config) && String(f.typed_config["@type"]).endsWith("tcp_proxy.v3.TcpProxy"));
+      const tcpProxy = filters.find((f) => isJsonObject(f.typed_config) && String(f.typed_config["@type"]).endsWith("tcp_proxy.v3.TcpProxy"));
       return {
         module: await readFile(module),
         configuration: configurationBytes(plugin.configuration, envoyApi()).toString(),

@@ -2,6 +2,13 @@
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
+export type JsonObject = { [key: string]: Json };
+
+/** A JSON object (not null, not a list). */
+export function isJsonObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
 export type Severity = "error" | "warning";
 
 export interface Problem {

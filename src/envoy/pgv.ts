@@ -6,7 +6,7 @@
 // `required`; rules on a oneof member or a proto3 `optional` field apply only when it is set.
 // Rule semantics follow protoc-gen-validate's validate.proto and its C++ templates.
 import protobuf from "protobufjs";
-import type { Json } from "./errors.js";
+import { isJsonObject, type Json } from "./errors.js";
 
 type Rules = Record<string, unknown>;
 /** A failure of the field, or of the item or entry at `subpath` below it. */
@@ -20,9 +20,6 @@ export function fieldRules(field: protobuf.Field): Rules | undefined {
   return undefined;
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** Whether a field's rules apply when it is unset (see the file comment). */
 export function appliesWhenUnset(field: protobuf.Field): boolean {
@@ -47,12 +44,12 @@ export function checkField(field: protobuf.Field, value: Json | undefined, fail:
   const rules = fieldRules(field);
   if (rules === undefined) return;
   if (value === undefined || value === null) {
-    if (isObject(rules.message) && rules.message.required === true) {
+    if (isJsonObject(rules.message) && rules.message.required === true) {
       if (field.partOf === null || field.partOf === undefined) fail("is required");
       return;
     }
     for (const kind of ["duration", "timestamp", "any"]) {
-      if (isObject(rules[kind]) && (rules[kind] as Rules).required === true) {
+      if (isJsonObject(rules[kind]) && (rules[kind] as Rules).required === true) {
         fail("is required");
         return;
       }
@@ -66,7 +63,7 @@ export function checkField(field: protobuf.Field, value: Json | undefined, fail:
 
 function checkValue(rules: Rules, value: Json, field: protobuf.Field | undefined, fail: Fail): void {
   for (const [kind, body] of Object.entries(rules)) {
-    if (!isObject(body)) continue;
+    if (!isJsonObject(body)) continue;
     switch (kind) {
       case "string": checkString(body, value, fail); break;
       case "bytes": checkBytes(body, value, fail); break;
@@ -217,7 +214,7 @@ function checkEnum(body: Rules, value: Json, field: protobuf.Field | undefined, 
 }
 
 function checkAny(body: Rules, value: Json, fail: Fail): void {
-  const url = isObject(value) ? value["@type"] : undefined;
+  const url = isJsonObject(value) ? value["@type"] : undefined;
   if (typeof url !== "string") return;
   const full = `type.googleapis.com/${url}`;
   if (Array.isArray(body.in) && !body.in.includes(full)) fail(`must be one of ${body.in.join(", ")}, got ${full}`);
@@ -231,18 +228,18 @@ function checkRepeated(body: Rules, value: Json, fail: Fail): void {
   }
   if (body.max_items !== undefined && value.length > Number(body.max_items)) fail(`takes at most ${String(body.max_items)} item(s), got ${value.length}`);
   if (body.unique === true && new Set(value.map((item) => JSON.stringify(item))).size !== value.length) fail("must not repeat an item");
-  if (isObject(body.items)) {
+  if (isJsonObject(body.items)) {
     value.forEach((item, i) => checkValue(body.items as Rules, item, undefined, (message, sub = "") => fail(message, `[${i}]${sub}`)));
   }
 }
 
 function checkMap(body: Rules, value: Json, fail: Fail): void {
-  if (!isObject(value)) return;
+  if (!isJsonObject(value)) return;
   const entries = Object.entries(value);
   if (body.min_pairs !== undefined && entries.length < Number(body.min_pairs)) fail(`needs at least ${String(body.min_pairs)} entr${Number(body.min_pairs) === 1 ? "y" : "ies"}`);
   if (body.max_pairs !== undefined && entries.length > Number(body.max_pairs)) fail(`takes at most ${String(body.max_pairs)} entries`);
   for (const [key, item] of entries) {
-    if (isObject(body.keys)) checkValue(body.keys as Rules, key, undefined, (message) => fail(`key '${key}' ${message}`));
-    if (isObject(body.values)) checkValue(body.values as Rules, item as Json, undefined, (message, sub = "") => fail(message, `.${key}${sub}`));
+    if (isJsonObject(body.keys)) checkValue(body.keys as Rules, key, undefined, (message) => fail(`key '${key}' ${message}`));
+    if (isJsonObject(body.values)) checkValue(body.values as Rules, item as Json, undefined, (message, sub = "") => fail(message, `.${key}${sub}`));
   }
 }

@@ -10,7 +10,7 @@
 // in their canonical case, lists for repeated fields, numbers for numeric fields, TypedStruct
 // replaced by the message it holds.
 import protobuf from "protobufjs";
-import type { Json, Problem, Severity } from "./errors.js";
+import { isJsonObject, type Json, type Problem, type Severity } from "./errors.js";
 import { checkField } from "./pgv.js";
 import { SHIPPED_API, type EnvoyApi } from "./protos.js";
 
@@ -34,9 +34,6 @@ function typeName(value: unknown): string {
   return Array.isArray(value) ? "list" : typeof value;
 }
 
-function isObject(value: unknown): value is { [key: string]: Json } {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 function camel(name: string): string {
   return name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
@@ -64,7 +61,7 @@ export class ProtoValidator {
     const fullName = type.fullName.replace(/^\./, "");
     if (SPECIAL_JSON.has(fullName)) return this.wellKnown(value, fullName, path);
     if (fullName === "google.protobuf.Any") return this.any(value, path);
-    if (!isObject(value)) {
+    if (!isJsonObject(value)) {
       this.fail(path, `expected an object (${fullName}), got ${typeName(value)}`);
       return null;
     }
@@ -102,7 +99,7 @@ export class ProtoValidator {
 
   private field(value: unknown, field: protobuf.Field, path: string): Json {
     if (field instanceof protobuf.MapField) {
-      if (!isObject(value)) {
+      if (!isJsonObject(value)) {
         this.fail(path, `expected a map, got ${typeName(value)}`);
         return null;
       }
@@ -192,7 +189,7 @@ export class ProtoValidator {
       case "google.protobuf.FieldMask":
         return typeof value === "string" ? value : (this.fail(path, "expected a string"), null);
       case "google.protobuf.Struct":
-        return isObject(value) ? value : (this.fail(path, `expected an object, got ${typeName(value)}`), null);
+        return isJsonObject(value) ? value : (this.fail(path, `expected an object, got ${typeName(value)}`), null);
       case "google.protobuf.ListValue":
         return Array.isArray(value) ? (value as Json[]) : (this.fail(path, `expected a list, got ${typeName(value)}`), null);
       default:
@@ -221,7 +218,7 @@ export class ProtoValidator {
   }
 
   private any(value: unknown, path: string): Json {
-    if (!isObject(value)) {
+    if (!isJsonObject(value)) {
       this.fail(path, `expected an object with "@type", got ${typeName(value)}`);
       return null;
     }
@@ -235,8 +232,8 @@ export class ProtoValidator {
       return { "@type": name, value: this.wellKnown(rest.value, name, join(path, "value")) };
     }
     const inner = this.message(rest, type, path);
-    if (TYPED_STRUCTS.has(name) && isObject(inner)) return this.typedStruct(inner, path);
-    return isObject(inner) ? { "@type": name, ...inner } : null;
+    if (TYPED_STRUCTS.has(name) && isJsonObject(inner)) return this.typedStruct(inner, path);
+    return isJsonObject(inner) ? { "@type": name, ...inner } : null;
   }
 
   /** The message a TypedStruct holds, normalized as if it had been written as that message's Any. */
@@ -245,7 +242,7 @@ export class ProtoValidator {
     if (type === undefined) return typedStruct;
     const name = type.fullName.slice(1);
     const inner = this.message(typedStruct.value ?? {}, type, join(path, "value"));
-    return isObject(inner) ? { "@type": name, ...inner } : null;
+    return isJsonObject(inner) ? { "@type": name, ...inner } : null;
   }
 
   private fail(path: string, message: string): void {

@@ -2,7 +2,7 @@
 // runner does not implement: a config that would behave differently here than in Envoy must
 // not start quietly.
 import { resolve } from "node:path";
-import type { Json, Problem } from "./errors.js";
+import { type Json, type Problem, type JsonObject } from "./errors.js";
 import type { EnvoyApi } from "./protos.js";
 import { configurationBytes } from "./wasm-config.js";
 import type {
@@ -10,7 +10,6 @@ import type {
   SocketAddressConfig, TcpProxyConfig, WasmPluginConfig,
 } from "./model.js";
 
-type JsonObject = { [key: string]: Json };
 
 const TYPE = {
   wasm: "envoy.extensions.filters.network.wasm.v3.Wasm",

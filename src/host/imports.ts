@@ -127,8 +127,7 @@ export function createImports(host: AbiHost, abiVersion: string): Record<string,
     proxy_close_stream: (stream: number) => ctx().closeStream(stream),
     proxy_send_local_response: (status: number, detailsPtr: number, detailsSize: number, bodyPtr: number,
       bodySize: number, headersPtr: number, headersSize: number, _grpcStatus: number) =>
-      ctx().sendLocalResponse(status, mem().string(detailsPtr, detailsSize), mem().copy(bodyPtr, bodySize),
-        headersSize === 0 ? [] : decodeHeaderPairs(mem().copy(headersPtr, headersSize))),
+      ctx().sendLocalResponse(status, mem().string(detailsPtr, detailsSize), mem().copy(bodyPtr, bodySize), pairsAt(headersPtr, headersSize)),
     proxy_get_buffer_status: (type: number, lengthPtr: number, flagsPtr: number) => {
       const buffer = bufferOf(type);
       if (buffer === undefined) return WasmResult.NotFound;
@@ -293,13 +292,21 @@ export function createImports(host: AbiHost, abiVersion: string): Record<string,
 
 /**
  * The function as the module calls it: arguments unsigned, refused while the VM starts unless
- * allowed then. Fixed parameters rather than rest arguments: these wrappers are on the
- * per-connection path, and the longest ABI call (proxy_grpc_call) takes 12 arguments.
+ * allowed then. Fixed parameters rather than rest arguments, and no more of them than the
+ * function declares up to six: these wrappers are on the per-connection path (proxy_get_property
+ * takes 4 arguments, proxy_call_foreign_function 6); the longest, proxy_grpc_call, takes 12.
  */
 function hostCall(host: AbiHost, name: string, fn: HostFunction, allowedAtStart: boolean): HostFunction {
   const call = fn as (...args: unknown[]) => number | bigint | void;
+  const refuse = () => new RestrictedCallError(`${name} called while the VM starts; only proxy_log and some WASI calls are allowed then`);
+  if (fn.length <= 6) {
+    return ((a: never, b: never, c: never, d: never, e: never, f: never) => {
+      if (host.restricted && !allowedAtStart) throw refuse();
+      return call(unsigned(a), unsigned(b), unsigned(c), unsigned(d), unsigned(e), unsigned(f));
+    }) as HostFunction;
+  }
   return ((a: never, b: never, c: never, d: never, e: never, f: never, g: never, h: never, i: never, j: never, k: never, l: never) => {
-    if (host.restricted && !allowedAtStart) throw new RestrictedCallError(`${name} called while the VM starts; only proxy_log and some WASI calls are allowed then`);
+    if (host.restricted && !allowedAtStart) throw refuse();
     return call(unsigned(a), unsigned(b), unsigned(c), unsigned(d), unsigned(e), unsigned(f), unsigned(g), unsigned(h), unsigned(i), unsigned(j), unsigned(k), unsigned(l));
   }) as HostFunction;
 }

@@ -6,14 +6,13 @@
 //   a fragment), and Wasm filters in it are configured;
 // - ConfigMap: entries that hold an Envoy bootstrap are checked as one;
 // - VirtualService: a TCP route split over several destinations (the weighted_clusters trap).
-import type { Json, Problem } from "../envoy/errors.js";
+import { isJsonObject, type JsonObject, type Problem } from "../envoy/errors.js";
 import { parseEnvoyYaml } from "../envoy/envoy-yaml.js";
 import { ProtoValidator } from "../envoy/proto-json.js";
 import { envoyApi } from "../envoy/protos.js";
 import { checkBootstrapDocument, looksLikeBootstrap, type BootstrapCheckOptions } from "./bootstrap.js";
 import { checkWasmFilters, configureModule, remoteModule } from "./wasm-filters.js";
 
-type JsonObject = { [key: string]: Json };
 type Model = new (data: never) => { validate(): void };
 
 /** Istio's EnvoyFilter applyTo → the Envoy message a patch value is (networking/v1alpha3/envoy_filter.proto). */
@@ -31,12 +30,9 @@ const APPLY_TO: Record<string, string> = {
   LISTENER_FILTER: "envoy.config.listener.v3.ListenerFilter",
 };
 
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 export function isManifest(document: unknown): document is JsonObject {
-  return isObject(document) && typeof document.apiVersion === "string" && typeof document.kind === "string";
+  return isJsonObject(document) && typeof document.apiVersion === "string" && typeof document.kind === "string";
 }
 
 /** The model class for apiVersion/kind, or undefined when neither package has one. */
@@ -63,7 +59,7 @@ export interface ManifestResult {
 
 export async function checkManifest(document: JsonObject, options: BootstrapCheckOptions, problems: Problem[]): Promise<ManifestResult> {
   const apiVersion = String(document.apiVersion), kind = String(document.kind);
-  const name = isObject(document.metadata) ? String(document.metadata.name ?? "") : "";
+  const name = isJsonObject(document.metadata) ? String(document.metadata.name ?? "") : "";
   const label = `${apiVersion}/${kind} ${name}`.trim();
   const Model = await modelFor(apiVersion, kind);
   if (Model === undefined) return { label, skipped: `no schema for ${apiVersion}/${kind}; not checked` };
@@ -73,11 +69,11 @@ export async function checkManifest(document: JsonObject, options: BootstrapChec
     problems.push(...schemaProblems((error as Error).message));
     return { label };
   }
-  const spec = isObject(document.spec) ? document.spec : {};
+  const spec = isJsonObject(document.spec) ? document.spec : {};
   const manifestOptions = { ...options, localPathsAreRemote: true };
   if (kind === "WasmPlugin") await checkWasmPlugin(spec, name, manifestOptions, problems);
   if (kind === "EnvoyFilter") await checkEnvoyFilter(spec, manifestOptions, problems);
-  if (kind === "ConfigMap" && isObject(document.data)) await checkConfigMapData(document.data, options, problems);
+  if (kind === "ConfigMap" && isJsonObject(document.data)) await checkConfigMapData(document.data, options, problems);
   if (kind === "VirtualService") checkVirtualService(spec, problems);
   return { label };
 }
@@ -112,7 +108,7 @@ async function checkWasmPlugin(spec: JsonObject, name: string, options: Bootstra
 function checkVirtualService(spec: JsonObject, problems: Problem[]): void {
   const tcp = Array.isArray(spec.tcp) ? spec.tcp : [];
   tcp.forEach((route, i) => {
-    if (isObject(route) && Array.isArray(route.route) && route.route.length > 1) {
+    if (isJsonObject(route) && Array.isArray(route.route) && route.route.length > 1) {
       problems.push({ path: `spec.tcp[${i}].route`, severity: "warning", message: "istiod turns a TCP route with several destinations into tcp_proxy " +
         "weighted_clusters, and tcp_proxy then ignores the cluster a Wasm filter (Wasmerang) chooses for these connections" });
     }
@@ -123,7 +119,7 @@ async function checkEnvoyFilter(spec: JsonObject, options: BootstrapCheckOptions
   const api = envoyApi();
   const patches = Array.isArray(spec.configPatches) ? spec.configPatches : [];
   for (const [i, entry] of patches.entries()) {
-    if (!isObject(entry) || !isObject(entry.patch) || entry.patch.value === undefined) continue;
+    if (!isJsonObject(entry) || !isJsonObject(entry.patch) || entry.patch.value === undefined) continue;
     const path = `spec.configPatches[${i}].patch.value`;
     const typeName = APPLY_TO[String(entry.applyTo)];
     const type = typeName === undefined ? undefined : api.message(typeName);

@@ -11,10 +11,9 @@
 //   envoy.tcp_proxy.cluster filter state: TcpProxy::Config::getRouteFromEntries picks a weighted
 //   cluster first), and a policy matching server_names on a listener without tls_inspector (the
 //   SNI is then never known, so those rules never match).
-import type { Json, Problem } from "../envoy/errors.js";
+import { isJsonObject, type Json, type Problem, type JsonObject } from "../envoy/errors.js";
 import { WASM_TYPES, type CheckedWasmFilter } from "./wasm-filters.js";
 
-type JsonObject = { [key: string]: Json };
 
 const TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 const HTTP_CONNECTION_MANAGER = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
@@ -34,16 +33,13 @@ const TERMINAL_NETWORK_FILTERS = new Set([TCP_PROXY, HTTP_CONNECTION_MANAGER,
 
 const CLUSTER_COUNTER = /^wasmerang\.cluster\.(.*)\.routed$/;
 
-function isObject(value: Json | undefined): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 function list(value: Json | undefined): Json[] {
   return Array.isArray(value) ? value : [];
 }
 
 function typeOf(filter: Json | undefined): string | undefined {
-  if (!isObject(filter) || !isObject(filter.typed_config)) return undefined;
+  if (!isJsonObject(filter) || !isJsonObject(filter.typed_config)) return undefined;
   const type = filter.typed_config["@type"];
   return typeof type === "string" ? type : undefined;
 }
@@ -59,16 +55,16 @@ export class ReferenceChecker {
   private readonly references: ClusterReference[] = [];
 
   constructor(private readonly bootstrap: JsonObject, private readonly wasm: CheckedWasmFilter[], private readonly problems: Problem[]) {
-    const resources = isObject(bootstrap.static_resources) ? bootstrap.static_resources : {};
-    for (const cluster of list(resources.clusters)) if (isObject(cluster) && typeof cluster.name === "string") this.defined.add(cluster.name);
-    const dynamic = isObject(bootstrap.dynamic_resources) ? bootstrap.dynamic_resources : {};
+    const resources = isJsonObject(bootstrap.static_resources) ? bootstrap.static_resources : {};
+    for (const cluster of list(resources.clusters)) if (isJsonObject(cluster) && typeof cluster.name === "string") this.defined.add(cluster.name);
+    const dynamic = isJsonObject(bootstrap.dynamic_resources) ? bootstrap.dynamic_resources : {};
     this.hasCds = dynamic.cds_config != null || dynamic.cds_resources_locator != null;
   }
 
   check(): void {
-    const resources = isObject(this.bootstrap.static_resources) ? this.bootstrap.static_resources : {};
+    const resources = isJsonObject(this.bootstrap.static_resources) ? this.bootstrap.static_resources : {};
     list(resources.listeners).forEach((listener, i) => {
-      if (isObject(listener)) this.listener(listener, `static_resources.listeners[${i}]`);
+      if (isJsonObject(listener)) this.listener(listener, `static_resources.listeners[${i}]`);
     });
     this.collectRemoteCode(this.bootstrap, "");
     for (const reference of this.references) this.checkCluster(reference);
@@ -78,9 +74,9 @@ export class ReferenceChecker {
   private listener(listener: JsonObject, path: string): void {
     const hasTlsInspector = list(listener.listener_filters).some((filter) => typeOf(filter) === TLS_INSPECTOR);
     const chains = list(listener.filter_chains).map((chain, j) => ({ chain, path: `${path}.filter_chains[${j}]` }));
-    if (isObject(listener.default_filter_chain)) chains.push({ chain: listener.default_filter_chain, path: `${path}.default_filter_chain` });
+    if (isJsonObject(listener.default_filter_chain)) chains.push({ chain: listener.default_filter_chain, path: `${path}.default_filter_chain` });
     for (const { chain, path: chainPath } of chains) {
-      if (isObject(chain)) this.chain(list(chain.filters), `${chainPath}.filters`, hasTlsInspector);
+      if (isJsonObject(chain)) this.chain(list(chain.filters), `${chainPath}.filters`, hasTlsInspector);
     }
   }
 
@@ -90,7 +86,7 @@ export class ReferenceChecker {
     filters.forEach((filter, k) => {
       const type = typeOf(filter);
       const configPath = `${path}[${k}].typed_config`;
-      const config = isObject(filter) && isObject(filter.typed_config) ? filter.typed_config : {};
+      const config = isJsonObject(filter) && isJsonObject(filter.typed_config) ? filter.typed_config : {};
       if (type === WASM_TYPES.network) {
         const checked = this.wasm.find((candidate) => candidate.path === configPath);
         if (checked !== undefined && isWasmerang(checked)) {
@@ -123,9 +119,9 @@ export class ReferenceChecker {
 
   private tcpProxy(config: JsonObject, path: string, wasmerang: CheckedWasmFilter | undefined): void {
     if (typeof config.cluster === "string") this.references.push({ path: `${path}.cluster`, name: config.cluster });
-    const weighted = isObject(config.weighted_clusters) ? list(config.weighted_clusters.clusters) : [];
+    const weighted = isJsonObject(config.weighted_clusters) ? list(config.weighted_clusters.clusters) : [];
     weighted.forEach((cluster, i) => {
-      if (isObject(cluster) && typeof cluster.name === "string") this.references.push({ path: `${path}.weighted_clusters.clusters[${i}].name`, name: cluster.name });
+      if (isJsonObject(cluster) && typeof cluster.name === "string") this.references.push({ path: `${path}.weighted_clusters.clusters[${i}].name`, name: cluster.name });
     });
     if (weighted.length > 0 && wasmerang !== undefined) {
       this.problems.push({ path: `${path}.weighted_clusters`, severity: "warning",
@@ -136,17 +132,17 @@ export class ReferenceChecker {
   private httpConnectionManager(config: JsonObject, path: string): void {
     const filters = list(config.http_filters);
     this.checkOrder(filters.map(typeOf), `${path}.http_filters`, new Set([ROUTER]), "HTTP");
-    const routeConfig = isObject(config.route_config) ? config.route_config : {};
+    const routeConfig = isJsonObject(config.route_config) ? config.route_config : {};
     list(routeConfig.virtual_hosts).forEach((host, i) => {
-      if (!isObject(host)) return;
+      if (!isJsonObject(host)) return;
       list(host.routes).forEach((route, k) => {
-        if (!isObject(route) || !isObject(route.route)) return;
+        if (!isJsonObject(route) || !isJsonObject(route.route)) return;
         const actionPath = `${path}.route_config.virtual_hosts[${i}].routes[${k}].route`;
         const action = route.route;
         if (typeof action.cluster === "string") this.references.push({ path: `${actionPath}.cluster`, name: action.cluster });
-        const weighted = isObject(action.weighted_clusters) ? list(action.weighted_clusters.clusters) : [];
+        const weighted = isJsonObject(action.weighted_clusters) ? list(action.weighted_clusters.clusters) : [];
         weighted.forEach((cluster, c) => {
-          if (isObject(cluster) && typeof cluster.name === "string") this.references.push({ path: `${actionPath}.weighted_clusters.clusters[${c}].name`, name: cluster.name });
+          if (isJsonObject(cluster) && typeof cluster.name === "string") this.references.push({ path: `${actionPath}.weighted_clusters.clusters[${c}].name`, name: cluster.name });
         });
       });
     });
@@ -158,8 +154,8 @@ export class ReferenceChecker {
       node.forEach((item, i) => this.collectRemoteCode(item, `${path}[${i}]`));
       return;
     }
-    if (!isObject(node)) return;
-    if (isObject(node.remote) && isObject(node.remote.http_uri) && typeof node.remote.http_uri.cluster === "string") {
+    if (!isJsonObject(node)) return;
+    if (isJsonObject(node.remote) && isJsonObject(node.remote.http_uri) && typeof node.remote.http_uri.cluster === "string") {
       this.references.push({ path: `${path}.remote.http_uri.cluster`, name: node.remote.http_uri.cluster });
     }
     for (const [key, item] of Object.entries(node)) this.collectRemoteCode(item, path === "" ? key : `${path}.${key}`);

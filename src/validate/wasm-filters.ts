@@ -6,12 +6,11 @@
 // cross-reference checks.
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import type { Json, Problem } from "../envoy/errors.js";
+import { isJsonObject, type Json, type Problem, type JsonObject } from "../envoy/errors.js";
 import { envoyApi } from "../envoy/protos.js";
 import { configurationBytes } from "../envoy/wasm-config.js";
 import { Plugin, PluginConfigError } from "../host/plugin.js";
 
-type JsonObject = { [key: string]: Json };
 
 export const WASM_TYPES = {
   network: "envoy.extensions.filters.network.wasm.v3.Wasm",
@@ -39,9 +38,6 @@ export interface CheckedWasmFilter {
   metrics?: string[];
 }
 
-function isObject(value: Json | undefined): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** Every Wasm filter/service config (`{ "@type": ..., config }`) in a normalized document, with its path. */
 export function findWasmConfigs(value: Json, path = ""): { path: string; kind: keyof typeof WASM_TYPES; config: JsonObject }[] {
@@ -51,7 +47,7 @@ export function findWasmConfigs(value: Json, path = ""): { path: string; kind: k
       node.forEach((item, i) => visit(item, `${at}[${i}]`));
       return;
     }
-    if (!isObject(node)) return;
+    if (!isJsonObject(node)) return;
     const kind = (Object.keys(WASM_TYPES) as (keyof typeof WASM_TYPES)[]).find((key) => WASM_TYPES[key] === node["@type"]);
     if (kind !== undefined) found.push({ path: at, kind, config: node });
     for (const [key, item] of Object.entries(node)) visit(item, at === "" ? key : `${at}.${key}`);
@@ -62,7 +58,7 @@ export function findWasmConfigs(value: Json, path = ""): { path: string; kind: k
 
 /** The module's bytes and where they came from, or a problem saying why there are none. */
 async function moduleCode(code: JsonObject, path: string, options: WasmCheckOptions): Promise<{ bytes: Uint8Array; source: string } | Problem> {
-  const local = isObject(code.local) ? code.local : undefined;
+  const local = isJsonObject(code.local) ? code.local : undefined;
   if (local !== undefined) {
     if (typeof local.inline_bytes === "string") return { bytes: Buffer.from(local.inline_bytes, "base64"), source: "inline_bytes" };
     if (typeof local.inline_string === "string") return { bytes: Buffer.from(local.inline_string), source: "inline_string" };
@@ -121,15 +117,15 @@ export async function checkWasmFilters(document: Json, options: WasmCheckOptions
   const api = envoyApi();
   const checked: CheckedWasmFilter[] = [];
   for (const { path: filterPath, kind, config } of findWasmConfigs(document, path)) {
-    const plugin = isObject(config.config) ? config.config : {};
-    const vm = isObject(plugin.vm_config) ? plugin.vm_config : {};
+    const plugin = isJsonObject(config.config) ? config.config : {};
+    const vm = isJsonObject(plugin.vm_config) ? plugin.vm_config : {};
     const pluginPath = `${filterPath}.config`;
     const configuration = configurationBytes(plugin.configuration, api);
-    const configurationPath = isObject(plugin.configuration) && "value" in plugin.configuration
+    const configurationPath = isJsonObject(plugin.configuration) && "value" in plugin.configuration
       ? `${pluginPath}.configuration.value` : `${pluginPath}.configuration`;
     const result: CheckedWasmFilter = { path: filterPath, kind, configurationPath, configuration: configuration.toString() };
     checked.push(result);
-    const code = await moduleCode(isObject(vm.code) ? vm.code : {}, `${pluginPath}.vm_config.code`, options);
+    const code = await moduleCode(isJsonObject(vm.code) ? vm.code : {}, `${pluginPath}.vm_config.code`, options);
     if ("severity" in code) {
       problems.push(code);
       continue;
