@@ -10,6 +10,7 @@
 import protobuf from "protobufjs";
 import { WasmResult, type WasmResultCode } from "./abi.js";
 import type { HeaderPairs, HostContext } from "./context.js";
+import { PendingCalls } from "./pending-calls.js";
 
 export interface GrpcRequest {
   cluster: string;
@@ -76,68 +77,58 @@ export function grpcCluster(service: Buffer): string | undefined {
 }
 
 export class GrpcCalls {
-  current: GrpcEvent | undefined;
-  private nextToken = 1;
-  private readonly open = new Map<number, { context: HostContext; stream: GrpcStream; unary: boolean }>();
+  private readonly calls: PendingCalls<GrpcEvent, { stream: GrpcStream; unary: boolean }>;
 
-  constructor(private readonly caller: GrpcCaller | undefined, private readonly isLive: (context: HostContext) => boolean) {}
+  constructor(private readonly caller: GrpcCaller | undefined, isLive: (context: HostContext) => boolean) {
+    this.calls = new PendingCalls(isLive);
+  }
+
+  /** The event being delivered: what the module reads during a gRPC callback. */
+  get current(): GrpcEvent | undefined {
+    return this.calls.current;
+  }
 
   start(context: HostContext, service: Buffer, request: Omit<GrpcRequest, "cluster">, unaryMessage?: Buffer): { status: WasmResultCode; token?: number } {
     if (this.caller === undefined) return { status: WasmResult.Unimplemented };
     const cluster = grpcCluster(service);
     if (cluster === undefined) return { status: WasmResult.BadArgument };
-    const token = this.nextToken++;
+    let token = 0;
     const stream = this.caller({ cluster, ...request }, {
-      initialMetadata: (metadata) => this.emit(token, { initialMetadata: metadata }, "proxy_on_grpc_receive_initial_metadata", metadata.length),
-      message: (message) => this.emit(token, { message }, "proxy_on_grpc_receive", message.length),
-      trailingMetadata: (metadata) => this.emit(token, { trailingMetadata: metadata }, "proxy_on_grpc_receive_trailing_metadata", metadata.length),
+      initialMetadata: (metadata) => this.calls.deliver(token, { initialMetadata: metadata }, "proxy_on_grpc_receive_initial_metadata", metadata.length),
+      message: (message) => this.calls.deliver(token, { message }, "proxy_on_grpc_receive", message.length),
+      trailingMetadata: (metadata) => this.calls.deliver(token, { trailingMetadata: metadata }, "proxy_on_grpc_receive_trailing_metadata", metadata.length),
       close: (status) => {
-        this.emit(token, {}, "proxy_on_grpc_close", status);
-        this.open.delete(token);
+        this.calls.deliver(token, {}, "proxy_on_grpc_close", status);
+        this.calls.finish(token);
       },
     });
     if (stream === undefined) return { status: WasmResult.BadArgument };
-    this.open.set(token, { context, stream, unary: unaryMessage !== undefined });
+    token = this.calls.add(context, { stream, unary: unaryMessage !== undefined }, () => stream.cancel());
     if (unaryMessage !== undefined) stream.send(unaryMessage, true);
     return { status: WasmResult.Ok, token };
   }
 
   send(token: number, message: Buffer, endStream: boolean): WasmResultCode {
-    const entry = this.open.get(token);
-    if (entry === undefined || entry.unary) return WasmResult.BadArgument;
-    entry.stream.send(message, endStream);
+    const call = this.calls.get(token);
+    if (call === undefined || call.unary) return WasmResult.BadArgument;
+    call.stream.send(message, endStream);
     return WasmResult.Ok;
   }
 
   cancel(token: number): WasmResultCode {
-    const entry = this.open.get(token);
-    if (entry === undefined) return WasmResult.NotFound;
-    this.open.delete(token);
-    entry.stream.cancel();
-    return WasmResult.Ok;
+    return this.calls.cancel(token) ? WasmResult.Ok : WasmResult.NotFound;
   }
 
   close(token: number): WasmResultCode {
-    const entry = this.open.get(token);
-    if (entry === undefined) return WasmResult.NotFound;
-    if (entry.unary) return this.cancel(token);
-    entry.stream.finish();
+    const call = this.calls.get(token);
+    if (call === undefined) return WasmResult.NotFound;
+    if (call.unary) return this.cancel(token);
+    call.stream.finish();
     return WasmResult.Ok;
   }
 
   /** The context is gone: its calls and streams are cancelled. */
   cancelAll(contextId: number): void {
-    for (const [token, entry] of this.open) if (entry.context.id === contextId) this.cancel(token);
-  }
-
-  private emit(token: number, event: GrpcEvent, callback: string, ...args: number[]): void {
-    const entry = this.open.get(token);
-    if (entry === undefined || !this.isLive(entry.context)) return;
-    this.current = event;
-    try {
-      entry.context.deliver(callback, token, ...args);
-    } finally {
-      this.current = undefined;
-    }
+    this.calls.cancelAll(contextId);
   }
 }

@@ -6,6 +6,7 @@
 // Calls still pending when their context goes away are cancelled, as Envoy does on its delete.
 import { WasmResult, type WasmResultCode } from "./abi.js";
 import type { HeaderPairs, HostContext } from "./context.js";
+import { PendingCalls } from "./pending-calls.js";
 
 export interface HttpCallRequest {
   cluster: string;
@@ -28,12 +29,16 @@ const REQUIRED_HEADERS = [":method", ":path", ":authority"];
 const NO_RESPONSE: HttpCallResponse = { headers: [], body: Buffer.alloc(0), trailers: [] };
 
 export class HttpCalls {
-  /** The answer being delivered: what the module reads in proxy_on_http_call_response. */
-  current: HttpCallResponse | undefined;
-  private nextToken = 1;
-  private readonly pending = new Map<number, Set<AbortController>>();
+  private readonly calls: PendingCalls<HttpCallResponse, undefined>;
 
-  constructor(private readonly caller: HttpCaller | undefined, private readonly isLive: (context: HostContext) => boolean) {}
+  constructor(private readonly caller: HttpCaller | undefined, isLive: (context: HostContext) => boolean) {
+    this.calls = new PendingCalls(isLive);
+  }
+
+  /** The answer being delivered: what the module reads in proxy_on_http_call_response. */
+  get current(): HttpCallResponse | undefined {
+    return this.calls.current;
+  }
 
   start(context: HostContext, request: HttpCallRequest): { status: WasmResultCode; token?: number } {
     if (this.caller === undefined) return { status: WasmResult.Unimplemented };
@@ -41,27 +46,17 @@ export class HttpCalls {
     const controller = new AbortController();
     const call = this.caller(request, controller.signal);
     if (call === undefined) return { status: WasmResult.BadArgument };
-    const token = this.nextToken++;
-    let calls = this.pending.get(context.id);
-    if (calls === undefined) this.pending.set(context.id, (calls = new Set()));
-    calls.add(controller);
+    const token = this.calls.add(context, undefined, () => controller.abort());
     const deliver = (response: HttpCallResponse) => {
-      calls.delete(controller);
-      if (controller.signal.aborted || !this.isLive(context)) return;
-      this.current = response;
-      try {
-        context.deliver("proxy_on_http_call_response", token, response.headers.length, response.body.length, response.trailers.length);
-      } finally {
-        this.current = undefined;
-      }
+      this.calls.deliver(token, response, "proxy_on_http_call_response", response.headers.length, response.body.length, response.trailers.length);
+      this.calls.finish(token);
     };
     call.then(deliver, () => deliver(NO_RESPONSE));
     return { status: WasmResult.Ok, token };
   }
 
   /** The context is gone: its pending calls are cancelled. */
-  cancel(contextId: number): void {
-    for (const controller of this.pending.get(contextId) ?? []) controller.abort();
-    this.pending.delete(contextId);
+  cancelAll(contextId: number): void {
+    this.calls.cancelAll(contextId);
   }
 }

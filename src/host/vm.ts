@@ -164,7 +164,7 @@ export class WasmVm implements AbiHost {
 
   unregister(id: number): void {
     this.contexts.delete(id);
-    this.httpCalls.cancel(id);
+    this.httpCalls.cancelAll(id);
     this.grpcCalls.cancelAll(id);
   }
 
