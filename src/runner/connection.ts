@@ -418,7 +418,9 @@ export class ProxyConnection {
     this.upstreamQueue = [];
     if (this.upstreamEndPending) upstream.end();
     this.unblockReading("connecting");
-    const writeFilters = this.sessions.filter((s) => s.wantsData).reverse();
+    // Write filters see upstream data in reverse order, as Envoy's filter manager passes it.
+    const upstreamOrder = [...this.sessions].reverse();
+    const writeFilters = upstreamOrder.filter((s) => s.wantsData);
     upstream.on("data", (chunk: Buffer) => {
       this.lastActivity = performance.now();
       let data = chunk;
@@ -440,7 +442,7 @@ export class ProxyConnection {
     // (there is no upstream connection event for it to hear).
     upstream.on("end", () => {
       let data = EMPTY;
-      for (const session of this.sessions.slice().reverse()) {
+      for (const session of upstreamOrder) {
         if (session.wantsData) data = session.onUpstreamData(data, true).data;
         session.onUpstreamClose("unknown");
         if (this.closing) return;
