@@ -19,6 +19,15 @@ export interface WasmPluginConfig {
   path: string;
 }
 
+/** A bootstrap Wasm service (envoy.bootstrap.wasm). */
+export interface WasmServiceConfig extends WasmPluginConfig {
+  /**
+   * A singleton runs on Envoy's main thread, in a VM of its own; otherwise the service runs in each
+   * worker's VM of its vm key, shared with the filters (extensions/bootstrap/wasm/config.cc).
+   */
+  singleton: boolean;
+}
+
 export interface AccessLogConfig {
   /** A file path, or "/dev/stdout" / "/dev/stderr" for the stream loggers. */
   path: string;
@@ -115,7 +124,7 @@ export interface RunnerConfig {
   clusters: ClusterConfig[];
   admin: AdminConfig | undefined;
   /** bootstrap_extensions envoy.bootstrap.wasm: plugins with a root context and no stream (ticks, shared data). */
-  wasmServices: WasmPluginConfig[];
+  wasmServices: WasmServiceConfig[];
   /** The validated bootstrap as JSON (for /config_dump). */
   document: { [key: string]: unknown };
   /** A digest of that document: what /config_dump shows as version_info. */

@@ -76,9 +76,8 @@ export class SubsetReader {
         this.refuse(`${path}.typed_config.@type`, `bootstrap extension ${type} is not supported by the local runner (supported: ${TYPE.wasmService})`);
         return undefined;
       }
-      // One VM for the process here, which is what `singleton` asks for; without it Envoy runs one per worker thread.
       this.only(config, `${path}.typed_config`, ["@type", "config", "singleton"]);
-      return this.wasm({ "@type": type, config: config.config ?? null }, `${path}.typed_config`);
+      return { ...this.wasm({ "@type": type, config: config.config ?? null }, `${path}.typed_config`), singleton: config.singleton === true };
     }).filter((service) => service !== undefined);
     const names = new Set<string>();
     clusters.forEach((cluster, i) => {

@@ -11,10 +11,24 @@ export interface ForeignResult {
 
 export type HeaderPairs = [string, string][];
 
+/**
+ * What a context's plugin (its root context) decides for the host calls that are per plugin in
+ * Envoy: the log prefix and level, the tick of the root, the configuration of ABI 0.1.0's
+ * proxy_get_configuration. Several plugins may share one VM (see vm-registry.ts).
+ */
+export interface PluginScope {
+  log(level: number, message: string): void;
+  logLevel(): number;
+  setTickPeriod(milliseconds: number): void;
+  pluginConfiguration(): Buffer;
+}
+
 export interface HostContext {
   readonly id: number;
   /** Root contexts may not touch connection state (Envoy answers NotFound). */
   readonly isRoot: boolean;
+  /** The plugin this context belongs to; none for contexts outside any plugin (tests). */
+  readonly scope: PluginScope | undefined;
   /** `path` as the guest sends it: segments separated by NUL (proxy-wasm's property path). */
   property(path: string): Uint8Array | undefined;
   setProperty(path: string, value: Buffer): WasmResultCode;
@@ -33,6 +47,7 @@ export interface HostContext {
 export abstract class BaseHostContext implements HostContext {
   abstract readonly id: number;
   abstract readonly isRoot: boolean;
+  readonly scope: PluginScope | undefined = undefined;
 
   property(_path: string): Uint8Array | undefined {
     return undefined;

@@ -19,6 +19,7 @@ export interface DataResult {
 export abstract class FilterSession extends BaseHostContext {
   readonly isRoot = false;
   readonly id: number;
+  override readonly scope: Plugin;
   /** Sees every foreign call first; a result it returns replaces the host's own (for tests). */
   foreignCallHook: ((name: string, args: Buffer) => ForeignResult | undefined) | undefined;
   protected upstream: Endpoint | undefined;
@@ -44,6 +45,7 @@ export abstract class FilterSession extends BaseHostContext {
     private readonly failClosed: (reason: string) => void,
   ) {
     super();
+    this.scope = plugin;
     this.active = plugin.vm();
     this.id = this.active?.vm.newContextId() ?? 0;
     if (this.active === undefined) {

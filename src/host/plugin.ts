@@ -1,14 +1,16 @@
 // A configured proxy-wasm plugin: the module, its root context and its configuration, as Envoy's
-// wasm filter config holds them. Owns the VM; once the VM has failed the plugin applies its
+// wasm filter config holds them. The VM is the plugin's own, or shared with every plugin of the
+// same vm key through a VmRegistry (vm-registry.ts); once the VM has failed the plugin applies its
 // failure policy to every stream (see vm()).
 import { BufferType, LOG_LEVEL_NAMES, LogLevel, type LogLevelName } from "./abi.js";
-import { BaseHostContext } from "./context.js";
+import { BaseHostContext, type PluginScope } from "./context.js";
 import type { GrpcCaller } from "./grpc-call.js";
 import type { HttpCaller } from "./http-call.js";
 import { MetricRegistry } from "./metrics.js";
 import { dottedPath, pluginProperty, type PluginIdentity } from "./properties.js";
 import { SharedData, SharedQueues } from "./shared-data.js";
 import { CompiledModule, WasmLoadError, WasmTrap, WasmVm } from "./vm.js";
+import { pluginKey, vmKey, type VmRegistry } from "./vm-registry.js";
 
 export interface PluginSpec extends PluginIdentity {
   /** Where the code came from, for messages (a file name, or "inline"). */
@@ -44,6 +46,8 @@ export interface PluginOptions {
   sharedData?: SharedData;
   /** Shared queues: one registry for the whole process in Envoy (default: the plugin's own). */
   sharedQueues?: SharedQueues;
+  /** VMs and plugins shared by every filter naming them, as Envoy's worker holds them (default: a VM of the plugin's own). */
+  vms?: VmRegistry<Plugin>;
 }
 
 const DEFAULT_MEMORY_LIMIT_BYTES = 2 ** 30;
@@ -59,7 +63,7 @@ export interface PluginFailureCounters {
 class RootHostContext extends BaseHostContext {
   readonly isRoot = true;
 
-  constructor(readonly id: number, private readonly spec: PluginSpec, private readonly configuration: Buffer,
+  constructor(readonly id: number, override readonly scope: PluginScope, private readonly spec: PluginSpec, private readonly configuration: Buffer,
     private readonly callModule: (context: RootHostContext, name: string, ...args: number[]) => void) {
     super();
   }
@@ -84,32 +88,53 @@ export interface ActiveVm {
   root: RootHostContext;
 }
 
-export class Plugin {
-  readonly metrics = new MetricRegistry();
+export class Plugin implements PluginScope {
   readonly failures: PluginFailureCounters = { traps: 0 };
-  private readonly shared: SharedData;
-  private readonly queues: SharedQueues;
   private level: number;
-  private active: ActiveVm | undefined;
+  private active!: ActiveVm;
+  /** Filters holding this plugin (a registry hands one plugin to every filter with its key). */
+  private holders = 1;
   private tick: NodeJS.Timeout | undefined;
   /** Log lines at warn or above during configure, quoted when configure fails. */
   private configureLog: string[] | undefined;
+  private readonly vmKey: string;
+  private readonly key: string;
 
   private constructor(readonly spec: PluginSpec, private readonly compiled: CompiledModule, private readonly options: PluginOptions) {
-    this.shared = options.sharedData ?? new SharedData();
-    this.queues = options.sharedQueues ?? new SharedQueues();
     this.level = LogLevel[options.logLevel ?? "info"];
+    this.vmKey = vmKey(spec);
+    this.key = pluginKey(spec);
   }
 
+  /**
+   * The plugin for `spec`: the one already running with the same key in `options.vms`, or a new
+   * root context in the VM of the same vm key, or a new VM. Joining a running VM configures the
+   * plugin in a VM of its own first, as cpp-host's canary does, so a configuration the module
+   * refuses never touches the shared VM. Throws PluginConfigError when refused.
+   */
   static async load(spec: PluginSpec, options: PluginOptions): Promise<Plugin> {
-    let compiled: CompiledModule;
+    const registry = options.vms;
+    const running = registry?.plugin(pluginKey(spec));
+    if (running !== undefined) {
+      running.holders++;
+      return running;
+    }
+    const shared = registry?.vm(vmKey(spec));
+    let compiled = shared?.compiled;
     try {
-      compiled = await CompiledModule.compile(spec.code, spec.source, options.callDeadlineMs);
+      compiled ??= await CompiledModule.compile(spec.code, spec.source, options.callDeadlineMs);
     } catch (error) {
       throw new PluginConfigError(`plugin '${spec.name}': ${(error as Error).message}`);
     }
     const plugin = new Plugin(spec, compiled, options);
-    plugin.active = plugin.startVm();
+    const own = plugin.startVm();
+    if (shared === undefined) {
+      plugin.active = own;
+    } else {
+      plugin.retire(own);
+      plugin.active = plugin.startRoot(shared);
+    }
+    registry?.add(plugin.vmKey, plugin.active.vm, plugin.key, plugin);
     return plugin;
   }
 
@@ -117,12 +142,29 @@ export class Plugin {
     return this.compiled.abiVersion;
   }
 
+  /** The VM's metrics: shared by the plugins of one VM, as Envoy defines them in the VM's stats scope. */
+  get metrics(): MetricRegistry {
+    return this.active.vm.metrics;
+  }
+
   sharedData(key: string): Buffer | undefined {
-    return this.shared.get(key)?.value;
+    return this.active.vm.shared.get(key)?.value;
   }
 
   exports(name: string): boolean {
     return this.compiled.exports.has(name);
+  }
+
+  healthy(): boolean {
+    return this.active.vm.failure === undefined;
+  }
+
+  logLevel(): number {
+    return this.level;
+  }
+
+  pluginConfiguration(): Buffer {
+    return this.spec.configuration;
   }
 
   /** Changes the level the module's logs are kept from (and proxy_get_log_level reports), as Envoy's /logging. */
@@ -148,7 +190,7 @@ export class Plugin {
    * createFilter hands a failed VM's streams an empty context (closed) or no filter at all (open).
    */
   vm(): ActiveVm | undefined {
-    return this.active !== undefined && this.active.vm.failure === undefined ? this.active : undefined;
+    return this.healthy() ? this.active : undefined;
   }
 
   /** A callback on a root context outside configure (a call's answer): a trap fails the VM, counted. */
@@ -167,36 +209,60 @@ export class Plugin {
     this.hostLog(LogLevel.error, `wasm trap in ${where}: ${trap.message}`);
   }
 
+  /** A filter lets go of the plugin; the last one ends its root context (done, delete) and its tick. */
   close(): void {
+    if (--this.holders > 0) return;
     if (this.tick !== undefined) clearInterval(this.tick);
     this.tick = undefined;
+    this.retire(this.active);
+    this.options.vms?.remove(this.vmKey, this.active.vm, this.key, this);
   }
 
+  private get label(): string {
+    return `plugin '${this.spec.name}' (${this.spec.source})`;
+  }
+
+  /** A new VM of the module with this plugin's root context configured in it. */
   private startVm(): ActiveVm {
-    const { spec } = this;
-    const label = `plugin '${spec.name}' (${spec.source})`;
+    const { spec, options } = this;
     let vm: WasmVm;
     try {
       vm = WasmVm.start(this.compiled, {
-        label,
-        metrics: this.metrics,
-        shared: this.shared,
-        queues: this.queues,
+        label: this.label,
+        metrics: new MetricRegistry(),
+        shared: options.sharedData ?? new SharedData(),
+        queues: options.sharedQueues ?? new SharedQueues(),
         vmId: spec.vmId,
-        log: (level, message) => this.log(level, message),
-        logLevel: () => this.level,
-        setTickPeriod: (ms) => this.setTickPeriod(ms),
-        pluginConfiguration: () => spec.configuration,
-        httpCaller: this.options.httpCaller,
-        grpcCaller: this.options.grpcCaller,
-        memoryLimitBytes: this.options.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES,
+        scope: this,
+        httpCaller: options.httpCaller,
+        grpcCaller: options.grpcCaller,
+        memoryLimitBytes: options.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES,
       });
     } catch (error) {
       throw new PluginConfigError((error as Error).message);
     }
-    const root = new RootHostContext(vm.newContextId(), spec, spec.configuration, (context, name, ...args) => this.callRoot(vm, context, name, args));
-    this.configureRoot(vm, root, label);
+    return this.startRoot(vm);
+  }
+
+  /** This plugin's root context, created and configured in `vm`. */
+  private startRoot(vm: WasmVm, configuration = this.spec.configuration): ActiveVm {
+    const root = new RootHostContext(vm.newContextId(), this, this.spec, configuration, (context, name, ...args) => this.callRoot(vm, context, name, args));
+    try {
+      this.configureRoot(vm, root, this.label);
+    } catch (error) {
+      this.retire({ vm, root });
+      throw error;
+    }
     return { vm, root };
+  }
+
+  /** Ends a root context as Envoy shuts a plugin down: done, delete, calls cancelled. */
+  private retire({ vm, root }: ActiveVm): void {
+    if (vm.failure === undefined) {
+      this.callRoot(vm, root, "proxy_on_done", [root.id]);
+      this.callRoot(vm, root, "proxy_on_delete", [root.id]);
+    }
+    vm.unregister(root.id);
   }
 
   /** Starts and configures a root context in `vm`; throws PluginConfigError when refused. */
@@ -228,17 +294,7 @@ export class Plugin {
   checkConfiguration(configuration: Buffer): void {
     const active = this.vm();
     if (active === undefined) throw new PluginConfigError(`plugin '${this.spec.name}': no healthy VM`);
-    const { vm } = active;
-    const root = new RootHostContext(vm.newContextId(), this.spec, configuration, (context, name, ...args) => this.callRoot(vm, context, name, args));
-    try {
-      this.configureRoot(vm, root, `plugin '${this.spec.name}' (${this.spec.source})`);
-    } finally {
-      if (vm.failure === undefined) {
-        vm.call(root, "proxy_on_done", 1, root.id);
-        vm.call(root, "proxy_on_delete", 0, root.id);
-      }
-      vm.unregister(root.id);
-    }
+    this.retire(this.startRoot(active.vm, configuration));
   }
 
   private quoteLog(): string {
@@ -246,7 +302,7 @@ export class Plugin {
     return lines.length === 0 ? "" : `: ${lines.join("; ")}`;
   }
 
-  private setTickPeriod(milliseconds: number): void {
+  setTickPeriod(milliseconds: number): void {
     if (this.tick !== undefined) clearInterval(this.tick);
     this.tick = undefined;
     if (milliseconds === 0) return;

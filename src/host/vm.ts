@@ -4,7 +4,7 @@
 // marks the VM failed; the plugin decides what that means for traffic and replaces the VM.
 import { CallDeadline, instrumentForDeadline } from "./call-deadline.js";
 import { SUPPORTED_ABI_EXPORTS, WasmResult, type WasmResultCode } from "./abi.js";
-import type { HostContext } from "./context.js";
+import type { HostContext, PluginScope } from "./context.js";
 import { GrpcCalls, type GrpcCaller } from "./grpc-call.js";
 import { HttpCalls, type HttpCaller } from "./http-call.js";
 import { createImports, importNames, type AbiHost } from "./imports.js";
@@ -69,10 +69,8 @@ export interface VmServices {
   readonly shared: SharedData;
   readonly queues: SharedQueues;
   readonly vmId: string;
-  log(level: number, message: string): void;
-  logLevel(): number;
-  setTickPeriod(milliseconds: number): void;
-  pluginConfiguration(): Buffer;
+  /** The plugin host calls made outside any context belong to (_initialize, _start): the one that started the VM. */
+  readonly scope: PluginScope;
   readonly httpCaller: HttpCaller | undefined;
   readonly grpcCaller: GrpcCaller | undefined;
   /** Linear memory the VM may grow to before it is failed. */
@@ -203,16 +201,21 @@ export class WasmVm implements AbiHost {
     return WasmResult.Ok;
   }
 
+  /** The plugin of the effective context: logs, log level, tick and configuration are per plugin. */
+  private scope(): PluginScope {
+    return this.current?.scope ?? this.services.scope;
+  }
+
   log(level: number, message: string): void {
-    this.services.log(level, message);
+    this.scope().log(level, message);
   }
 
   logLevel(): number {
-    return this.services.logLevel();
+    return this.scope().logLevel();
   }
 
   setTickPeriod(milliseconds: number): void {
-    this.services.setTickPeriod(milliseconds);
+    this.scope().setTickPeriod(milliseconds);
   }
 
   done(): WasmResultCode {
@@ -220,6 +223,6 @@ export class WasmVm implements AbiHost {
   }
 
   pluginConfiguration(): Buffer {
-    return this.services.pluginConfiguration();
+    return this.scope().pluginConfiguration();
   }
 }

@@ -10,6 +10,7 @@ import type { LogLevelName } from "../host/abi.js";
 import { formatEndpoint, type Endpoint } from "../host/properties.js";
 import { Plugin, PluginConfigError, type LogRecord } from "../host/plugin.js";
 import { SharedData, SharedQueues } from "../host/shared-data.js";
+import { VmRegistry } from "../host/vm-registry.js";
 import { AccessLogError, openAccessLog, type AccessLog } from "./access-log.js";
 import { AdminServer, WASM_CUSTOM_NAMESPACE, type AdminSource, type ClusterStatus, type StatSample, type TagNames } from "../server/admin.js";
 import { DEFAULT_ACCESS_LOG_FORMAT } from "../envoy/subset.js";
@@ -88,6 +89,10 @@ export class Runner implements AdminSource {
   private readonly connections = new Set<ProxyConnection>();
   private readonly sharedData = new Map<string, SharedData>();
   private readonly sharedQueues = new SharedQueues();
+  /** VMs and plugins by key, shared by filters and generations alike, as on an Envoy worker. */
+  private readonly vms = new VmRegistry<Plugin>();
+  /** The same for singleton Wasm services, which Envoy runs on its main thread, apart from the workers' VMs. */
+  private readonly mainThreadVms = new VmRegistry<Plugin>();
   /** Resolved when the last open connection finishes (see untilNoConnections). */
   private noConnections: (() => void) | undefined;
   private admin: AdminServer | undefined;
@@ -150,7 +155,7 @@ export class Runner implements AdminSource {
     return shared;
   }
 
-  private async loadPlugin(filter: WasmPluginConfig, clusters: ReadonlyMap<string, Cluster>): Promise<Plugin> {
+  private async loadPlugin(filter: WasmPluginConfig, clusters: ReadonlyMap<string, Cluster>, vms: VmRegistry<Plugin>): Promise<Plugin> {
     let code: Uint8Array;
     if (filter.inlineCode !== undefined) {
       code = filter.inlineCode;
@@ -167,7 +172,7 @@ export class Runner implements AdminSource {
         configuration: filter.configuration, vmConfiguration: filter.vmConfiguration, failOpen: filter.failOpen,
       }, { log: (record) => this.logWasm(record), logLevel: this.wasmLogLevel, memoryLimitBytes: this.options.wasmMemoryLimitBytes,
         callDeadlineMs: this.callDeadlineMs, httpCaller: clusterHttpCaller(clusters), grpcCaller: clusterGrpcCaller(clusters),
-        sharedData: this.sharedDataFor(filter.vmId), sharedQueues: this.sharedQueues });
+        sharedData: this.sharedDataFor(filter.vmId), sharedQueues: this.sharedQueues, vms });
     } catch (error) {
       if (error instanceof PluginConfigError) throw new ConfigError([`${filter.path}: ${error.message}`], "wasm");
       throw error;
@@ -210,14 +215,14 @@ export class Runner implements AdminSource {
         await cluster.start();
       }
       const loaded: CheckedWasmFilter[] = [];
-      const load = async (filter: WasmPluginConfig): Promise<Plugin> => {
-        const plugin = await this.loadPlugin(filter, clusters);
+      const load = async (filter: WasmPluginConfig, vms = this.vms): Promise<Plugin> => {
+        const plugin = await this.loadPlugin(filter, clusters, vms);
         plugins.push(plugin);
         loaded.push({ path: filter.path, kind: filter.path.includes("http_filters") ? "http" : "network", configurationPath: `${filter.path}.config.configuration`,
           configuration: filter.configuration.toString(), metrics: plugin.metrics.names() });
         return plugin;
       };
-      for (const service of config.wasmServices) await load(service);
+      for (const service of config.wasmServices) await load(service, service.singleton ? this.mainThreadVms : this.vms);
       const runtimes = new Map<string, ListenerRuntime>();
       for (const listener of config.listeners) {
         const listenerPlugins: Plugin[] = [];
@@ -402,12 +407,15 @@ export class Runner implements AdminSource {
 
   stats(): StatSample[] {
     const samples = this.store.samples();
-    // Metrics of the same name from several plugins are one stat, as in Envoy's stats store.
+    // Metrics of the same name from several VMs are one stat, as in Envoy's stats store.
     const custom = new Map<string, StatSample>();
-    for (const plugin of this.generation.plugins) {
+    const plugins = new Set(this.generation.plugins);
+    for (const plugin of plugins) {
       const prefix = `wasm_filter.${plugin.spec.name || "unnamed"}.`;
       samples.push({ name: `${prefix}traps`, value: plugin.failures.traps, kind: "counter" });
-      for (const metric of plugin.metrics.all()) {
+    }
+    for (const metrics of new Set([...plugins].map((plugin) => plugin.metrics))) {
+      for (const metric of metrics.all()) {
         const name = `${WASM_CUSTOM_NAMESPACE}${metric.name}`;
         const existing = custom.get(name);
         if (existing === undefined) custom.set(name, { name, value: metric.value, kind: metric.kind === "counter" ? "counter" : "gauge" });
