@@ -6,28 +6,35 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { once } from "node:events";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { BufferType } from "../src/host/abi.js";
 import type { Runner } from "../src/runner/runner.js";
 import { BUMP_MALLOC, compileWat } from "./fixtures/wat.js";
 import { get, httpBootstrap, httpWasm, upstream } from "./http-helpers.js";
-import { staticCluster, startRunner } from "./net-helpers.js";
+import { captureLogger, staticCluster, startRunner } from "./net-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wasmerang-http-body-"));
 
-type BodyMode = "json-gate" | "redact" | "hold-all" | "respond-in-response" | "trap-in-response";
+type BodyMode = "json-gate" | "redact" | "redact-unframed" | "hold-all" | "respond-in-response" | "trap-in-response";
 
 /** A body filter; sets x-wasmerang-cluster: egress-router1 on the request headers so the route finds a cluster. */
 async function bodyModule(mode: BodyMode): Promise<string> {
   const localResponse = (status: number) =>
     `(drop (call $respond (i32.const ${status}) (i32.const 1100) (i32.const 7) (i32.const 1200) (i32.const 12) (i32.const 0) (i32.const 0) (i32.const -1)))`;
+  const redactBody = `(if (i32.eqz (local.get $end)) (then (return (i32.const 1))))
+      (drop (call $set (i32.const ${BufferType.HttpRequestBody}) (i32.const 0) (local.get $size) (i32.const 1300) (i32.const 10))) (i32.const 0)`;
+  // Envoy keeps a content-length the filters leave: a filter that changes the body's length removes it.
+  const unframe = mode === "redact-unframed" ? "(drop (call $remove (i32.const 0) (i32.const 1400) (i32.const 14)))" : "";
   const requestBody = {
     "json-gate": `(if (i32.eqz (local.get $end)) (then (return (i32.const 1))))
       (drop (call $get (i32.const ${BufferType.HttpRequestBody}) (i32.const 0) (local.get $size) (i32.const 2000) (i32.const 2004)))
       (if (i32.eq (i32.load8_u (i32.load (i32.const 2000))) (i32.const 123)) (then (return (i32.const 0))))
       ${localResponse(400)} (i32.const 1)`,
-    redact: `(if (i32.eqz (local.get $end)) (then (return (i32.const 1))))
-      (drop (call $set (i32.const ${BufferType.HttpRequestBody}) (i32.const 0) (local.get $size) (i32.const 1300) (i32.const 10))) (i32.const 0)`,
+    redact: redactBody,
+    "redact-unframed": redactBody,
     "hold-all": "(i32.const 1)",
     "respond-in-response": "(i32.const 0)",
     "trap-in-response": "(i32.const 0)",
@@ -38,12 +45,14 @@ async function bodyModule(mode: BodyMode): Promise<string> {
   (import "env" "proxy_set_buffer_bytes" (func $set (param i32 i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_send_local_response" (func $respond (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_replace_header_map_value" (func $replace (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_remove_header_map_value" (func $remove (param i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 1000) "x-wasmerang-cluster")
   (data (i32.const 1030) "egress-router1")
   (data (i32.const 1100) "refused")
   (data (i32.const 1200) "not for you\\n")
   (data (i32.const 1300) "[redacted]")
+  (data (i32.const 1400) "content-length")
   ${BUMP_MALLOC}
   (func (export "proxy_abi_version_0_2_1"))
   (func (export "_initialize"))
@@ -51,7 +60,7 @@ async function bodyModule(mode: BodyMode): Promise<string> {
   (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
   (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
-    (drop (call $replace (i32.const 0) (i32.const 1000) (i32.const 19) (i32.const 1030) (i32.const 14))) (i32.const 0))
+    (drop (call $replace (i32.const 0) (i32.const 1000) (i32.const 19) (i32.const 1030) (i32.const 14))) ${unframe} (i32.const 0))
   (func (export "proxy_on_request_body") (param $id i32) (param $size i32) (param $end i32) (result i32) ${requestBody})
   (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) ${responseHeaders})
   (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
@@ -111,5 +120,46 @@ describe("HTTP bodies held by a filter (Envoy's StopIterationAndBuffer)", () => 
     const reply = await get(runner, "/t");
     assert.equal(reply.status, 503);
     assert.doesNotMatch(reply.body, /backend/);
+  });
+});
+
+describe("content-length through body filters, as Envoy keeps it", () => {
+  let framing: { server: Server; port: number };
+  const runners: Runner[] = [];
+  const log = captureLogger();
+  const runnerWith = async (mode: BodyMode): Promise<Runner> => {
+    const runner = await startRunner(httpBootstrap([httpWasm(await bodyModule(mode), "")], [staticCluster("egress-router1", framing.port)]), log.logger);
+    runners.push(runner);
+    return runner;
+  };
+  const post = (runner: Runner, body: string) => get(runner, "/f", { body, headers: { "content-length": String(body.length) } });
+
+  before(async () => {
+    // Answers with the framing it received: content-length, transfer-encoding, body.
+    const server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      req.on("end", () => res.end(`${req.headers["content-length"] ?? "-"} ${req.headers["transfer-encoding"] ?? "-"} ${body}`));
+    }).listen(0, "127.0.0.1");
+    await once(server, "listening");
+    framing = { server, port: (server.address() as AddressInfo).port };
+  });
+
+  after(async () => {
+    for (const runner of runners) await runner.close();
+    framing.server.close();
+  });
+
+  it("a body filter that leaves the body's length alone keeps the content-length", async () => {
+    assert.deepEqual(await post(await runnerWith("json-gate"), "{\"b\":2}"), { status: 200, body: "7 - {\"b\":2}" });
+  });
+
+  it("a filter that changes the length and removes content-length sends the body chunked", async () => {
+    assert.deepEqual(await post(await runnerWith("redact-unframed"), "my secret=hunter2"), { status: 200, body: "- chunked [redacted]" });
+  });
+
+  it("a filter that changes the length under a content-length it left fails the request, with a log line saying why", async () => {
+    assert.equal((await post(await runnerWith("redact"), "my secret=hunter2")).status, 500);
+    assert.ok(log.lines().some((line) => /changed the body's length but left its content-length/.test(line.msg) && line.declared === 17 && line.sent === 10));
   });
 });

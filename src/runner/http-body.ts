@@ -58,20 +58,38 @@ export interface BodyRelayHooks {
   /** True once the stream is answered or reset: what is left is read and dropped. */
   stopped(): boolean;
   overLimit(): void;
+  /** The filters made the body `sent` bytes or more under a content-length of `declared` they left in place. */
+  lengthMismatch(sent: number, declared: number): void;
+}
+
+/** The body's length as it arrives and as the headers sent on declare it (after the filters), when known. */
+export interface BodyLengths {
+  received: number | undefined;
+  declared: number | undefined;
 }
 
 /**
  * Streams `from` through `pipeline` into `to`. With a content-length, the last chunk carries
  * end_of_stream, as Envoy's codec passes it; otherwise an empty end_of_stream call follows.
+ * A content-length the filters left in place is kept, as Envoy keeps it: a filter that changes
+ * the body's length must remove it (the body then goes chunked). Envoy's codec would send a body
+ * that disagrees with it as it is, breaking the message's framing; here the stream is failed
+ * through `lengthMismatch` instead, before any byte past the declared length is sent.
  * Returns what to call when the filter holding the end of the body continues.
  */
-export function relayBody(from: Readable, to: Writable, pipeline: BodyPipeline, contentLength: number | undefined, hooks: BodyRelayHooks): () => void {
+export function relayBody(from: Readable, to: Writable, pipeline: BodyPipeline, lengths: BodyLengths, hooks: BodyRelayHooks): () => void {
   let received = 0;
+  let sent = 0;
   let ended = false;
   const apply = (step: BodyStep | undefined): void => {
-    if (step === undefined || hooks.stopped()) return;
+    if (step === undefined || hooks.stopped() || ended) return;
     if (step.kind === "over-limit") return hooks.overLimit();
     if (step.kind === "held") return;
+    sent += step.data.length;
+    if (lengths.declared !== undefined && (sent > lengths.declared || (step.end && sent !== lengths.declared))) {
+      ended = true;
+      return hooks.lengthMismatch(sent, lengths.declared);
+    }
     if (step.end) {
       ended = true;
       to.end(step.data);
@@ -83,10 +101,10 @@ export function relayBody(from: Readable, to: Writable, pipeline: BodyPipeline, 
   from.on("data", (chunk: Buffer) => {
     if (hooks.stopped() || ended) return;
     received += chunk.length;
-    apply(pipeline.push(chunk, contentLength !== undefined && received >= contentLength));
+    apply(pipeline.push(chunk, lengths.received !== undefined && received >= lengths.received));
   });
   from.on("end", () => {
-    if (!hooks.stopped() && received < (contentLength ?? Infinity) && !ended) apply(pipeline.push(Buffer.alloc(0), true));
+    if (!hooks.stopped() && received < (lengths.received ?? Infinity) && !ended) apply(pipeline.push(Buffer.alloc(0), true));
   });
   return () => apply(pipeline.resume());
 }

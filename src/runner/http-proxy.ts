@@ -65,10 +65,14 @@ function routeMatches(route: HttpRoute, path: string, headers: HeaderPairs): boo
   });
 }
 
-function contentLength(message: IncomingMessage): number | undefined {
-  const value = message.headers["content-length"];
-  return value === undefined || message.headers["transfer-encoding"] !== undefined ? undefined : Number(value);
+/** The body length a message's headers declare: content-length, unless the body is chunked. */
+function contentLength(headers: Record<string, string | string[] | undefined>): number | undefined {
+  const value = headers["content-length"];
+  return typeof value !== "string" || headers["transfer-encoding"] !== undefined ? undefined : Number(value);
 }
+
+const BODY_LENGTH_MISMATCH = "a filter changed the body's length but left its content-length: the stream is failed"
+  + " (Envoy would send the body as it is, breaking the message's framing); remove content-length in the headers callback";
 
 interface HttpStats {
   requestsTotal: Counter;
@@ -286,15 +290,17 @@ export class HttpProxy {
       return reply(503, "no healthy upstream", "UH");
     }
     upstreamHost = formatEndpoint(host);
-    // Body callbacks may change a body's length: such bodies are sent chunked, without content-length.
     const bodyFilters = sessions.filter((session) => session.wantsBodies);
-    const dropped = (name: string) => name.startsWith(":") || HOP_BY_HOP.has(name) || (bodyFilters.length > 0 && name === "content-length");
+    const dropped = (name: string) => name.startsWith(":") || HOP_BY_HOP.has(name);
     const outgoing: Record<string, string | string[]> = { host: get(":authority") ?? "" };
     for (const [name, value] of headers) {
       if (dropped(name)) continue;
       const previous = outgoing[name];
       outgoing[name] = previous === undefined ? value : [...(Array.isArray(previous) ? previous : [previous]), value];
     }
+    // A body without a declared length goes chunked, as Envoy's HTTP/1 codec sends it (Node would
+    // compute a content-length for a body that a filter held and sends in one piece).
+    if (!endOfStream && outgoing["content-length"] === undefined) outgoing["transfer-encoding"] = "chunked";
     cluster.stats.upstreamCxTotal.value++;
     const sentAt = Date.now();
     const upstream = httpRequest({
@@ -344,10 +350,14 @@ export class HttpProxy {
     });
     if (bodyFilters.length === 0) return void request.pipe(upstream);
     const pipeline = new BodyPipeline(bodyFilters.map((session) => (data, end) => session.onRequestBody(data, end)), this.bufferLimitBytes);
-    resumeBodies.push(relayBody(request, upstream, pipeline, contentLength(request), {
+    resumeBodies.push(relayBody(request, upstream, pipeline, { received: contentLength(request.headers), declared: contentLength(outgoing) }, {
       stopped,
       // Envoy's answer when a filter holds more of the request than the buffer limit.
       overLimit: () => control.respond({ status: 413, details: "request_payload_too_large", body: Buffer.from("Payload Too Large"), headers: [] }),
+      lengthMismatch: (sent, declared) => {
+        this.logger.warn({ path: get(":path"), sent, declared }, BODY_LENGTH_MISMATCH);
+        control.respond({ status: 500, details: "filter_changed_body_length", body: Buffer.from("Internal Server Error"), headers: [] });
+      },
     }));
   }
 
@@ -379,10 +389,19 @@ export class HttpProxy {
       return void reply(502, `upstream sent an invalid status '${status}'`, "UPE");
     }
     // The connection manager's server header (server_header_transformation OVERWRITE, the default).
-    response.writeHead(status, [...responseHeaders.filter(([name]) => !dropped(name) && name !== "server"), ["server", "envoy"]].flat());
+    const sentHeaders = [...responseHeaders.filter(([name]) => !dropped(name) && name !== "server"), ["server", "envoy"]];
+    response.writeHead(status, sentHeaders.flat());
     if (bodyFilters.length === 0) return void upstreamResponse.pipe(response);
     const pipeline = new BodyPipeline([...bodyFilters].reverse().map((session) => (data, end) => session.onResponseBody(data, end)), this.bufferLimitBytes);
+    const declared = contentLength(Object.fromEntries(sentHeaders));
     // Past the limit Envoy answers 500 while it can; the headers are out here, so the stream is reset.
-    return relayBody(upstreamResponse, response, pipeline, contentLength(upstreamResponse), { stopped, overLimit: () => response.destroy() });
+    return relayBody(upstreamResponse, response, pipeline, { received: contentLength(upstreamResponse.headers), declared }, {
+      stopped,
+      overLimit: () => response.destroy(),
+      lengthMismatch: (sent, length) => {
+        this.logger.warn({ status, sent, declared: length }, BODY_LENGTH_MISMATCH);
+        response.destroy();
+      },
+    });
   }
 }
