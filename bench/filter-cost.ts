@@ -38,6 +38,7 @@ export async function variants(): Promise<Variant[]> {
     { name: "baseline (same host calls, no policy)", module: await buildThirdPartyModule("baseline"), configuration: "" },
     { name: "reference (standalone)", module: FILTER, configuration: "" },
     { name: "10-rule policy", module: FILTER, configuration: JSON.stringify(tenRulePolicy()) },
+    { name: "10-rule policy, record_decision", module: FILTER, configuration: JSON.stringify({ ...tenRulePolicy(), record_decision: true }) },
     { name: "hash over 3 clusters", module: FILTER, configuration: JSON.stringify({ default: { hash: ["a", "b", { cluster: "c", weight: 2 }] } }) },
     { name: "10,000-rule policy", module: FILTER, configuration: JSON.stringify(tenThousandRulePolicy()) },
     { name: "100,000-CIDR reputation list", module: FILTER, configuration: JSON.stringify(reputationListPolicy()) },

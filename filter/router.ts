@@ -15,6 +15,7 @@ import { asciiLower } from "./policy/text";
 import { Facts } from "./policy/model";
 import { FilterStats, NO_COUNTER } from "./stats";
 import { proxyHeader } from "./proxy-header";
+import { DecisionRecord } from "./decision-record";
 
 const SOURCE_ADDRESS = propertyPath(["source", "address"]);
 const DESTINATION_ADDRESS = propertyPath(["destination", "address"]);
@@ -54,11 +55,13 @@ export class Router {
   private readonly clusterCounters: StaticArray<u32>;
   private readonly ruleCounters: StaticArray<u32>;
   private readonly wantsLog: bool;
+  private readonly record: DecisionRecord | null;
   /** The PROXY header the last routed connection must send first, if the policy asks for one. */
   pendingHeader: ArrayBuffer | null = null;
 
   constructor(readonly policy: CompiledPolicy, readonly stats: FilterStats, readonly logLevel: i32) {
     this.wantsLog = logLevel <= LogLevel.Debug;
+    this.record = policy.settings.recordDecision ? new DecisionRecord(policy) : null;
     const clusters = policy.clusters;
     const clusterCounters = new StaticArray<u32>(clusters.length);
     for (let i = 0; i < clusters.length; i++) clusterCounters[i] = stats.clusters.id(clusters[i]);
@@ -81,6 +84,8 @@ export class Router {
     if (decision.outcome == Outcome.Route && this.policy.settings.proxyHeader.version != 0) this.prepareHeader();
     this.count();
     const status = this.apply();
+    const record = this.record;
+    if (record != null) record.record(decision, status == WasmResult.Ok);
     if (this.wantsLog) this.logDecision(status);
     return decision.outcome != Outcome.Reject;
   }
@@ -104,6 +109,8 @@ export class Router {
     this.route();
     this.count();
     this.applyToRequest();
+    const record = this.record;
+    if (record != null) record.record(this.decision, true);
     if (this.wantsLog) this.logDecision(WasmResult.Ok);
     return this.decision.outcome != Outcome.Reject;
   }

@@ -2,15 +2,17 @@
 // (the Wasmerang filter), two egress routers forward to a destination server standing in for the
 // internet, and clients with different source addresses show where their connections went.
 import { once } from "node:events";
+import { mkdtemp, readFile } from "node:fs/promises";
 import { createServer as createHttpServer, request as httpRequest, type Server as HttpServer } from "node:http";
 import { connect, createServer, type Server } from "node:net";
-import { Writable } from "node:stream";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { styleText } from "node:util";
-import { pino } from "pino";
 import { Allowlist } from "./egress/allowlist.js";
 import { encodeProxyHeader } from "./egress/proxy-protocol.js";
 import { EgressRouter } from "./egress/router.js";
 import { loadRunnerConfig } from "./envoy/load.js";
+import type { RunnerConfig } from "./envoy/model.js";
 import { byName } from "./server/admin-render.js";
 import { silentLogger } from "./logging.js";
 import { Runner } from "./runner/runner.js";
@@ -96,20 +98,34 @@ const HTTP_CASES: HttpCase[] = [
   { source: "127.0.0.13", path: "/admin", expected: "403" },
 ];
 
-/** Collects the filter's decision log lines, keyed by source address. */
-function decisionCollector(): { logger: pino.Logger; decisions: Map<string, { rule: string; cluster: string }> } {
-  const decisions = new Map<string, { rule: string; cluster: string }>();
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split("\n")) {
-        const message = line === "" ? "" : String((JSON.parse(line) as { msg?: string }).msg ?? "");
-        const match = /source=([\d.]+):\d+ .* rule=(\S+) (?:cluster=(\S+)|action=(\S+))/.exec(message);
-        if (match) decisions.set(match[1]!, { rule: match[2]!, cluster: match[3] ?? `(${match[4]!})` });
-      }
-      done();
-    },
-  });
-  return { logger: pino({ level: "debug" }, sink), decisions };
+/**
+ * The access logs go to files instead of stdout; the demo reads the TCP listener's back: the
+ * rule and outcome each connection got, as the filter records them for Envoy's access log
+ * (record_decision).
+ */
+async function accessLogsToFiles(config: RunnerConfig): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "wasmerang-demo-"));
+  const tcpLog = join(dir, "tcp-access.log");
+  for (const listener of config.listeners) {
+    for (const log of listener.tcpProxy?.accessLogs ?? []) log.path = tcpLog;
+    for (const log of listener.http?.accessLogs ?? []) log.path = join(dir, "http-access.log");
+  }
+  if (!config.listeners.some((listener) => listener.address.port === PROXY_PORT && (listener.tcpProxy?.accessLogs.length ?? 0) > 0)) {
+    throw new Error(`${DEMO_CONFIG}: the listener on port ${PROXY_PORT} has no tcp_proxy access log to read the decisions from`);
+  }
+  return tcpLog;
+}
+
+/** The access log line of the connection from `source`: rule, and the cluster or the outcome. */
+async function decisionOf(logPath: string, source: string): Promise<{ rule: string; cluster: string }> {
+  const pattern = new RegExp(` ${source.replaceAll(".", "\\.")}:\\d+ rule=(\\S+) outcome=(\\S+) cluster=(\\S+)`);
+  // The runner writes access logs asynchronously: give the line a moment to land.
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const match = pattern.exec(await readFile(logPath, "utf8").catch(() => ""));
+    if (match) return { rule: match[1]!, cluster: match[2] === "route" ? match[3]! : `(${match[2]!})` };
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return { rule: "-", cluster: "-" };
 }
 
 async function send(client: Client): Promise<{ reply: string; payload: string }> {
@@ -150,17 +166,16 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
     headerTimeoutMs: 5000, connectTimeoutMs: 5000, maxConnections: 1024, bindAddress: router.egressIp, logger: silentLogger,
   })));
   const webEgress = await startWebEgress();
-  const { logger, decisions } = decisionCollector();
-  // The filter logs each decision at debug (in production the access log is the per-connection
-  // record); the demo shows every decision, so it runs the module at debug.
-  const runner = await Runner.start(await loadRunnerConfig(DEMO_CONFIG), { logger, wasmLogLevel: "debug" });
+  const config = await loadRunnerConfig(DEMO_CONFIG);
+  const accessLog = await accessLogsToFiles(config);
+  const runner = await Runner.start(config, { logger: silentLogger });
   try {
     out.write(`${paint("bold", "Wasmerang demo")}: ${DEMO_CONFIG} in the local runner on 127.0.0.1:${PROXY_PORT}, ` +
       `egress routers on :${ROUTERS.map((r) => r.port).join(" and :")}, destination ${DESTINATION.address}:${DESTINATION.port}\n\n`);
     const outcomes: Outcome[] = [];
     for (const client of CLIENTS) {
       const { reply, payload } = await send(client);
-      const decision = decisions.get(client.source) ?? { rule: "-", cluster: "-" };
+      const decision = await decisionOf(accessLog, client.source);
       const seenFrom = /^from=(\S+) data=(.*)$/s.exec(reply);
       const router = ROUTERS.find((r) => r.egressIp === seenFrom?.[1])?.name ?? "-";
       const intact = seenFrom?.[2] === payload;
@@ -174,7 +189,7 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
     const rows = [["source", "rule", "cluster", "egress router", "destination", "bytes back intact", "result"],
       ...outcomes.map((o) => [o.client.source, o.rule, o.cluster, o.router, o.destination,
         o.destination === "-" ? "-" : o.intact ? "yes" : "NO", o.ok ? "ok" : `WRONG (expected ${o.client.expected})`])];
-    out.write(`${table(rows, color)}\n\n`);
+    out.write(`${table(rows, color)}\n(rule and cluster: as the filter recorded them in the listener's access log)\n\n`);
     out.write(`${paint("bold", "HTTP")} on 127.0.0.1:${HTTP_PORT}: the same module as an HTTP filter sets x-wasmerang-cluster for the route\n\n`);
     const httpRows = [["source", "request", "client's own header", "answered by", "result"]];
     let httpOk = true;

@@ -126,6 +126,31 @@ describe("policy actions", () => {
     assert.equal(filter.metric("wasmerang.passthrough"), 1);
   });
 
+  it("record_decision: the rule (name, rules[i] or default), outcome and cluster as filter state wasm.wasmerang.*; nothing without it", async () => {
+    const policy = {
+      record_decision: true,
+      rules: [rule({ destination_ports: [25] }, { reject: true }, "no-smtp"), rule({ destination_ports: [22] }, { passthrough: true }),
+        rule({ destination_ports: [8080] }, { cluster: "svc-{dst_port}" })],
+      default: { cluster: "egress-router1" },
+    };
+    const filter = await loadFilter(policy);
+    const state = (destination: string) => Object.fromEntries([...filter.connect({ source: "10.0.0.1:1", destination }).filterState]
+      .filter(([key]) => key.startsWith("wasm.")));
+    assert.deepEqual(state("1.2.3.4:25"), { "wasm.wasmerang.rule": "no-smtp", "wasm.wasmerang.outcome": "reject" });
+    assert.deepEqual(state("1.2.3.4:22"), { "wasm.wasmerang.rule": "rules[1]", "wasm.wasmerang.outcome": "passthrough" });
+    assert.deepEqual(state("1.2.3.4:8080"), { "wasm.wasmerang.rule": "rules[2]", "wasm.wasmerang.outcome": "route", "wasm.wasmerang.cluster": "svc-8080" });
+    assert.deepEqual(state("1.2.3.4:443"), { "wasm.wasmerang.rule": "default", "wasm.wasmerang.outcome": "route", "wasm.wasmerang.cluster": "egress-router1" });
+    assert.deepEqual(state("1.2.3.4:443"), { "wasm.wasmerang.rule": "default", "wasm.wasmerang.outcome": "route", "wasm.wasmerang.cluster": "egress-router1" });
+    const quiet = await loadFilter({ ...policy, record_decision: false });
+    assert.deepEqual([...quiet.connect({ source: "10.0.0.1:1" }).filterState.keys()], ["envoy.tcp_proxy.cluster"]);
+  });
+
+  it("record_decision: a cluster Envoy refuses is recorded as outcome error, without a cluster", async () => {
+    const filter = await loadFilter({ record_decision: true, default: { cluster: "a" } });
+    const connection = filter.connect({ source: "10.0.0.1:1", onForeignCall: () => ({ status: 2 }) });
+    assert.deepEqual(Object.fromEntries(connection.filterState), { "wasm.wasmerang.rule": "default", "wasm.wasmerang.outcome": "error" });
+  });
+
   it("log_level silences decision lines the host would show", async () => {
     const filter = await loadFilter({ log_level: "warn" }, { logLevel: "debug" });
     routeOnce(filter, "10.0.0.1:1");

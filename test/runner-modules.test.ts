@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { FilterHarness } from "../src/host/harness.js";
 import { buildThirdPartyModule, thirdPartyModuleFile } from "./fixtures/third-party-module.js";
-import { adminGet, bootstrap, exchange, fileAccessLog, startRunner, staticCluster, tagServers, tcpProxy, wasmFilter } from "./net-helpers.js";
+import { FILTER_WASM } from "./helpers.js";
+import { adminGet, bootstrap, exchange, fileAccessLog, httpConnectionManager, startRunner, staticCluster, tagServers, tcpProxy, wasmFilter } from "./net-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wasmerang-modules-"));
 
@@ -76,6 +77,39 @@ describe("filter state in access logs", () => {
       assert.equal((await exchange(runner.listenerPort("main"), "x")).reply, "r2:x");
       await new Promise((resolve) => setTimeout(resolve, 100));
       assert.equal(readFileSync(log, "utf8"), "ten egress-router2 \"ten\" -\n");
+    } finally {
+      await runner.close();
+    }
+  });
+});
+
+describe("the filter's decision in access logs (record_decision)", () => {
+  const routers = tagServers("r1", "r2");
+  const format = "%FILTER_STATE(wasm.wasmerang.rule:PLAIN)% %FILTER_STATE(wasm.wasmerang.outcome:PLAIN)% %FILTER_STATE(wasm.wasmerang.cluster:PLAIN)%\n";
+  const policy = JSON.stringify({ record_decision: true, rules: [{ name: "loopback", match: { source_cidrs: ["127.0.0.0/8"] }, action: { cluster: "egress-router2" } }] });
+
+  it("tcp_proxy's access log prints the rule, outcome and cluster of each connection", async () => {
+    const log = join(dir, "decision-tcp.log");
+    const runner = await startRunner(bootstrap([wasmFilter(FILTER_WASM, policy), tcpProxy("egress-router1", { access_log: [fileAccessLog(log, format)] })],
+      [staticCluster("egress-router1", routers[0]!.port), staticCluster("egress-router2", routers[1]!.port)]));
+    try {
+      assert.equal((await exchange(runner.listenerPort("main"), "x")).reply, "r2:x");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(readFileSync(log, "utf8"), "loopback route egress-router2\n");
+    } finally {
+      await runner.close();
+    }
+  });
+
+  it("the HTTP connection manager's access log prints them per request", async () => {
+    const log = join(dir, "decision-http.log");
+    const manager = httpConnectionManager({ cluster_header: "x-wasmerang-cluster" }, [wasmFilter(FILTER_WASM, policy, {}, "http")],
+      { access_log: [fileAccessLog(log, format)] });
+    const runner = await startRunner(bootstrap([manager], [staticCluster("egress-router2", routers[1]!.port)], { name: "http" }));
+    try {
+      await fetch(`http://127.0.0.1:${runner.listenerPort("http")}/p`).then((response) => response.text());
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(readFileSync(log, "utf8"), "loopback route egress-router2\n");
     } finally {
       await runner.close();
     }

@@ -98,7 +98,7 @@ class PolicyReader {
 
   private policy(root: JsonValue): Policy {
     const policy = new Policy();
-    if (!this.expectKeys(root, "configuration", ["mode", "log_level", "rules", "default", "http", "proxy_protocol"])) return policy;
+    if (!this.expectKeys(root, "configuration", ["mode", "log_level", "record_decision", "rules", "default", "http", "proxy_protocol"])) return policy;
     const proxyProtocol = root.get("proxy_protocol");
     if (proxyProtocol != null) this.proxyHeader(proxyProtocol, policy);
     const http = root.get("http");
@@ -114,6 +114,11 @@ class PolicyReader {
     if (level != null) {
       policy.logLevel = LOG_LEVELS.indexOf(this.string(level, "log_level"));
       if (policy.logLevel < 0) this.fail("log_level", "must be one of " + LOG_LEVELS.join(", "));
+    }
+    const record = root.get("record_decision");
+    if (record != null) {
+      if (record.kind != JsonKind.Bool) this.fail("record_decision", "must be true or false");
+      policy.recordDecision = record.bool;
     }
     const rules = this.list(root.get("rules"), "rules");
     for (let i = 0; i < rules.length; i++) policy.rules.push(this.rule(rules[i], "rules[" + i.toString() + "]", policy));

@@ -113,6 +113,8 @@ export class Policy {
   defaultAction: RuleAction = new RuleAction();
   /** The least severe level the filter logs at; the host's own level applies on top. */
   logLevel: i32 = 0;
+  /** Each decision as filter state wasm.wasmerang.{rule,cluster,outcome}, for access logs. */
+  recordDecision: bool = false;
   needsDestination: bool = false;
   needsServerName: bool = false;
   http: HttpSettings = new HttpSettings();
