@@ -23,6 +23,7 @@ describe("built module", () => {
       "env.proxy_replace_header_map_value",
       "env.proxy_send_local_response",
       "env.proxy_set_buffer_bytes",
+      "env.proxy_set_property",
     ]);
   });
 
