@@ -190,7 +190,12 @@ export function buildProgram(): Command {
     .addOption(new Option("--reporter <format>", "text, TAP or JUnit XML").choices(["text", "tap", "junit"]).default("text"))
     .action(async (files: string[], options: { module?: string; reporter: Reporter }) => {
       const results = [];
-      for (const file of files) results.push(...await runPolicyTests(file, options.module));
+      for (const file of files) {
+        const run = await runPolicyTests(file, options.module);
+        results.push(...run.results);
+        // On stderr: TAP and JUnit on stdout stay what CI parses.
+        for (const warning of run.warnings) process.stderr.write(`warning: ${warning}\n`);
+      }
       process.stdout.write(renderResults(results, options.reporter));
       process.exitCode = results.some((result) => result.failures.length > 0) ? 1 : 0;
     });

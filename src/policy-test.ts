@@ -4,6 +4,7 @@
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { parse } from "yaml";
+import { lintPolicy } from "./policy-lint.js";
 import { explain, filterFromBootstrap, renderExplanation, WASMERANG_MODULE, type Explanation, type FilterUnderTest } from "./explain.js";
 
 export interface PolicyCase {
@@ -55,7 +56,26 @@ async function filterOf(spec: Fields, file: string, moduleOverride: string | und
   return { module: module ?? WASMERANG_MODULE, configuration: policy };
 }
 
-export async function runPolicyTests(file: string, moduleOverride?: string): Promise<CaseResult[]> {
+export interface PolicyTestRun {
+  results: CaseResult[];
+  /** Policy lint findings (policy-lint.ts), `FILE: PATH: MESSAGE`: they do not fail the run. */
+  warnings: string[];
+}
+
+/** Lint for a JSON policy the Wasmerang module ran (it bumped Wasmerang's counters). */
+function lintWarnings(file: string, filter: FilterUnderTest, results: CaseResult[]): string[] {
+  if (!results.some((result) => Object.keys(result.explanation.counters).some((name) => name.startsWith("wasmerang.")))) return [];
+  let policy: unknown;
+  try {
+    policy = JSON.parse(filter.configuration);
+  } catch {
+    return [];
+  }
+  if (typeof policy !== "object" || policy === null || Array.isArray(policy)) return [];
+  return lintPolicy(policy as Record<string, unknown>, "network").map((finding) => `${file}: policy ${finding.path}: ${finding.message}`);
+}
+
+export async function runPolicyTests(file: string, moduleOverride?: string): Promise<PolicyTestRun> {
   const spec = fields(parse(await readFile(file, "utf8")), file);
   only(spec, FILE_FIELDS, file);
   const filter = await filterOf(spec, file, moduleOverride);
@@ -84,7 +104,7 @@ export async function runPolicyTests(file: string, moduleOverride?: string): Pro
     check("rule", testCase.expect.rule, rule);
     results.push({ file, name: testCase.name, failures, explanation });
   }
-  return results;
+  return { results, warnings: lintWarnings(file, filter, results) };
 }
 
 export type Reporter = "text" | "tap" | "junit";

@@ -22,11 +22,12 @@ function testFile(cases: string): string {
 
 describe("wasmerang test", () => {
   it("passes cases the module decides as expected, and explains one it does not", async () => {
-    const results = await runPolicyTests(testFile(`  - { name: corp, source: "10.0.0.1:1", sni: db.corp, expect: { outcome: routed, cluster: corp, rule: corp } }
+    const { results, warnings } = await runPolicyTests(testFile(`  - { name: corp, source: "10.0.0.1:1", sni: db.corp, expect: { outcome: routed, cluster: corp, rule: corp } }
   - { name: others, source: "10.0.0.1:1", sni: example.com, expect: { outcome: routed, cluster: corp } }
   - { name: default, source: "10.0.0.1:1", expect: { outcome: rejected, rule: default } }
 `));
     assert.deepEqual(results.map((result) => result.failures), [[], ["outcome: expected routed, got rejected", "cluster: expected corp, got none"], []]);
+    assert.deepEqual(warnings, []);
     const text = renderResults(results, "text");
     assert.match(text, /^FAILED {2}.*: others\n {2}outcome: expected routed, got rejected\n/m);
     assert.match(text, /^ {4}decision: wasmerang: source=10\.0\.0\.1:1 .* rule=default action=reject$/m);
@@ -46,5 +47,18 @@ describe("wasmerang test", () => {
     assert.equal(examples.status, 0, examples.stdout + examples.stderr);
     assert.match(examples.stdout, /3 passed, 0 failed/);
     assert.equal(cli(testFile(`  - { name: wrong, source: "10.0.0.1:1", expect: { outcome: routed } }\n`)).status, 1);
+  });
+
+  it("lints the policy it tests: findings on stderr, which do not fail the run", () => {
+    writeFileSync(join(dir, "shadowed.json"), JSON.stringify({
+      rules: [{ name: "all-ten", match: { source_cidrs: ["10.0.0.0/8"] }, action: { cluster: "a" } },
+        { name: "ten-one", match: { source_cidrs: ["10.1.0.0/16"] }, action: { cluster: "b" } }],
+    }));
+    const file = join(dir, "shadowed-test.yaml");
+    writeFileSync(file, `policy: shadowed.json\ncases:\n  - { name: a, source: "10.1.2.3:1", expect: { cluster: a } }\n`);
+    const run = spawnSync(process.execPath, [join(REPO, "build/src/cli.js"), "test", "--reporter", "tap", file], { encoding: "utf8", cwd: REPO });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /^warning: .*shadowed-test\.yaml: policy rules\[1\]: rules\[1\] \('ten-one'\) is never reached: rules\[0\] \('all-ten'\) before it matches everything it matches$/m);
+    assert.doesNotMatch(run.stdout, /warning/);
   });
 });

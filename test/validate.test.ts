@@ -154,6 +154,17 @@ describe("validate: cross-references and traps", () => {
     assert.match(lines(found, "warning").join("\n"), /the policy's default \(reference routing\) routes to cluster 'egress-router2'/);
   });
 
+  it("lints the policy: a shadowed rule and an unreachable default are warnings at the policy's paths", async () => {
+    const policy = `{"rules":[{"name":"ten","match":{"source_cidrs":["10.0.0.0/8"]},"action":{"cluster":"egress-router1"}},` +
+      `{"name":"ten-one","match":{"source_cidrs":["10.1.0.0/16"]},"action":{"cluster":"egress-router2"}},{"action":{"cluster":"egress-router2"}}],"default":{"reject":true}}`;
+    const found = await problems(bootstrap({ configuration: policy }));
+    assert.deepEqual(lines(found), []);
+    assert.deepEqual(lines(found, "warning"), [
+      `${CONFIGURATION}.rules[1]: rules[1] ('ten-one') is never reached: rules[0] ('ten') before it matches everything it matches`,
+      `${CONFIGURATION}.default: never reached: rules[2] matches every connection`,
+    ]);
+  });
+
   it("weighted_clusters on a tcp_proxy behind Wasmerang", async () => {
     const found = await problems(bootstrap({ tcpProxy: "weighted_clusters: {clusters: [{name: egress-router1, weight: 1}, {name: egress-router2, weight: 1}]}" }));
     assert.deepEqual(lines(found), []);
@@ -220,6 +231,13 @@ spec:
     assert.equal(found.length, 1);
     assert.match(found[0]!, /^spec\.pluginConfig: proxy_on_configure rejected the configuration: .*invalid CIDR '10\.0\.0\.0\/33'/);
     assert.match(lines(await problems(wasmPlugin("{mode: istio}")), "warning").join("\n"), /spec\.url: 'oci:\/\/registry\.example\/wasmerang:0\.1\.0' is fetched by the sidecar; the filter was not checked/);
+  });
+
+  it("lints a WasmPlugin's policy as the filter kind its type makes it", async () => {
+    const httpOnly = "{rules: [{match: {path_prefixes: [/api]}, action: {cluster: a}}], default: {cluster: b}}";
+    assert.deepEqual(lines(await problems(wasmPlugin(httpOnly), { module: FILTER_WASM }), "warning"), []);
+    assert.match(lines(await problems(wasmPlugin(httpOnly, "NETWORK"), { module: FILTER_WASM }), "warning").join("\n"),
+      /spec\.pluginConfig\.rules\[0\]: rules\[0\] can never match: it has HTTP matchers/);
   });
 
   it("explains the Passthrough trap of a NETWORK WasmPlugin", async () => {

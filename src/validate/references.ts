@@ -12,7 +12,7 @@
 //   cluster first), and a policy matching server_names on a listener without tls_inspector (the
 //   SNI is then never known, so those rules never match).
 import { isJsonObject, type Json, type Problem, type JsonObject } from "../envoy/errors.js";
-import { WASM_TYPES, type CheckedWasmFilter } from "./wasm-filters.js";
+import { isWasmerang, WASM_TYPES, type CheckedWasmFilter } from "./wasm-filters.js";
 
 
 const TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
@@ -89,7 +89,7 @@ export class ReferenceChecker {
       const config = isJsonObject(filter) && isJsonObject(filter.typed_config) ? filter.typed_config : {};
       if (type === WASM_TYPES.network) {
         const checked = this.wasm.find((candidate) => candidate.path === configPath);
-        if (checked !== undefined && isWasmerang(checked)) {
+        if (checked !== undefined && isWasmerang(checked.metrics)) {
           wasmerangBefore = checked;
           if (usesServerNames(checked.configuration) && !hasTlsInspector) {
             this.problems.push({ path: configPath, severity: "warning",
@@ -197,9 +197,6 @@ export class ReferenceChecker {
   }
 }
 
-function isWasmerang(filter: CheckedWasmFilter): boolean {
-  return (filter.metrics ?? []).includes("wasmerang.routed");
-}
 
 function usesServerNames(configuration: string): boolean {
   try {

@@ -10,6 +10,7 @@ import { isJsonObject, type Json, type Problem, type JsonObject } from "../envoy
 import { envoyApi } from "../envoy/protos.js";
 import { configurationBytes } from "../envoy/wasm-config.js";
 import { Plugin, PluginConfigError } from "../host/plugin.js";
+import { lintPolicy } from "../policy-lint.js";
 
 
 export const WASM_TYPES = {
@@ -112,6 +113,26 @@ export async function configureModule(code: { bytes: Uint8Array; source: string 
   }
 }
 
+/** Whether the configured module is Wasmerang: it defines Wasmerang's counters at configure. */
+export function isWasmerang(metrics: readonly string[] | undefined): boolean {
+  return (metrics ?? []).includes("wasmerang.routed");
+}
+
+/** Policy lint (policy-lint.ts) for a Wasmerang filter configured with a JSON policy, as warnings at the policy's paths. */
+export function lintConfiguration(metrics: readonly string[] | undefined, configuration: string, kind: "network" | "http", configurationPath: string, problems: Problem[]): void {
+  if (!isWasmerang(metrics)) return;
+  let policy: unknown;
+  try {
+    policy = JSON.parse(configuration);
+  } catch {
+    return;
+  }
+  if (!isJsonObject(policy as Json)) return;
+  for (const finding of lintPolicy(policy as JsonObject, kind)) {
+    problems.push({ path: `${configurationPath}.${finding.path}`, severity: "warning", message: finding.message });
+  }
+}
+
 /** Runs every Wasm filter of a normalized document through its module. */
 export async function checkWasmFilters(document: Json, options: WasmCheckOptions, problems: Problem[], path = ""): Promise<CheckedWasmFilter[]> {
   const api = envoyApi();
@@ -134,6 +155,7 @@ export async function checkWasmFilters(document: Json, options: WasmCheckOptions
       name: String(plugin.name ?? ""), rootId: String(plugin.root_id ?? ""), vmId: String(vm.vm_id ?? ""),
       vmConfiguration: configurationBytes(vm.configuration, api),
     }, { code: `${pluginPath}.vm_config.code`, configuration: configurationPath }, problems);
+    if (kind !== "service") lintConfiguration(result.metrics, result.configuration, kind, configurationPath, problems);
   }
   return checked;
 }
