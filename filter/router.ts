@@ -5,7 +5,7 @@
 // nothing: facts are parsed into reused objects and each cluster's filter-state arguments and
 // counter are made once.
 import {
-  closeStream, encodeFilterState, FILTER_STATE_TCP_PROXY_CLUSTER, getHeader, getPropertyInto, getPropertyString, incrementMetric,
+  closeStream, encodeFilterState, FILTER_STATE_ORIGINAL_DST_ADDRESS, FILTER_STATE_TCP_PROXY_CLUSTER, getHeader, getProperty, getPropertyInto, getPropertyString, incrementMetric, utf8,
   log, LogLevel, MapType, propertyPath, removeHeader, replaceHeader, sendLocalResponse, setEnvoyFilterState, StreamType, WasmResult,
 } from "./sdk";
 import { CompiledPolicy } from "./policy/compiled";
@@ -56,6 +56,8 @@ export class Router {
   private readonly ruleCounters: StaticArray<u32>;
   private readonly wantsLog: bool;
   private readonly record: DecisionRecord | null;
+  /** The metadata and filter state paths the policy's matchers read, encoded once. */
+  private readonly valuePaths: ArrayBuffer[] = [];
   /** The PROXY header the last routed connection must send first, if the policy asks for one. */
   pendingHeader: ArrayBuffer | null = null;
 
@@ -73,6 +75,9 @@ export class Router {
     this.encodings = new StaticArray<ArrayBuffer | null>(clusters.length);
     this.clusterCounters = clusterCounters;
     this.ruleCounters = ruleCounters;
+    const paths = policy.settings.valuePaths;
+    for (let i = 0; i < paths.length; i++) this.valuePaths.push(utf8(paths[i]));
+    this.facts.values = new Array<string | null>(paths.length);
   }
 
   /** Decides for the current connection; returns false when the connection was closed. */
@@ -122,6 +127,10 @@ export class Router {
     if (settings.needsDestination || this.wantsLog) this.destinationProperty.read(DESTINATION_ADDRESS, facts.destination);
     else facts.destination.valid = false;
     facts.serverName = settings.needsServerName || this.wantsLog ? asciiLower(getPropertyString(SERVER_NAME)) : "";
+    for (let i = 0; i < this.valuePaths.length; i++) {
+      const raw = getProperty(this.valuePaths[i]);
+      facts.values[i] = raw == null ? null : String.UTF8.decode(raw);
+    }
     decide(this.policy, facts, this.decision);
   }
 
@@ -191,6 +200,11 @@ export class Router {
       this.unrouted();
       return WasmResult.Ok;
     }
+    if (decision.originalDestination) {
+      // Before the cluster: an ORIGINAL_DST cluster without it would connect to the listener's own address.
+      const status = setEnvoyFilterState(encodeFilterState(FILTER_STATE_ORIGINAL_DST_ADDRESS, this.destinationProperty.text));
+      if (status != WasmResult.Ok) return this.filterStateFailed(FILTER_STATE_ORIGINAL_DST_ADDRESS, this.destinationProperty.text, status);
+    }
     const slot = decision.cluster;
     let encoded: ArrayBuffer;
     if (slot < 0) {
@@ -205,16 +219,17 @@ export class Router {
       }
     }
     const status = setEnvoyFilterState(encoded);
-    if (status != WasmResult.Ok) {
-      incrementMetric(this.stats.filterStateFailed, 1);
-      if (this.logLevel <= LogLevel.Error) {
-        log(LogLevel.Error, "wasmerang: set_envoy_filter_state(" + FILTER_STATE_TCP_PROXY_CLUSTER + "=" + this.clusterName()
-          + ") failed with status " + status.toString());
-      }
-      return status;
-    }
+    if (status != WasmResult.Ok) return this.filterStateFailed(FILTER_STATE_TCP_PROXY_CLUSTER, this.clusterName(), status);
     this.countRouted();
     return WasmResult.Ok;
+  }
+
+  private filterStateFailed(key: string, value: string, status: WasmResult): WasmResult {
+    incrementMetric(this.stats.filterStateFailed, 1);
+    if (this.logLevel <= LogLevel.Error) {
+      log(LogLevel.Error, "wasmerang: set_envoy_filter_state(" + key + "=" + value + ") failed with status " + status.toString());
+    }
+    return status;
   }
 
   /** The routed total, and the cluster's own counter when it has one. */

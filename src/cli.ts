@@ -48,6 +48,28 @@ function positiveInteger(value: string): number {
   return Number(value);
 }
 
+/** `KEY=VALUE`, split at the first '='. */
+function keyValue(text: string, what: string): [string, string] {
+  const at = text.indexOf("=");
+  if (at <= 0) throw new InvalidArgumentError(`'${text}' is not ${what}=VALUE`);
+  return [text.slice(0, at), text.slice(at + 1)];
+}
+
+/** `--metadata NAMESPACE:KEY=VALUE`: the namespace has dots, so the key is after its last ':'. */
+function collectMetadata(text: string, into: Record<string, Record<string, string>>): Record<string, Record<string, string>> {
+  const [path, value] = keyValue(text, "NAMESPACE:KEY");
+  const colon = path.lastIndexOf(":");
+  if (colon <= 0 || colon === path.length - 1) throw new InvalidArgumentError(`'${text}' is not NAMESPACE:KEY=VALUE`);
+  (into[path.slice(0, colon)] ??= {})[path.slice(colon + 1)] = value;
+  return into;
+}
+
+function collectFilterState(text: string, into: Record<string, string>): Record<string, string> {
+  const [key, value] = keyValue(text, "KEY");
+  into[key] = value;
+  return into;
+}
+
 const logOptions = (command: Command): Command => command
   .addOption(new Option("--log-level <level>", "process log level").choices(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"))
   .addOption(new Option("--log-format <format>", "text, or JSON lines").choices(["text", "json"]).default("text"));
@@ -174,12 +196,16 @@ export function buildProgram(): Command {
     .requiredOption("--source <ip:port>", "the client's address")
     .option("--destination <ip:port>", "the original destination")
     .option("--sni <name>", "the TLS server name")
+    .option("--metadata <ns:key=value>", "dynamic metadata on the connection, as proxy_protocol TLV rules write it (repeatable)", collectMetadata, {})
+    .option("--filter-state <key=value>", "filter state an earlier filter set (repeatable)", collectFilterState, {})
     .addOption(new Option("--output <format>", "text, or JSON for tools").choices(["text", "json"]).default("text"))
-    .action(async (options: { config?: string; listener?: string; policy?: string; module?: string; source: string; destination?: string; sni?: string; output: string }) => {
+    .action(async (options: { config?: string; listener?: string; policy?: string; module?: string; source: string; destination?: string; sni?: string;
+      metadata: Record<string, Record<string, string>>; filterState: Record<string, string>; output: string }) => {
       if ((options.config === undefined) === (options.policy === undefined)) throw new InvalidArgumentError("give one of -c/--config and --policy");
       const filter = options.config !== undefined ? await filterFromBootstrap(options.config, options.listener, options.module)
         : { module: options.module ?? WASMERANG_MODULE, configuration: readFileSync(options.policy === "-" ? 0 : options.policy!, "utf8") };
-      const explanation = await explain(filter, { source: options.source, destination: options.destination, serverName: options.sni });
+      const explanation = await explain(filter, { source: options.source, destination: options.destination, serverName: options.sni,
+        metadata: options.metadata, filterState: options.filterState });
       process.stdout.write(options.output === "json" ? `${JSON.stringify(explanation, null, 2)}\n` : renderExplanation(explanation));
     });
 

@@ -21,6 +21,10 @@ export interface ExplainFacts {
   source: string;
   destination?: string;
   serverName?: string;
+  /** Dynamic metadata: namespace → key → value (what proxy_protocol TLV rules would write). */
+  metadata?: Record<string, Record<string, string>>;
+  /** Filter state an earlier filter set: key → value. */
+  filterState?: Record<string, string>;
 }
 
 export interface TcpProxyOutcome {
@@ -82,7 +86,7 @@ function tcpProxyOutcome(tcpProxy: JsonObject, clusters: Set<string>, chosen: st
 export async function explain(filter: FilterUnderTest, facts: ExplainFacts): Promise<Explanation> {
   const harness = await FilterHarness.load({ module: filter.module, configuration: filter.configuration, logLevel: "debug" });
   const before = harness.metrics();
-  const connection = harness.connect({ source: facts.source, destination: facts.destination, serverName: facts.serverName });
+  const connection = harness.connect(facts);
   const rejected = connection.closedReason !== undefined;
   // The filter's own PROXY header goes in front of the client's first bytes.
   const written = rejected ? undefined : connection.downstream("").data;

@@ -28,6 +28,8 @@ interface Matchers {
   authorities: string[] | undefined;
   pathPrefixes: string[] | undefined;
   headers: string[] | undefined;
+  /** Metadata and filter state matchers, each as one canonical string. */
+  values: string[] | undefined;
 }
 
 function parseCidr(text: string): Cidr | undefined {
@@ -76,6 +78,10 @@ function matchersOf(rule: Json): Matchers {
     authorities: strings(match.authorities),
     pathPrefixes: Array.isArray(match.path_prefixes) ? match.path_prefixes.map(String) : undefined,
     headers: Array.isArray(match.headers) ? match.headers.map((header: Json) => `${String(header.name).toLowerCase()}\0${String(header.value)}`) : undefined,
+    values: Array.isArray(match.metadata) || Array.isArray(match.filter_state)
+      ? [...(Array.isArray(match.metadata) ? match.metadata.map((item) => `metadata ${JSON.stringify(item)}`) : []),
+        ...(Array.isArray(match.filter_state) ? match.filter_state.map((item) => `filter_state ${JSON.stringify(item)}`) : [])]
+      : undefined,
   };
 }
 
@@ -107,8 +113,9 @@ function covers(outer: Matchers, inner: Matchers): boolean {
     && listCovers(outer.ports, inner.ports, (o, i) => i[0] >= o[0] && i[1] <= o[1])
     && listCovers(outer.serverNames, inner.serverNames, nameCovers) && listCovers(outer.authorities, inner.authorities, nameCovers)
     && listCovers(outer.pathPrefixes, inner.pathPrefixes, (o, i) => i.startsWith(o))
-    // Every header an outer rule requires, the inner one requires too.
-    && (outer.headers ?? []).every((header) => (inner.headers ?? []).includes(header));
+    // Every header, metadata or filter state condition of the outer rule, the inner one has too.
+    && (outer.headers ?? []).every((header) => (inner.headers ?? []).includes(header))
+    && (outer.values ?? []).every((value) => (inner.values ?? []).includes(value));
 }
 
 function isHttpOnly(matchers: Matchers): boolean {

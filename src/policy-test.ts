@@ -12,6 +12,8 @@ export interface PolicyCase {
   source: string;
   destination?: string;
   sni?: string;
+  metadata?: Record<string, Record<string, string>>;
+  filterState?: Record<string, string>;
   expect: { outcome?: string; cluster?: string; rule?: string };
 }
 
@@ -36,8 +38,24 @@ function text(value: unknown, where: string, required: boolean): string | undefi
 }
 
 const FILE_FIELDS = ["policy", "bootstrap", "listener", "module", "cases"];
-const CASE_FIELDS = ["name", "source", "destination", "sni", "expect"];
+const CASE_FIELDS = ["name", "source", "destination", "sni", "metadata", "filter_state", "expect"];
 const EXPECT_FIELDS = ["outcome", "cluster", "rule"];
+
+/** A mapping of strings (`depth` 2: of mappings of strings), or undefined when absent. */
+function stringMap(value: unknown, where: string): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const [key, item] of Object.entries(fields(value, where))) {
+    if (typeof item !== "string") throw new Error(`${where}.${key}: expected a string`);
+    out[key] = item;
+  }
+  return out;
+}
+
+function metadataMap(value: unknown, where: string): Record<string, Record<string, string>> | undefined {
+  if (value === undefined) return undefined;
+  return Object.fromEntries(Object.entries(fields(value, where)).map(([namespace, entries]) => [namespace, stringMap(entries, `${where}.${namespace}`)!]));
+}
 
 function only(object: Fields, allowed: string[], where: string): void {
   const unknown = Object.keys(object).find((key) => !allowed.includes(key));
@@ -90,10 +108,12 @@ export async function runPolicyTests(file: string, moduleOverride?: string): Pro
     const testCase: PolicyCase = {
       name: text(item.name, `${where}.name`, true)!, source: text(item.source, `${where}.source`, true)!,
       destination: text(item.destination, `${where}.destination`, false), sni: text(item.sni, `${where}.sni`, false),
+      metadata: metadataMap(item.metadata, `${where}.metadata`), filterState: stringMap(item.filter_state, `${where}.filter_state`),
       expect: { outcome: text(expect.outcome, `${where}.expect.outcome`, false), cluster: text(expect.cluster, `${where}.expect.cluster`, false),
         rule: text(expect.rule, `${where}.expect.rule`, false) },
     };
-    const explanation = await explain(filter, { source: testCase.source, destination: testCase.destination, serverName: testCase.sni });
+    const explanation = await explain(filter, { source: testCase.source, destination: testCase.destination, serverName: testCase.sni,
+      metadata: testCase.metadata, filterState: testCase.filterState });
     const rule = typeof explanation.rule === "string" ? explanation.rule : explanation.rule.name;
     const failures: string[] = [];
     const check = (what: string, expected: string | undefined, actual: string | undefined) => {

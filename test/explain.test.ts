@@ -53,6 +53,27 @@ describe("wasmerang explain", () => {
     assert.match(overridden.tcpProxy!.note, /weighted_clusters: tcp_proxy picks a weighted cluster and ignores the filter's choice/);
   });
 
+  it("metadata and filter state facts (--metadata NS:KEY=VALUE, --filter-state KEY=VALUE), and the original_dst action's filter state", () => {
+    const policy = JSON.stringify({
+      rules: [
+        { name: "partner", match: { metadata: [{ namespace: "envoy.filters.listener.proxy_protocol", key: "vpce_id", exact: "vpce-1" }] }, action: { cluster: "partners" } },
+        { name: "internal", match: { destination_cidrs: ["10.0.0.0/8"], filter_state: [{ key: "wasm.team", exact: "ops" }] }, action: { original_dst: "direct" } },
+      ],
+      default: { reject: true },
+    });
+    const run = (...args: string[]) => {
+      const result = spawnSync(process.execPath, [join(REPO, "build/src/cli.js"), "explain", "--policy", "-", "--source", "192.0.2.1:1", "--output", "json", ...args],
+        { encoding: "utf8", cwd: REPO, input: policy });
+      assert.equal(result.status, 0, result.stderr);
+      return JSON.parse(result.stdout) as { cluster?: string; rule: unknown; filterState: Record<string, string> };
+    };
+    assert.equal(run("--metadata", "envoy.filters.listener.proxy_protocol:vpce_id=vpce-1").cluster, "partners");
+    const direct = run("--destination", "10.2.3.4:5432", "--filter-state", "wasm.team=ops");
+    assert.deepEqual(direct.rule, { name: "internal", index: 1 });
+    assert.equal(direct.filterState["envoy.network.transport_socket.original_dst_address"], "10.2.3.4:5432");
+    assert.equal(run("--destination", "10.2.3.4:5432").cluster, undefined);
+  });
+
   it("the command prints JSON, and asks for one source of the filter", () => {
     const cli = (...args: string[]) => spawnSync(process.execPath, [join(REPO, "build/src/cli.js"), "explain", ...args], { encoding: "utf8", cwd: REPO, input: POLICY });
     const result = cli("--policy", "-", "--source", "10.0.0.1:1", "--sni", "x.corp", "--output", "json");

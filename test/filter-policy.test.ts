@@ -79,6 +79,38 @@ describe("policy matchers", () => {
   });
 });
 
+describe("metadata and filter state matchers", () => {
+  const PROXY_PROTOCOL = "envoy.filters.listener.proxy_protocol";
+
+  it("dynamic metadata (as proxy_protocol TLV rules write it): exact, prefix and a set of values; absent matches nothing", async () => {
+    const filter = await loadFilter({
+      rules: [
+        rule({ metadata: [{ namespace: PROXY_PROTOCOL, key: "vpce_id", values: ["\u0001vpce-0aaa", "\u0001vpce-0bbb"] }] }, { cluster: "partners" }),
+        rule({ metadata: [{ namespace: PROXY_PROTOCOL, key: "vpce_id", prefix: "\u0001vpce-9" }] }, { cluster: "labs" }),
+        rule({ metadata: [{ namespace: "corp.tenant", key: "tier", exact: "gold" }] }, { cluster: "gold" }),
+      ],
+      default: { reject: true },
+    });
+    const route = (metadata: Record<string, Record<string, string>>) => filter.connect({ source: "10.0.0.1:1", metadata }).cluster;
+    assert.equal(route({ [PROXY_PROTOCOL]: { vpce_id: "\u0001vpce-0bbb" } }), "partners");
+    assert.equal(route({ [PROXY_PROTOCOL]: { vpce_id: "\u0001vpce-9zz" } }), "labs");
+    assert.equal(route({ [PROXY_PROTOCOL]: { vpce_id: "\u0001vpce-0ccc" } }), undefined);
+    assert.equal(route({ "corp.tenant": { tier: "gold" } }), "gold");
+    assert.equal(route({ "corp.tenant": { tier: "golden" } }), undefined);
+    assert.equal(route({}), undefined);
+  });
+
+  it("filter state an earlier filter set, combined with a CIDR matcher", async () => {
+    const filter = await loadFilter({
+      rules: [rule({ source_cidrs: ["10.0.0.0/8"], filter_state: [{ key: "wasm.team", exact: "payments" }] }, { cluster: "pci" })],
+      default: { cluster: "general" },
+    });
+    assert.equal(filter.connect({ source: "10.0.0.1:1", filterState: { "wasm.team": "payments" } }).cluster, "pci");
+    assert.equal(filter.connect({ source: "192.0.2.1:1", filterState: { "wasm.team": "payments" } }).cluster, "general");
+    assert.equal(filter.connect({ source: "10.0.0.1:1", filterState: { "wasm.team": "web" } }).cluster, "general");
+  });
+});
+
 describe("policy actions", () => {
   it("cluster names with {dst_port}", async () => {
     const filter = await loadFilter({ default: { cluster: "outbound|{dst_port}||egress.svc" } });
@@ -151,6 +183,17 @@ describe("policy actions", () => {
     assert.deepEqual(Object.fromEntries(connection.filterState), { "wasm.wasmerang.rule": "default", "wasm.wasmerang.outcome": "error" });
   });
 
+  it("original_dst: the destination's address and the ORIGINAL_DST cluster, only for destinations the rule allows", async () => {
+    const filter = await loadFilter({
+      rules: [rule({ destination_cidrs: ["10.20.0.0/16", "fd00::/8"] }, { original_dst: "direct" }, "internal")],
+      default: { cluster: "egress-router1" },
+    });
+    const state = (destination: string) => Object.fromEntries(filter.connect({ source: "10.0.0.1:1", destination }).filterState);
+    assert.deepEqual(state("10.20.3.4:5432"), { "envoy.network.transport_socket.original_dst_address": "10.20.3.4:5432", "envoy.tcp_proxy.cluster": "direct" });
+    assert.deepEqual(state("[fd00::7]:443"), { "envoy.network.transport_socket.original_dst_address": "[fd00::7]:443", "envoy.tcp_proxy.cluster": "direct" });
+    assert.deepEqual(state("203.0.113.9:443"), { "envoy.tcp_proxy.cluster": "egress-router1" });
+  });
+
   it("log_level silences decision lines the host would show", async () => {
     const filter = await loadFilter({ log_level: "warn" }, { logLevel: "debug" });
     routeOnce(filter, "10.0.0.1:1");
@@ -173,6 +216,15 @@ describe("bad configuration is refused at configure time, naming the field", () 
     ["an empty cluster name", { default: { cluster: "" } }, /default\.cluster: must be a non-empty string/],
     ["an unknown placeholder", { default: { cluster: "x-{src_ip}" } }, /default\.cluster: unknown placeholder '\{src_ip\}'/],
     ["a bad parity", { rules: [rule({ source_parity: "3" }, { cluster: "x" })] }, /rules\[0\]\.match\.source_parity: must be 'even' or 'odd'/],
+    ["original_dst without destination_cidrs", { rules: [rule({ destination_ports: [443] }, { original_dst: "direct" })] },
+      /rules\[0\]\.action\.original_dst: needs the rule to match destination_cidrs/],
+    ["original_dst as the default", { default: { original_dst: "direct" } }, /default\.original_dst: is for rules only/],
+    ["a metadata matcher without its namespace", { rules: [rule({ metadata: [{ key: "k", exact: "v" }] }, { cluster: "x" })] },
+      /rules\[0\]\.match\.metadata\[0\]: needs namespace and key/],
+    ["a value matcher with two ways to match", { rules: [rule({ filter_state: [{ key: "k", exact: "v", prefix: "p" }] }, { cluster: "x" })] },
+      /rules\[0\]\.match\.filter_state\[0\]: needs exactly one of exact, prefix, values/],
+    ["an empty set of values", { rules: [rule({ filter_state: [{ key: "k", values: [] }] }, { cluster: "x" })] },
+      /rules\[0\]\.match\.filter_state\[0\]\.values: needs at least one value/],
     ["a port out of range", { rules: [rule({ destination_ports: [70000] }, { cluster: "x" })] }, /rules\[0\]\.match\.destination_ports\[0\]: port must be/],
     ["an inverted range", { rules: [rule({ destination_ports: ["90-80"] }, { cluster: "x" })] }, /low end above its high end/],
     ["a bad log level", { log_level: "loud" }, /log_level: must be one of/],

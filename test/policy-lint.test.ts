@@ -28,6 +28,12 @@ describe("policy lint", () => {
     assert.deepEqual(messages({ rules: [rule({ source_cidrs: ["10.0.0.0/8"], destination_ports: [443] }), rule({ source_cidrs: ["10.0.0.0/8"] })] }), []);
   });
 
+  it("metadata and filter state matchers narrow a rule: an earlier rule with them shadows nothing without them", () => {
+    const tenant = { metadata: [{ namespace: "corp", key: "tier", exact: "gold" }] };
+    assert.deepEqual(messages({ rules: [rule(tenant), rule({})] }), []);
+    assert.match(messages({ rules: [rule(tenant), rule({ ...tenant, destination_ports: [443] })] })[0]!, /rules\[1\] is never reached/);
+  });
+
   it("a rule that can never match: parity against host addresses of the other parity; HTTP matchers in a network filter", () => {
     assert.deepEqual(messages({ rules: [rule({ source_parity: "odd", source_cidrs: ["10.0.0.2", "2001:db8::a"] })] }),
       ["rules[0]: rules[0] can never match: it asks for odd sources, but every address in its source_cidrs is even"]);

@@ -27,6 +27,8 @@ const good: object[] = [
   { proxy_protocol: { version: 2, destination_ports: [443, "8000-8100"], tlvs: ["authority", "rule"] } },
   { http: { cluster_header: "x-route", reject_status: 451, reject_body: "no" },
     rules: [{ match: { authorities: ["*.example.com"], path_prefixes: ["/api"], headers: [{ name: "x-team", value: "a" }] }, action: { cluster: "a" } }] },
+  { record_decision: true, rules: [{ match: { metadata: [{ namespace: "envoy.filters.listener.proxy_protocol", key: "vpce_id", values: ["a", "b"] }],
+    filter_state: [{ key: "wasm.team", prefix: "pay" }], destination_cidrs: ["10.0.0.0/8"] }, action: { original_dst: "direct" } }] },
 ];
 const bad: object[] = [
   { rulez: [] },
@@ -36,6 +38,10 @@ const bad: object[] = [
   { default: { hash: [{ cluster: "a", weight: 0 }] } },
   { rules: [{ match: { source_parity: "3" }, action: { reject: true } }] },
   { log_level: "loud" },
+  { record_decision: "yes" },
+  { rules: [{ match: { metadata: [{ key: "k", exact: "v" }] }, action: { reject: true } }] },
+  { rules: [{ match: { filter_state: [{ key: "k", exact: "v", prefix: "p" }] }, action: { reject: true } }] },
+  { rules: [{ match: { filter_state: [{ key: "k" }] }, action: { reject: true } }] },
   { http: { reject_status: 99 } },
   { proxy_protocol: { version: 2 } },
   { rules: [{ match: { headers: [{ name: "x" }] }, action: { reject: true } }] },

@@ -36,6 +36,25 @@ describe("wasmerang test", () => {
     assert.match(renderResults(results, "junit"), /<testsuite name="wasmerang policy tests" tests="3" failures="1">/);
   });
 
+  it("cases give dynamic metadata and filter state as facts", async () => {
+    writeFileSync(join(dir, "facts.json"), JSON.stringify({
+      rules: [{ name: "partner", match: { metadata: [{ namespace: "envoy.filters.listener.proxy_protocol", key: "vpce_id", exact: "vpce-1" }] }, action: { cluster: "partners" } },
+        { name: "ops", match: { filter_state: [{ key: "wasm.team", exact: "ops" }] }, action: { cluster: "ops" } }],
+      default: { reject: true },
+    }));
+    const file = join(dir, "facts-test.yaml");
+    writeFileSync(file, `policy: facts.json
+cases:
+  - { name: partner, source: "10.0.0.1:1", metadata: { envoy.filters.listener.proxy_protocol: { vpce_id: vpce-1 } }, expect: { cluster: partners, rule: partner } }
+  - { name: ops, source: "10.0.0.1:1", filter_state: { wasm.team: ops }, expect: { cluster: ops } }
+  - { name: neither, source: "10.0.0.1:1", expect: { outcome: rejected } }
+`);
+    const { results } = await runPolicyTests(file);
+    assert.deepEqual(results.map((result) => result.failures), [[], [], []]);
+    writeFileSync(file, "policy: facts.json\ncases:\n  - { name: x, source: \"10.0.0.1:1\", filter_state: { wasm.team: 3 }, expect: {} }\n");
+    await assert.rejects(runPolicyTests(file), /cases\[0\]\.filter_state\.wasm\.team: expected a string/);
+  });
+
   it("names the field at fault in a test file", async () => {
     await assert.rejects(runPolicyTests(testFile(`  - { name: x, source: "10.0.0.1:1", expect: { clustr: corp } }\n`)), /cases\[0\]\.expect\.clustr: unknown field/);
     await assert.rejects(runPolicyTests(testFile(`  - { name: x, expect: {} }\n`)), /cases\[0\]\.source: expected a non-empty string/);

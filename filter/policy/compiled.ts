@@ -15,6 +15,8 @@ export const enum Matcher {
   Odd = 32,
   /** Authority, path prefix or header: HTTP requests only. */
   Request = 64,
+  /** Dynamic metadata or filter state. */
+  Value = 128,
 }
 
 const REFERENCE_ROUTERS = ["egress-router1", "egress-router2"];
@@ -47,6 +49,15 @@ export class CompiledPolicy {
   headerStart: StaticArray<i32> = [];
   headerIndex: StaticArray<i32> = [];
   headerValue: string[] = [];
+  /**
+   * Value matchers: rule r's are m in [valueStart[r], valueStart[r + 1]), each reading
+   * Facts.values[valueIndex[m]] as valueKind[m] with operands [operandStart[m], operandStart[m + 1]).
+   */
+  valueStart: StaticArray<i32> = [];
+  valueIndex: StaticArray<i32> = [];
+  valueKind: StaticArray<i32> = [];
+  operandStart: StaticArray<i32> = [];
+  operands: string[] = [];
 
   actionKind: StaticArray<i32> = [];
   actionIstio: StaticArray<bool> = [];
@@ -151,6 +162,7 @@ function flagsOf(rule: Rule): u32 {
   if (rule.sourceParity == Parity.Even) flags |= Matcher.Even;
   if (rule.sourceParity == Parity.Odd) flags |= Matcher.Odd;
   if (rule.isHttpOnly) flags |= Matcher.Request;
+  if (rule.valueIndexes.length > 0) flags |= Matcher.Value;
   return flags;
 }
 
@@ -172,6 +184,10 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
   const prefixStart: i32[] = [0];
   const headerStart: i32[] = [0];
   const headerIndex: i32[] = [];
+  const valueStart: i32[] = [0];
+  const valueIndex: i32[] = [];
+  const valueKind: i32[] = [];
+  const operandStart: i32[] = [0];
   for (let r = 0; r < count; r++) {
     const rule = rules[r];
     flags[r] = flagsOf(rule);
@@ -189,6 +205,12 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
     prefixStart.push(appendAll(out.prefixes, rule.pathPrefixes));
     appendAll(headerIndex, rule.headerIndexes);
     headerStart.push(appendAll(out.headerValue, rule.headerValues));
+    for (let m = 0; m < rule.valueIndexes.length; m++) {
+      valueIndex.push(rule.valueIndexes[m]);
+      valueKind.push(rule.valueKinds[m]);
+      operandStart.push(appendAll(out.operands, rule.valueOperands[m]));
+    }
+    valueStart.push(valueIndex.length);
   }
   out.ruleCount = count;
   out.flags = flags;
@@ -205,6 +227,10 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
   out.prefixStart = StaticArray.fromArray(prefixStart);
   out.headerStart = StaticArray.fromArray(headerStart);
   out.headerIndex = StaticArray.fromArray(headerIndex);
+  out.valueStart = StaticArray.fromArray(valueStart);
+  out.valueIndex = StaticArray.fromArray(valueIndex);
+  out.valueKind = StaticArray.fromArray(valueKind);
+  out.operandStart = StaticArray.fromArray(operandStart);
   policy.rules = [];
   return out;
 }

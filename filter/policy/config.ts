@@ -5,7 +5,7 @@ import { parseCidr, Cidr } from "./ip";
 import { JsonKind, JsonParser, JsonValue } from "./json";
 import { asciiBytes, asciiLower, indexOfByte, parseNumber } from "./text";
 import {
-  ActionKind, ClusterTemplate, Parity, Placeholder, Policy, PortRange, Rule, RuleAction, WeightedCluster,
+  ActionKind, ClusterTemplate, Parity, Placeholder, Policy, PortRange, Rule, RuleAction, ValueMatch, WeightedCluster,
 } from "./model";
 
 export class PolicyResult {
@@ -207,6 +207,9 @@ class PolicyReader {
     const action = value.get("action");
     if (action == null) this.fail(path + ".action", "is required");
     else rule.action = this.action(action, path + ".action", false);
+    if (rule.action.kind == ActionKind.OriginalDst && rule.destinationCidrs.length == 0) {
+      this.fail(path + ".action.original_dst", "needs the rule to match destination_cidrs: only destinations the rule allows may be reached directly");
+    }
     return rule;
   }
 
@@ -222,7 +225,7 @@ class PolicyReader {
 
   private match(value: JsonValue, path: string, rule: Rule, policy: Policy): void {
     const fields = ["source_cidrs", "source_parity", "destination_cidrs", "destination_ports", "server_names",
-      "authorities", "path_prefixes", "headers"];
+      "authorities", "path_prefixes", "headers", "metadata", "filter_state"];
     if (!this.expectKeys(value, path, fields)) return;
     rule.sourceCidrs = this.cidrs(value.get("source_cidrs"), path + ".source_cidrs");
     rule.destinationCidrs = this.cidrs(value.get("destination_cidrs"), path + ".destination_cidrs");
@@ -261,6 +264,67 @@ class PolicyReader {
       rule.headerIndexes.push(index);
       rule.headerValues.push(exact.text);
     }
+    this.valueMatchers(value.get("metadata"), path + ".metadata", true, rule, policy);
+    this.valueMatchers(value.get("filter_state"), path + ".filter_state", false, rule, policy);
+  }
+
+  /**
+   * `metadata: [{namespace, key, exact | prefix | values}]` reads dynamic metadata (as Envoy's
+   * proxy_protocol listener filter writes TLVs into it); `filter_state: [{key, ...}]` a filter
+   * state object. Each becomes a property path the router reads once per connection.
+   */
+  private valueMatchers(value: JsonValue | null, path: string, metadata: bool, rule: Rule, policy: Policy): void {
+    const items = this.list(value, path);
+    const keys = metadata ? ["namespace", "key", "exact", "prefix", "values"] : ["key", "exact", "prefix", "values"];
+    for (let i = 0; i < items.length; i++) {
+      const at = itemPath(path, i);
+      const item = items[i];
+      if (!this.expectKeys(item, at, keys)) return;
+      const key = item.get("key");
+      const namespace = item.get("namespace");
+      if (key == null || (metadata && namespace == null)) {
+        this.fail(at, metadata ? "needs namespace and key" : "needs key");
+        return;
+      }
+      const segments = metadata ? "metadata\0filter_metadata\0" + this.string(namespace!, at + ".namespace") + "\0" : "filter_state\0";
+      const propertyPath = segments + this.string(key, at + ".key");
+      let index = policy.valuePaths.indexOf(propertyPath);
+      if (index < 0) {
+        index = policy.valuePaths.length;
+        policy.valuePaths.push(propertyPath);
+      }
+      const operands: string[] = [];
+      let kind = ValueMatch.OneOf;
+      let ways = 0;
+      const exact = item.get("exact");
+      if (exact != null) {
+        ways++;
+        operands.push(this.text(exact, at + ".exact"));
+      }
+      const prefix = item.get("prefix");
+      if (prefix != null) {
+        ways++;
+        kind = ValueMatch.Prefix;
+        operands.push(this.text(prefix, at + ".prefix"));
+      }
+      const values = item.get("values");
+      if (values != null) {
+        ways++;
+        const list = this.list(values, at + ".values");
+        if (list.length == 0) this.fail(at + ".values", "needs at least one value");
+        for (let k = 0; k < list.length; k++) operands.push(this.text(list[k], itemPath(at + ".values", k)));
+      }
+      if (ways != 1) this.fail(at, "needs exactly one of exact, prefix, values");
+      rule.valueIndexes.push(index);
+      rule.valueKinds.push(kind);
+      rule.valueOperands.push(operands);
+    }
+  }
+
+  /** A string, possibly empty. */
+  private text(value: JsonValue, path: string): string {
+    if (value.kind != JsonKind.String) this.fail(path, "must be a string");
+    return value.text;
   }
 
   private cidrs(value: JsonValue | null, path: string): Cidr[] {
@@ -299,9 +363,9 @@ class PolicyReader {
 
   private action(value: JsonValue, path: string, istio: bool): RuleAction {
     const action = new RuleAction();
-    if (!this.expectKeys(value, path, ["cluster", "hash", "reject", "passthrough", "reference"])) return action;
+    if (!this.expectKeys(value, path, ["cluster", "hash", "reject", "passthrough", "reference", "original_dst"])) return action;
     if (value.keys.length != 1) {
-      this.fail(path, "must have exactly one of cluster, hash, reject, passthrough, reference");
+      this.fail(path, "must have exactly one of cluster, hash, reject, passthrough, reference, original_dst");
       return action;
     }
     const kind = value.keys[0];
@@ -313,6 +377,11 @@ class PolicyReader {
     } else if (kind == "hash") {
       action.kind = ActionKind.Route;
       this.hashTargets(body, path + ".hash", action);
+    } else if (kind == "original_dst") {
+      action.kind = ActionKind.OriginalDst;
+      action.clusters.push(new WeightedCluster(new ClusterTemplate([this.string(body, path + ".original_dst")], [Placeholder.None]), 1));
+      action.totalWeight = 1;
+      if (path == "default") this.fail(path + ".original_dst", "is for rules only: a rule's destination_cidrs say which destinations may be reached directly");
     } else if (kind == "reference") {
       const mode = this.string(body, path + ".reference");
       if (mode != "standalone" && mode != "istio") this.fail(path + ".reference", "must be 'standalone' or 'istio'");

@@ -3,7 +3,7 @@
 // tests. Only candidate rules are checked: those of the address index (source or destination,
 // whichever leaves fewer) that contain the address, and those that do not constrain it.
 import { Address } from "./ip";
-import { ActionKind, Facts } from "./model";
+import { ActionKind, Facts, ValueMatch } from "./model";
 import { CompiledPolicy, Matcher } from "./compiled";
 
 export enum Outcome {
@@ -28,6 +28,8 @@ export class Decision {
   dynamicCluster: string = "";
   /** Why, for Reject and Error. */
   reason: string = "";
+  /** The cluster is an ORIGINAL_DST one: the destination goes with it (filter state original_dst_address). */
+  originalDestination: bool = false;
 }
 
 export function decide(policy: CompiledPolicy, facts: Facts, out: Decision): void {
@@ -84,7 +86,23 @@ export function decide(policy: CompiledPolicy, facts: Facts, out: Decision): voi
   if ((flags & Matcher.Ports) != 0 && !portMatches(policy, facts.destination, rule)) return false;
   if ((flags & Matcher.ServerName) != 0
     && !nameMatches(policy.names, policy.nameStart[rule], policy.nameStart[rule + 1], facts.serverName)) return false;
+  if ((flags & Matcher.Value) != 0 && !valuesMatch(policy, facts, rule)) return false;
   return (flags & Matcher.Request) == 0 || requestMatches(policy, facts, rule);
+}
+
+/** Every metadata and filter state matcher of `rule` holds; an absent value matches none. */
+function valuesMatch(policy: CompiledPolicy, facts: Facts, rule: i32): bool {
+  for (let m = policy.valueStart[rule]; m < policy.valueStart[rule + 1]; m++) {
+    const value = facts.values[policy.valueIndex[m]];
+    if (value == null) return false;
+    const prefix = policy.valueKind[m] == ValueMatch.Prefix;
+    let found = false;
+    for (let i = policy.operandStart[m]; i < policy.operandStart[m + 1] && !found; i++) {
+      found = prefix ? value.startsWith(policy.operands[i]) : value == policy.operands[i];
+    }
+    if (!found) return false;
+  }
+  return true;
 }
 
 function portMatches(policy: CompiledPolicy, destination: Address, rule: i32): bool {
@@ -144,6 +162,8 @@ function fail(out: Decision, reason: string): void {
 function apply(policy: CompiledPolicy, action: i32, facts: Facts, out: Decision): void {
   const kind = unchecked(policy.actionKind[action]);
   out.cluster = -1;
+  out.originalDestination = kind == ActionKind.OriginalDst;
+  if (out.originalDestination && !facts.destination.valid) return fail(out, "bad_address: original_dst needs the destination address");
   if (kind == ActionKind.Reject) {
     out.outcome = Outcome.Reject;
     out.reason = "rejected by policy";

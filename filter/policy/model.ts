@@ -10,6 +10,8 @@ export enum ActionKind {
   Passthrough,
   /** The reference behaviour: source last octet even → egress-router1, odd → egress-router2. */
   Reference,
+  /** Straight to the original destination through an ORIGINAL_DST cluster (rules with destination_cidrs only). */
+  OriginalDst,
 }
 
 export enum Placeholder {
@@ -64,6 +66,12 @@ export enum Parity {
   Odd,
 }
 
+/** How a metadata or filter state matcher compares: the value is one of the operands, or starts with one. */
+export enum ValueMatch {
+  OneOf,
+  Prefix,
+}
+
 export class PortRange {
   constructor(public readonly low: i32, public readonly high: i32) {}
 }
@@ -83,6 +91,10 @@ export class Rule {
   /** HTTP only: indexes into Policy.headerNames, with the exact value each must have. */
   headerIndexes: i32[] = [];
   headerValues: string[] = [];
+  /** Metadata and filter state matchers: an index into Policy.valuePaths, how, and the operands. */
+  valueIndexes: i32[] = [];
+  valueKinds: ValueMatch[] = [];
+  valueOperands: string[][] = [];
   action: RuleAction = new RuleAction();
 
   get isHttpOnly(): bool {
@@ -121,6 +133,11 @@ export class Policy {
   proxyHeader: ProxyHeaderSettings = new ProxyHeaderSettings();
   /** Request headers the HTTP matchers read, lower case. */
   headerNames: string[] = [];
+  /**
+   * Property paths (segments joined by NUL) the metadata and filter state matchers read:
+   * `metadata\0filter_metadata\0NAMESPACE\0KEY`, `filter_state\0KEY`.
+   */
+  valuePaths: string[] = [];
 }
 
 /** What the filter knows about a connection (or request) when it decides; reused, never rebuilt. */
@@ -135,4 +152,6 @@ export class Facts {
   path: string = "";
   /** Values of Policy.headerNames, in order ("" when absent). */
   headerValues: string[] = [];
+  /** Values of Policy.valuePaths, in order (null when the host has none). */
+  values: Array<string | null> = [];
 }

@@ -8,6 +8,8 @@ import { callForeignFunctionForStatus, utf8 } from "./hostcalls";
 import { WasmResult } from "./types";
 
 export const FILTER_STATE_TCP_PROXY_CLUSTER = "envoy.tcp_proxy.cluster";
+/** The address an ORIGINAL_DST cluster connects to (IP:PORT), instead of the connection's local address. */
+export const FILTER_STATE_ORIGINAL_DST_ADDRESS = "envoy.network.transport_socket.original_dst_address";
 
 const FUNCTION_NAME = utf8("set_envoy_filter_state");
 

@@ -7,4 +7,4 @@ export {
   recordMetric, removeHeader, replaceHeader, sendLocalResponse, setBufferBytes, setProperty, utf8,
 } from "./hostcalls";
 export { registerRootContext } from "./dispatcher";
-export { encodeFilterState, setEnvoyFilterState, FILTER_STATE_TCP_PROXY_CLUSTER } from "./envoy";
+export { encodeFilterState, setEnvoyFilterState, FILTER_STATE_ORIGINAL_DST_ADDRESS, FILTER_STATE_TCP_PROXY_CLUSTER } from "./envoy";

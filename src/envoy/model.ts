@@ -81,12 +81,20 @@ export interface HttpConfig {
 
 export type ListenerFilterName = "tls_inspector" | "proxy_protocol" | "original_dst";
 
+/** proxy_protocol's rules: a TLV of this type goes into dynamic metadata NAMESPACE.KEY ("" namespace: the filter's own). */
+export interface ProxyProtocolRule {
+  tlvType: number;
+  namespace: string;
+  key: string;
+}
+
 export interface ListenerConfig {
   name: string;
   address: SocketAddressConfig;
   listenerFilters: ListenerFilterName[];
   /** proxy_protocol's allow_requests_without_proxy_protocol. */
   allowWithoutProxyProtocol: boolean;
+  proxyProtocolRules: ProxyProtocolRule[];
   /** per_connection_buffer_limit_bytes, when set (0: no limit, as Envoy's watermark buffers). */
   perConnectionBufferLimitBytes: number | undefined;
   wasmFilters: WasmPluginConfig[];

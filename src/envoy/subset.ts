@@ -6,7 +6,7 @@ import { type Json, type Problem, type JsonObject } from "./errors.js";
 import type { EnvoyApi } from "./protos.js";
 import { configurationBytes } from "./wasm-config.js";
 import type {
-  AccessLogConfig, AdminConfig, ClusterConfig, ClusterType, DnsLookupFamily, HttpConfig, HttpRoute, ListenerConfig, ListenerFilterName, RunnerConfig,
+  AccessLogConfig, AdminConfig, ClusterConfig, ClusterType, DnsLookupFamily, HttpConfig, HttpRoute, ListenerConfig, ListenerFilterName, ProxyProtocolRule, RunnerConfig,
   SocketAddressConfig, TcpProxyConfig, WasmPluginConfig,
 } from "./model.js";
 
@@ -130,6 +130,7 @@ export class SubsetReader {
     this.only(listener, path, ["name", "address", "listener_filters", "filter_chains", "traffic_direction", "per_connection_buffer_limit_bytes"]);
     const listenerFilters: ListenerFilterName[] = [];
     let allowWithoutProxyProtocol = false;
+    let proxyProtocolRules: ProxyProtocolRule[] = [];
     this.list(listener.listener_filters, `${path}.listener_filters`).forEach((entry, i) => {
       const filterPath = `${path}.listener_filters[${i}]`;
       const filter = entry as JsonObject;
@@ -140,8 +141,15 @@ export class SubsetReader {
         this.refuse(`${filterPath}.typed_config.@type`, `listener filter ${type} is not supported by the local runner (supported: ${Object.keys(LISTENER_FILTERS).join(", ")})`);
         return;
       }
-      this.only(config, `${filterPath}.typed_config`, name === "proxy_protocol" ? ["@type", "allow_requests_without_proxy_protocol"] : ["@type"]);
-      if (name === "proxy_protocol") allowWithoutProxyProtocol = config.allow_requests_without_proxy_protocol === true;
+      this.only(config, `${filterPath}.typed_config`, name === "proxy_protocol" ? ["@type", "allow_requests_without_proxy_protocol", "rules"] : ["@type"]);
+      if (name === "proxy_protocol") {
+        allowWithoutProxyProtocol = config.allow_requests_without_proxy_protocol === true;
+        proxyProtocolRules = this.list(config.rules, `${filterPath}.typed_config.rules`).map((rule) => {
+          // The API's own validation (PGV, min_len on key, tlv_type < 256) has run before this.
+          const present = ((rule as JsonObject).on_tlv_present ?? {}) as JsonObject;
+          return { tlvType: Number((rule as JsonObject).tlv_type ?? 0), namespace: String(present.metadata_namespace ?? ""), key: String(present.key ?? "") };
+        });
+      }
       listenerFilters.push(name);
     });
     const chains = this.list(listener.filter_chains, `${path}.filter_chains`);
@@ -175,6 +183,7 @@ export class SubsetReader {
       address: this.socketAddress(listener.address, `${path}.address`),
       listenerFilters,
       allowWithoutProxyProtocol,
+      proxyProtocolRules,
       perConnectionBufferLimitBytes: typeof listener.per_connection_buffer_limit_bytes === "number" ? listener.per_connection_buffer_limit_bytes : undefined,
       wasmFilters,
       tcpProxy,

@@ -5,7 +5,7 @@ import { FilterAction, WasmResult, type WasmResultCode } from "./abi.js";
 import { BaseHostContext, spliceBuffer, type ForeignResult } from "./context.js";
 import { decodeFilterStateWrite, SET_ENVOY_FILTER_STATE } from "./filter-state.js";
 import type { ActiveVm, Plugin } from "./plugin.js";
-import { connectionProperty, dottedPath, pluginProperty, type ConnectionInfo, type Endpoint } from "./properties.js";
+import { connectionProperty, dottedPath, pluginProperty, type ConnectionInfo, type DynamicMetadata, type Endpoint } from "./properties.js";
 import { WasmTrap } from "./vm.js";
 
 export type FilterStatus = "continue" | "pause";
@@ -122,8 +122,29 @@ export abstract class FilterSession extends BaseHostContext {
     const key = dottedPath(path);
     const override = this.overrides?.get(key);
     if (override !== undefined) return override ?? undefined;
+    if (path.startsWith("metadata\0") || path.startsWith("filter_state\0")) return this.stateProperty(path.split("\0"));
     return connectionProperty(key, this.info, this.upstream) ?? pluginProperty(key, this.plugin.spec)
       ?? this.extraProperty(key) ?? this.properties?.get(path);
+  }
+
+  /** The stream's dynamic metadata; a connection's comes from its listener filters. */
+  protected dynamicMetadata(): DynamicMetadata | undefined {
+    return this.info.dynamicMetadata;
+  }
+
+  /**
+   * `metadata.filter_metadata.NAMESPACE.KEY` and `filter_state.KEY`, by segment (a namespace has
+   * dots of its own). Envoy's Wasm host walks the Metadata message and the filter state object by
+   * these segments and hands a string leaf over as its bytes; only string leaves are served here.
+   */
+  private stateProperty(segments: string[]): Buffer | undefined {
+    if (segments[0] === "filter_state") {
+      const value = segments.length === 2 ? this.filterState.get(segments[1]!) : undefined;
+      return value === undefined ? undefined : Buffer.from(value);
+    }
+    if (segments.length !== 4 || segments[1] !== "filter_metadata") return undefined;
+    const value = this.dynamicMetadata()?.get(segments[2]!)?.get(segments[3]!);
+    return value === undefined ? undefined : Buffer.from(value);
   }
 
   /**

@@ -26,6 +26,10 @@ export interface ConnectionOptions {
   source: string;
   destination?: string;
   serverName?: string;
+  /** Dynamic metadata, namespace → key → value, as the proxy_protocol listener filter's TLV rules write it. */
+  metadata?: Record<string, Record<string, string>>;
+  /** Filter state already on the connection (from an earlier filter), key → value. */
+  filterState?: Record<string, string>;
   /** Raw property values that replace what the connection would report (path joined with '.'); null removes one. */
   properties?: Record<string, string | Buffer | null>;
   /** Sees each foreign call; returning a result replaces the host's answer (e.g. to make it fail). */
@@ -46,6 +50,7 @@ export class HarnessConnection {
       destination: parseEndpoint(options.destination ?? "127.0.0.1:443"),
       serverName: options.serverName ?? "",
       mtls: false,
+      dynamicMetadata: new Map(Object.entries(options.metadata ?? {}).map(([namespace, fields]) => [namespace, new Map(Object.entries(fields))])),
     }, {
       close: (reason) => {
         this.closedReason ??= reason;
@@ -53,7 +58,7 @@ export class HarnessConnection {
       continueReading: () => {
         this.continueCount++;
       },
-    });
+    }, new Map(Object.entries(options.filterState ?? {})));
     for (const [key, value] of Object.entries(options.properties ?? {})) {
       this.session.overrideProperty(key, value === null ? null : Buffer.from(value));
     }

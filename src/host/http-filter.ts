@@ -6,7 +6,7 @@ import { BufferType, MapType, StreamType, WasmResult, type WasmResultCode } from
 import type { HeaderPairs } from "./context.js";
 import { FilterSession, type DataResult, type FilterStatus } from "./filter-session.js";
 import type { Plugin } from "./plugin.js";
-import type { ConnectionInfo } from "./properties.js";
+import type { ConnectionInfo, DynamicMetadata } from "./properties.js";
 
 export interface LocalResponse {
   status: number;
@@ -56,6 +56,14 @@ export class HttpFilterSession extends FilterSession {
   /** Whether the module wants body callbacks at all (Envoy skips callbacks a module lacks). */
   get wantsBodies(): boolean {
     return !this.bypassed && (this.plugin.exports("proxy_on_request_body") || this.plugin.exports("proxy_on_response_body"));
+  }
+
+  /**
+   * A request's own dynamic metadata, empty here: Envoy's HTTP stream info starts without the
+   * connection's (what the proxy_protocol listener filter wrote is not in an HTTP filter's `metadata`).
+   */
+  protected override dynamicMetadata(): DynamicMetadata | undefined {
+    return undefined;
   }
 
   private requestHeader(name: string): string | undefined {

@@ -8,6 +8,9 @@ export interface Endpoint {
   port: number;
 }
 
+/** Dynamic metadata as listener filters write it: namespace → key → string value. */
+export type DynamicMetadata = Map<string, Map<string, string>>;
+
 export interface ConnectionInfo {
   /** Envoy's connection.id: unique per connection for the life of the process. */
   connectionId: number;
@@ -16,6 +19,8 @@ export interface ConnectionInfo {
   /** SNI read by the tls_inspector listener filter; "" when none. */
   serverName: string;
   mtls: boolean;
+  /** The connection's dynamic metadata (the proxy_protocol listener filter's TLV rules). */
+  dynamicMetadata?: DynamicMetadata;
 }
 
 export interface PluginIdentity {

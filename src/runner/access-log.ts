@@ -18,6 +18,8 @@ export interface AccessRecord {
   http?: { method: string; path: string; protocol: string; status: number; header: (name: string) => string | undefined };
   /** The connection's (or request's) filter state, as strings. */
   filterState?: ReadonlyMap<string, string>;
+  /** The connection's dynamic metadata: namespace → key → string. */
+  dynamicMetadata?: ReadonlyMap<string, ReadonlyMap<string, string>>;
 }
 
 type Field = (record: AccessRecord) => string;
@@ -40,6 +42,24 @@ const OPERATORS: Record<string, Field> = {
 };
 const REQUEST_HEADER = /^REQ\(([^)]*)\)$/;
 const FILTER_STATE = /^FILTER_STATE\(([^)]*)\)$/;
+const DYNAMIC_METADATA = /^DYNAMIC_METADATA\(([^)]*)\)(?::(\d+))?$/;
+
+/**
+ * %DYNAMIC_METADATA(NAMESPACE:KEY):Z%: a string value as it is, a namespace without KEY as its
+ * JSON object, "-" when absent; Z truncates (docs: access_log/usage, DYNAMIC_METADATA). Values
+ * here are strings, one level deep (what the proxy_protocol listener filter writes).
+ */
+function dynamicMetadata(spec: string, length: string | undefined): Field {
+  const [namespace = "", key, ...deeper] = spec.split(":");
+  const limit = length === undefined ? Infinity : Number(length);
+  return (record) => {
+    const fields = record.dynamicMetadata?.get(namespace);
+    if (fields === undefined) return "-";
+    if (key === undefined) return JSON.stringify(Object.fromEntries(fields)).slice(0, limit);
+    const value = deeper.length > 0 ? undefined : fields.get(key);
+    return value === undefined ? "-" : value.slice(0, limit);
+  };
+}
 
 /**
  * %FILTER_STATE(KEY:F:Z)%: PLAIN prints the value as it is, TYPED (the default) as its JSON
@@ -73,7 +93,7 @@ export class AccessLogError extends Error {}
 
 export function compileFormat(format: string): Field {
   const pieces: Field[] = [];
-  const pattern = /%([A-Z_]+(?:\([^)]*\))?)%/g;
+  const pattern = /%([A-Z_]+(?:\([^)]*\))?(?::\d+)?)%/g;
   let last = 0;
   for (const match of format.matchAll(pattern)) {
     const literal = format.slice(last, match.index);
@@ -81,9 +101,11 @@ export function compileFormat(format: string): Field {
     const name = match[1]!;
     const header = REQUEST_HEADER.exec(name)?.[1];
     const state = FILTER_STATE.exec(name)?.[1];
-    const operator = OPERATORS[name] ?? (header !== undefined ? requestHeader(header) : state !== undefined ? filterState(state) : undefined);
+    const metadata = DYNAMIC_METADATA.exec(name);
+    const operator = OPERATORS[name] ?? (header !== undefined ? requestHeader(header) : state !== undefined ? filterState(state)
+      : metadata !== null ? dynamicMetadata(metadata[1]!, metadata[2]) : undefined);
     if (operator === undefined) {
-      throw new AccessLogError(`format operator %${name}% is not supported by the local runner (supported: ${[...Object.keys(OPERATORS), "REQ(X?Y)", "FILTER_STATE(KEY:F:Z)"].map((o) => `%${o}%`).join(" ")})`);
+      throw new AccessLogError(`format operator %${name}% is not supported by the local runner (supported: ${[...Object.keys(OPERATORS), "REQ(X?Y)", "FILTER_STATE(KEY:F:Z)", "DYNAMIC_METADATA(NAMESPACE:KEY):Z"].map((o) => `%${o}%`).join(" ")})`);
     }
     pieces.push(operator);
     last = match.index + match[0].length;

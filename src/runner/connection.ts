@@ -9,7 +9,8 @@ import { formatEndpoint, parseEndpoint, type Endpoint } from "../host/properties
 import { decodeProxyHeader, encodeProxyHeader, startsLikeProxyHeader } from "../egress/proxy-protocol.js";
 import type { Cluster } from "./cluster.js";
 import type { HttpProxy } from "./http-proxy.js";
-import type { ConnectionInfo } from "../host/properties.js";
+import type { ConnectionInfo, DynamicMetadata } from "../host/properties.js";
+import { applyTlvRules } from "./proxy-protocol-metadata.js";
 import type { HostStatus } from "../server/admin-render.js";
 import type { TcpProxyStats } from "./stats.js";
 import { LISTENER_FILTERS_TIMEOUT_MS, type ListenerRuntime } from "./listener-runtime.js";
@@ -53,6 +54,7 @@ export class ProxyConnection {
   private destination: Endpoint;
   private serverName = "";
   private readonly filterState = new Map<string, string>();
+  private readonly dynamicMetadata: DynamicMetadata = new Map();
   private sessions: NetworkFilterSession[] = [];
   private readonly chain: ReadFilter[] = [];
   /** Downstream bytes read but not yet taken by tcp_proxy (Envoy's connection read buffer). */
@@ -170,6 +172,7 @@ export class ProxyConnection {
       return "closed";
     }
     const { header } = decoded;
+    applyTlvRules(this.runtime.config.proxyProtocolRules, header.tlvs, this.dynamicMetadata);
     if (!header.local && header.source !== undefined && header.destination !== undefined) {
       this.source = header.source;
       this.destination = header.destination;
@@ -187,7 +190,8 @@ export class ProxyConnection {
 
   private startFilterChain(): void {
     if (this.closing) return;
-    const info: ConnectionInfo = { connectionId: this.id, source: this.source, destination: this.destination, serverName: this.serverName, mtls: false };
+    const info: ConnectionInfo = { connectionId: this.id, source: this.source, destination: this.destination, serverName: this.serverName, mtls: false,
+      dynamicMetadata: this.dynamicMetadata };
     this.sessions = this.runtime.plugins.map((plugin, index) => new NetworkFilterSession(plugin, info, {
       close: (reason) => {
         this.runtime.stats.downstreamCxFilterClosed.value++;
@@ -538,6 +542,7 @@ export class ProxyConnection {
         durationMs: Date.now() - this.startTime,
         responseFlags: this.responseFlags,
         filterState: this.filterState,
+        dynamicMetadata: this.dynamicMetadata,
       };
       for (const log of this.runtime.accessLogs) log.write(record);
     }
