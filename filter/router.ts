@@ -8,8 +8,8 @@ import {
   closeStream, encodeFilterState, FILTER_STATE_ORIGINAL_DST_ADDRESS, FILTER_STATE_TCP_PROXY_CLUSTER, getHeader, getProperty, getPropertyInto, getPropertyString, incrementMetric, utf8,
   log, LogLevel, MapType, propertyPath, removeHeader, replaceHeader, sendLocalResponse, setEnvoyFilterState, StreamType, WasmResult,
 } from "./sdk";
-import { CompiledPolicy } from "./policy/compiled";
-import { decide, Decision, DEFAULT_RULE, Outcome } from "./policy/decision";
+import { CompiledPolicy, Matcher } from "./policy/compiled";
+import { decide, Decision, DEFAULT_RULE, failedMatcher, Outcome } from "./policy/decision";
 import { Address, parseSocketAddress } from "./policy/ip";
 import { asciiLower } from "./policy/text";
 import { Facts } from "./policy/model";
@@ -43,6 +43,17 @@ class AddressProperty {
     if (this.length < 0) return "-";
     return String.UTF8.decodeUnsafe(changetype<usize>(this.bytes), <usize>min(this.length, ADDRESS_BYTES));
   }
+}
+
+/** The policy's name for a matcher, as explain prints it. */
+function matcherName(matcher: u32): string {
+  if (matcher == Matcher.Source) return "source_cidrs";
+  if (matcher == Matcher.Even || matcher == Matcher.Odd) return "source_parity";
+  if (matcher == Matcher.Destination) return "destination_cidrs";
+  if (matcher == Matcher.Ports) return "destination_ports";
+  if (matcher == Matcher.ServerName) return "server_names";
+  if (matcher == Matcher.Value) return "metadata or filter_state";
+  return "HTTP matchers (authorities, path_prefixes, headers)";
 }
 
 export class Router {
@@ -132,6 +143,17 @@ export class Router {
       facts.values[i] = raw == null ? null : String.UTF8.decode(raw);
     }
     decide(this.policy, facts, this.decision);
+    if (this.logLevel <= LogLevel.Trace) this.traceEarlierRules();
+  }
+
+  /** At trace level, for `explain`: why each rule before the deciding one did not match. */
+  private traceEarlierRules(): void {
+    const policy = this.policy;
+    const last = this.decision.rule == DEFAULT_RULE ? policy.ruleCount : this.decision.rule;
+    for (let r = 0; r < last; r++) {
+      log(LogLevel.Trace, "wasmerang: rules[" + r.toString() + "] " + policy.ruleName(r) + " no match: "
+        + matcherName(failedMatcher(policy, this.facts, r, 0)));
+    }
   }
 
   private clusterName(): string {

@@ -44,6 +44,8 @@ export interface Explanation {
   counters: Record<string, number>;
   proxyHeader?: string;
   decisionLine: string;
+  /** Each rule before the deciding one, with the first of its matchers that did not hold. */
+  earlierRules: { index: number; name?: string; failed: string }[];
   tcpProxy?: TcpProxyOutcome;
 }
 
@@ -57,6 +59,8 @@ export interface FilterUnderTest {
 
 /** The decision line's words (filter/router.ts logDecision): `rule=NAME` then `cluster=X` or `action=Y [reason=Z]`. */
 const DECISION = /rule=(\S*) (?:cluster=(\S+)|action=(\w+)(?: reason=(\S+))?)/;
+/** The module's trace line per earlier rule (filter/router.ts traceEarlierRules). */
+const EARLIER_RULE = /^wasmerang: rules\[(\d+)\] (.*) no match: (.+)$/;
 
 /** The rule the decision line names: the module calls its default `default`, and unnamed rules `-`. */
 function ruleOf(name: string, configuration: string): Explanation["rule"] {
@@ -84,7 +88,7 @@ function tcpProxyOutcome(tcpProxy: JsonObject, clusters: Set<string>, chosen: st
 }
 
 export async function explain(filter: FilterUnderTest, facts: ExplainFacts): Promise<Explanation> {
-  const harness = await FilterHarness.load({ module: filter.module, configuration: filter.configuration, logLevel: "debug" });
+  const harness = await FilterHarness.load({ module: filter.module, configuration: filter.configuration, logLevel: "trace" });
   const before = harness.metrics();
   const connection = harness.connect(facts);
   const rejected = connection.closedReason !== undefined;
@@ -106,6 +110,10 @@ export async function explain(filter: FilterUnderTest, facts: ExplainFacts): Pro
     counters,
     proxyHeader: written !== undefined && written.length > 0 ? written.toString("latin1") : undefined,
     decisionLine: line,
+    earlierRules: harness.logs.flatMap((record) => {
+      const match = EARLIER_RULE.exec(record.message);
+      return match === null ? [] : [{ index: Number(match[1]), ...(match[2] === "" ? {} : { name: match[2] }), failed: match[3]! }];
+    }),
   };
   if (filter.tcpProxy !== undefined && !rejected) explanation.tcpProxy = tcpProxyOutcome(filter.tcpProxy.config, filter.tcpProxy.clusters, connection.cluster);
   return explanation;
@@ -147,6 +155,7 @@ export function renderExplanation(explanation: Explanation): string {
     : explanation.rule.index === undefined ? `rule '${explanation.rule.name}'` : `rule ${explanation.rule.index} '${explanation.rule.name}'`;
   const lines = [
     `outcome: ${explanation.outcome}${explanation.cluster === undefined ? "" : ` to ${explanation.cluster}`} (${rule})${explanation.reason === undefined ? "" : `, reason ${explanation.reason}`}`,
+    ...explanation.earlierRules.map((earlier) => `  rule ${earlier.index}${earlier.name === undefined ? "" : ` '${earlier.name}'`} did not match: ${earlier.failed}`),
     `filter state: ${Object.entries(explanation.filterState).map(([key, value]) => `${key}=${value}`).join(", ") || "none"}`,
     `counters: ${Object.entries(explanation.counters).map(([name, delta]) => `${name} +${delta}`).join(", ") || "none"}`,
   ];

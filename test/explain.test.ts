@@ -28,6 +28,25 @@ describe("wasmerang explain", () => {
     assert.deepEqual(explanation.filterState, { "envoy.tcp_proxy.cluster": "corp" });
     assert.deepEqual(explanation.counters, { "wasmerang.routed": 1, "wasmerang.cluster.corp.routed": 1, "wasmerang.rule.corp.matched": 1 });
     assert.equal(explanation.proxyHeader, "PROXY TCP4 10.0.0.1 10.9.9.9 1234 443\r\n");
+    assert.deepEqual(explanation.earlierRules, [{ index: 0, name: "blocked", failed: "source_cidrs" }]);
+  });
+
+  it("for each rule before the deciding one, the first matcher that did not hold", async () => {
+    const policy = JSON.stringify({
+      rules: [
+        { name: "tls-only", match: { source_cidrs: ["10.0.0.0/8"], destination_ports: [443] }, action: { cluster: "a" } },
+        { match: { source_parity: "odd" }, action: { cluster: "b" } },
+        { name: "web", match: { path_prefixes: ["/api"] }, action: { cluster: "c" } },
+      ],
+      default: { cluster: "d" },
+    });
+    const explanation = await explain({ module, configuration: policy }, { source: "10.0.0.2:1", destination: "10.9.9.9:80" });
+    assert.equal(explanation.rule, "default");
+    assert.deepEqual(explanation.earlierRules, [
+      { index: 0, name: "tls-only", failed: "destination_ports" },
+      { index: 1, failed: "source_parity" },
+      { index: 2, name: "web", failed: "HTTP matchers (authorities, path_prefixes, headers)" },
+    ]);
   });
 
   it("a rejected connection, and the default when no rule matches", async () => {

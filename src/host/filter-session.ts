@@ -122,9 +122,8 @@ export abstract class FilterSession extends BaseHostContext {
     const key = dottedPath(path);
     const override = this.overrides?.get(key);
     if (override !== undefined) return override ?? undefined;
-    if (path.startsWith("metadata\0") || path.startsWith("filter_state\0")) return this.stateProperty(path.split("\0"));
     return connectionProperty(key, this.info, this.upstream) ?? pluginProperty(key, this.plugin.spec)
-      ?? this.extraProperty(key) ?? this.properties?.get(path);
+      ?? this.extraProperty(key) ?? this.stateProperty(path) ?? this.properties?.get(path);
   }
 
   /** The stream's dynamic metadata; a connection's comes from its listener filters. */
@@ -137,7 +136,9 @@ export abstract class FilterSession extends BaseHostContext {
    * dots of its own). Envoy's Wasm host walks the Metadata message and the filter state object by
    * these segments and hands a string leaf over as its bytes; only string leaves are served here.
    */
-  private stateProperty(segments: string[]): Buffer | undefined {
+  private stateProperty(path: string): Buffer | undefined {
+    if (!path.startsWith("metadata\0") && !path.startsWith("filter_state\0")) return undefined;
+    const segments = path.split("\0");
     if (segments[0] === "filter_state") {
       const value = segments.length === 2 ? this.filterState.get(segments[1]!) : undefined;
       return value === undefined ? undefined : Buffer.from(value);
