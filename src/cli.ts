@@ -198,14 +198,22 @@ export function buildProgram(): Command {
     .option("--sni <name>", "the TLS server name")
     .option("--metadata <ns:key=value>", "dynamic metadata on the connection, as proxy_protocol TLV rules write it (repeatable)", collectMetadata, {})
     .option("--filter-state <key=value>", "filter state an earlier filter set (repeatable)", collectFilterState, {})
+    .option("--authority <host>", "an HTTP request instead of a connection: its :authority (the module runs as the listener's HTTP filter)")
+    .option("--path <path>", "the HTTP request's :path")
+    .option("--method <method>", "the HTTP request's :method (default GET)")
+    .option("--header <name=value>", "an HTTP request header (repeatable)", collectFilterState, {})
     .addOption(new Option("--output <format>", "text, or JSON for tools").choices(["text", "json"]).default("text"))
     .action(async (options: { config?: string; listener?: string; policy?: string; module?: string; source: string; destination?: string; sni?: string;
-      metadata: Record<string, Record<string, string>>; filterState: Record<string, string>; output: string }) => {
+      metadata: Record<string, Record<string, string>>; filterState: Record<string, string>; authority?: string; path?: string; method?: string;
+      header: Record<string, string>; output: string }) => {
       if ((options.config === undefined) === (options.policy === undefined)) throw new InvalidArgumentError("give one of -c/--config and --policy");
-      const filter = options.config !== undefined ? await filterFromBootstrap(options.config, options.listener, options.module)
+      const isRequest = options.authority !== undefined || options.path !== undefined || options.method !== undefined || Object.keys(options.header).length > 0;
+      const request = isRequest ? { authority: options.authority, path: options.path, method: options.method,
+        headers: Object.fromEntries(Object.entries(options.header).map(([name, value]) => [name.toLowerCase(), value])) } : undefined;
+      const filter = options.config !== undefined ? await filterFromBootstrap(options.config, options.listener, options.module, isRequest ? "http" : "network")
         : { module: options.module ?? WASMERANG_MODULE, configuration: readFileSync(options.policy === "-" ? 0 : options.policy!, "utf8") };
       const explanation = await explain(filter, { source: options.source, destination: options.destination, serverName: options.sni,
-        metadata: options.metadata, filterState: options.filterState });
+        metadata: options.metadata, filterState: options.filterState, request });
       process.stdout.write(options.output === "json" ? `${JSON.stringify(explanation, null, 2)}\n` : renderExplanation(explanation));
     });
 

@@ -25,6 +25,32 @@ export interface ExplainFacts {
   metadata?: Record<string, Record<string, string>>;
   /** Filter state an earlier filter set: key → value. */
   filterState?: Record<string, string>;
+  /** An HTTP request instead of a TCP connection: the module runs as an HTTP filter. */
+  request?: { method?: string; path?: string; authority?: string; headers?: Record<string, string> };
+}
+
+/** What one connection or request through the harness showed. */
+interface Run {
+  rejected: boolean;
+  filterState: ReadonlyMap<string, string>;
+  proxyHeader?: string;
+  /** tcp_proxy's cluster from the filter state (connections only). */
+  chosen?: string;
+}
+
+function runConnection(harness: FilterHarness, facts: ExplainFacts): Run {
+  const connection = harness.connect(facts);
+  const rejected = connection.closedReason !== undefined;
+  // The filter's own PROXY header goes in front of the client's first bytes.
+  const written = rejected ? undefined : connection.downstream("").data;
+  connection.close();
+  return { rejected, filterState: connection.filterState, proxyHeader: written !== undefined && written.length > 0 ? written.toString("latin1") : undefined,
+    chosen: connection.cluster };
+}
+
+function runRequest(harness: FilterHarness, facts: ExplainFacts, request: NonNullable<ExplainFacts["request"]>): Run {
+  const result = harness.request({ source: facts.source, destination: facts.destination, filterState: facts.filterState, ...request });
+  return { rejected: result.localResponse !== undefined, filterState: result.filterState };
 }
 
 export interface TcpProxyOutcome {
@@ -90,12 +116,9 @@ function tcpProxyOutcome(tcpProxy: JsonObject, clusters: Set<string>, chosen: st
 export async function explain(filter: FilterUnderTest, facts: ExplainFacts): Promise<Explanation> {
   const harness = await FilterHarness.load({ module: filter.module, configuration: filter.configuration, logLevel: "trace" });
   const before = harness.metrics();
-  const connection = harness.connect(facts);
-  const rejected = connection.closedReason !== undefined;
-  // The filter's own PROXY header goes in front of the client's first bytes.
-  const written = rejected ? undefined : connection.downstream("").data;
+  const run = facts.request === undefined ? runConnection(harness, facts) : runRequest(harness, facts, facts.request);
+  const { rejected } = run;
   const after = harness.metrics();
-  connection.close();
   harness.close();
   const line = harness.logs.map((record) => record.message).reverse().find((message) => DECISION.test(message)) ?? "";
   const [, ruleName = "", cluster, action, reason] = DECISION.exec(line) ?? [];
@@ -106,21 +129,33 @@ export async function explain(filter: FilterUnderTest, facts: ExplainFacts): Pro
     cluster,
     rule: ruleOf(ruleName, filter.configuration),
     reason,
-    filterState: Object.fromEntries(connection.filterState),
+    filterState: Object.fromEntries(run.filterState),
     counters,
-    proxyHeader: written !== undefined && written.length > 0 ? written.toString("latin1") : undefined,
+    proxyHeader: run.proxyHeader,
     decisionLine: line,
     earlierRules: harness.logs.flatMap((record) => {
       const match = EARLIER_RULE.exec(record.message);
       return match === null ? [] : [{ index: Number(match[1]), ...(match[2] === "" ? {} : { name: match[2] }), failed: match[3]! }];
     }),
   };
-  if (filter.tcpProxy !== undefined && !rejected) explanation.tcpProxy = tcpProxyOutcome(filter.tcpProxy.config, filter.tcpProxy.clusters, connection.cluster);
+  if (filter.tcpProxy !== undefined && !rejected && facts.request === undefined) explanation.tcpProxy = tcpProxyOutcome(filter.tcpProxy.config, filter.tcpProxy.clusters, run.chosen);
   return explanation;
 }
 
-/** The network Wasm filter of a bootstrap's listener (the named one, else the first with one), with its tcp_proxy. */
-export async function filterFromBootstrap(file: string, listenerName: string | undefined, moduleOverride: string | undefined): Promise<FilterUnderTest> {
+/** The Wasm filters of a chain of `kind`: network filters, or the HTTP connection manager's HTTP filters. */
+function wasmFiltersOf(filters: JsonObject[], kind: "network" | "http"): JsonObject[] {
+  if (kind === "network") return filters;
+  const manager = filters.find((f) => isJsonObject(f.typed_config) && String(f.typed_config["@type"]).endsWith("http_connection_manager.v3.HttpConnectionManager"));
+  const httpFilters = isJsonObject(manager?.typed_config) ? manager.typed_config.http_filters : undefined;
+  return Array.isArray(httpFilters) ? httpFilters.filter(isJsonObject) : [];
+}
+
+/**
+ * The Wasm filter of a bootstrap's listener (the named one, else the first with one): a network
+ * filter with its tcp_proxy, or with `kind` http the HTTP filter of its connection manager.
+ */
+export async function filterFromBootstrap(file: string, listenerName: string | undefined, moduleOverride: string | undefined,
+  kind: "network" | "http" = "network"): Promise<FilterUnderTest> {
   const { normalized, problems } = checkBootstrap(parseEnvoyYaml(await readYamlFile(file), file));
   const errors = problems.filter((problem) => problem.severity === "error");
   if (errors.length > 0) throw new Error(`${file}: ${errors[0]!.path}: ${errors[0]!.message}`);
@@ -132,7 +167,7 @@ export async function filterFromBootstrap(file: string, listenerName: string | u
     if (listenerName !== undefined && listener.name !== listenerName) continue;
     for (const chain of Array.isArray(listener.filter_chains) ? listener.filter_chains : []) {
       const filters = isJsonObject(chain) && Array.isArray(chain.filters) ? chain.filters.filter(isJsonObject) : [];
-      const wasm = filters.find((f) => isJsonObject(f.typed_config) && f.typed_config["@type"] === WASM_TYPES.network);
+      const wasm = wasmFiltersOf(filters, kind).find((f) => isJsonObject(f.typed_config) && f.typed_config["@type"] === WASM_TYPES[kind]);
       if (wasm === undefined) continue;
       const plugin = (wasm.typed_config as JsonObject).config as JsonObject;
       const vm = isJsonObject(plugin.vm_config) ? plugin.vm_config : {};
@@ -147,7 +182,7 @@ export async function filterFromBootstrap(file: string, listenerName: string | u
       };
     }
   }
-  throw new Error(`${file}: no listener${listenerName === undefined ? "" : ` '${listenerName}'`} with an envoy.filters.network.wasm filter`);
+  throw new Error(`${file}: no listener${listenerName === undefined ? "" : ` '${listenerName}'`} with an envoy.filters.${kind}.wasm filter`);
 }
 
 export function renderExplanation(explanation: Explanation): string {

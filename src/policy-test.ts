@@ -14,6 +14,7 @@ export interface PolicyCase {
   sni?: string;
   metadata?: Record<string, Record<string, string>>;
   filterState?: Record<string, string>;
+  request?: { method?: string; path?: string; authority?: string; headers?: Record<string, string> };
   expect: { outcome?: string; cluster?: string; rule?: string };
 }
 
@@ -38,7 +39,8 @@ function text(value: unknown, where: string, required: boolean): string | undefi
 }
 
 const FILE_FIELDS = ["policy", "bootstrap", "listener", "module", "cases"];
-const CASE_FIELDS = ["name", "source", "destination", "sni", "metadata", "filter_state", "expect"];
+const CASE_FIELDS = ["name", "source", "destination", "sni", "metadata", "filter_state", "request", "expect"];
+const REQUEST_FIELDS = ["method", "path", "authority", "headers"];
 const EXPECT_FIELDS = ["outcome", "cluster", "rule"];
 
 /** A mapping of strings (`depth` 2: of mappings of strings), or undefined when absent. */
@@ -57,18 +59,30 @@ function metadataMap(value: unknown, where: string): Record<string, Record<strin
   return Object.fromEntries(Object.entries(fields(value, where)).map(([namespace, entries]) => [namespace, stringMap(entries, `${where}.${namespace}`)!]));
 }
 
+/** An HTTP request's facts: the case runs the module as an HTTP filter. */
+function requestOf(value: unknown, where: string): PolicyCase["request"] {
+  if (value === undefined) return undefined;
+  const request = fields(value, where);
+  only(request, REQUEST_FIELDS, where);
+  return { method: text(request.method, `${where}.method`, false), path: text(request.path, `${where}.path`, false),
+    authority: text(request.authority, `${where}.authority`, false), headers: stringMap(request.headers, `${where}.headers`) };
+}
+
 function only(object: Fields, allowed: string[], where: string): void {
   const unknown = Object.keys(object).find((key) => !allowed.includes(key));
   if (unknown !== undefined) throw new Error(`${where}.${unknown}: unknown field (expected one of ${allowed.join(", ")})`);
 }
 
-/** The filter a test file names: `policy` (a file, relative to the test file) or `bootstrap` (+ `listener`). */
-async function filterOf(spec: Fields, file: string, moduleOverride: string | undefined): Promise<FilterUnderTest> {
+/**
+ * The filter a test file names: `policy` (a file, relative to the test file) or `bootstrap` (+
+ * `listener`: its network filter, or for `kind` http its HTTP filter).
+ */
+async function filterOf(spec: Fields, file: string, moduleOverride: string | undefined, kind: "network" | "http"): Promise<FilterUnderTest> {
   const here = dirname(file);
   const module = moduleOverride ?? (spec.module === undefined ? undefined : resolve(here, text(spec.module, `${file}: module`, true)!));
   if ((spec.policy === undefined) === (spec.bootstrap === undefined)) throw new Error(`${file}: give one of policy and bootstrap`);
   if (spec.bootstrap !== undefined) {
-    return filterFromBootstrap(resolve(here, text(spec.bootstrap, `${file}: bootstrap`, true)!), text(spec.listener, `${file}: listener`, false), module);
+    return filterFromBootstrap(resolve(here, text(spec.bootstrap, `${file}: bootstrap`, true)!), text(spec.listener, `${file}: listener`, false), module, kind);
   }
   const policy = await readFile(resolve(here, text(spec.policy, `${file}: policy`, true)!), "utf8");
   return { module: module ?? WASMERANG_MODULE, configuration: policy };
@@ -81,7 +95,7 @@ export interface PolicyTestRun {
 }
 
 /** Lint for a JSON policy the Wasmerang module ran (it bumped Wasmerang's counters). */
-function lintWarnings(file: string, filter: FilterUnderTest, results: CaseResult[]): string[] {
+function lintWarnings(file: string, filter: FilterUnderTest, kind: "network" | "http", results: CaseResult[]): string[] {
   if (!results.some((result) => Object.keys(result.explanation.counters).some((name) => name.startsWith("wasmerang.")))) return [];
   let policy: unknown;
   try {
@@ -90,13 +104,17 @@ function lintWarnings(file: string, filter: FilterUnderTest, results: CaseResult
     return [];
   }
   if (typeof policy !== "object" || policy === null || Array.isArray(policy)) return [];
-  return lintPolicy(policy as Record<string, unknown>, "network").map((finding) => `${file}: policy ${finding.path}: ${finding.message}`);
+  return lintPolicy(policy as Record<string, unknown>, kind).map((finding) => `${file}: policy ${finding.path}: ${finding.message}`);
 }
 
 export async function runPolicyTests(file: string, moduleOverride?: string): Promise<PolicyTestRun> {
   const spec = fields(parse(await readFile(file, "utf8")), file);
   only(spec, FILE_FIELDS, file);
-  const filter = await filterOf(spec, file, moduleOverride);
+  const filters = new Map<"network" | "http", FilterUnderTest>();
+  const filterFor = async (kind: "network" | "http"): Promise<FilterUnderTest> => {
+    if (!filters.has(kind)) filters.set(kind, await filterOf(spec, file, moduleOverride, kind));
+    return filters.get(kind)!;
+  };
   if (!Array.isArray(spec.cases) || spec.cases.length === 0) throw new Error(`${file}: cases: expected a non-empty list`);
   const results: CaseResult[] = [];
   for (const [i, entry] of spec.cases.entries()) {
@@ -109,11 +127,12 @@ export async function runPolicyTests(file: string, moduleOverride?: string): Pro
       name: text(item.name, `${where}.name`, true)!, source: text(item.source, `${where}.source`, true)!,
       destination: text(item.destination, `${where}.destination`, false), sni: text(item.sni, `${where}.sni`, false),
       metadata: metadataMap(item.metadata, `${where}.metadata`), filterState: stringMap(item.filter_state, `${where}.filter_state`),
+      request: requestOf(item.request, `${where}.request`),
       expect: { outcome: text(expect.outcome, `${where}.expect.outcome`, false), cluster: text(expect.cluster, `${where}.expect.cluster`, false),
         rule: text(expect.rule, `${where}.expect.rule`, false) },
     };
-    const explanation = await explain(filter, { source: testCase.source, destination: testCase.destination, serverName: testCase.sni,
-      metadata: testCase.metadata, filterState: testCase.filterState });
+    const explanation = await explain(await filterFor(testCase.request === undefined ? "network" : "http"), { source: testCase.source, destination: testCase.destination, serverName: testCase.sni,
+      metadata: testCase.metadata, filterState: testCase.filterState, request: testCase.request });
     const rule = typeof explanation.rule === "string" ? explanation.rule : explanation.rule.name;
     const failures: string[] = [];
     const check = (what: string, expected: string | undefined, actual: string | undefined) => {
@@ -124,7 +143,9 @@ export async function runPolicyTests(file: string, moduleOverride?: string): Pro
     check("rule", testCase.expect.rule, rule);
     results.push({ file, name: testCase.name, failures, explanation });
   }
-  return { results, warnings: lintWarnings(file, filter, results) };
+  // A policy file serves both kinds: lint it once, as an HTTP filter sees every matcher.
+  const linted = [...filters.entries()].filter(([kind, filter]) => kind === "http" || filters.get("http")?.configuration !== filter.configuration);
+  return { results, warnings: linted.flatMap(([kind, filter]) => lintWarnings(file, filter, kind, results)) };
 }
 
 export type Reporter = "text" | "tap" | "junit";

@@ -93,6 +93,20 @@ describe("wasmerang explain", () => {
     assert.equal(run("--destination", "10.2.3.4:5432").cluster, undefined);
   });
 
+  it("an HTTP request (--authority, --path, --header): the module as the listener's HTTP filter", () => {
+    const run = (...args: string[]) => spawnSync(process.execPath, [join(REPO, "build/src/cli.js"), "explain", "-c", "examples/local/envoy.yaml", "--output", "json", ...args],
+      { encoding: "utf8", cwd: REPO });
+    const blocked = run("--source", "127.0.0.12:5000", "--path", "/admin/users", "--header", "X-Team=a");
+    assert.equal(blocked.status, 0, blocked.stderr);
+    assert.deepEqual((JSON.parse(blocked.stdout) as { outcome: string; rule: unknown }).rule, { name: "admin-blocked", index: 0 });
+    assert.equal((JSON.parse(blocked.stdout) as { outcome: string }).outcome, "rejected");
+    const routed = JSON.parse(run("--source", "127.0.0.13:5000", "--authority", "a.test", "--path", "/hello").stdout) as { cluster: string; tcpProxy?: unknown; earlierRules: unknown[] };
+    assert.equal(routed.cluster, "web-egress2");
+    assert.equal(routed.tcpProxy, undefined);
+    assert.deepEqual(routed.earlierRules, [{ index: 0, name: "admin-blocked", failed: "HTTP matchers (authorities, path_prefixes, headers)" },
+      { index: 1, name: "even-sources", failed: "source_parity" }]);
+  });
+
   it("the command prints JSON, and asks for one source of the filter", () => {
     const cli = (...args: string[]) => spawnSync(process.execPath, [join(REPO, "build/src/cli.js"), "explain", ...args], { encoding: "utf8", cwd: REPO, input: POLICY });
     const result = cli("--policy", "-", "--source", "10.0.0.1:1", "--sni", "x.corp", "--output", "json");

@@ -4,6 +4,7 @@
 import { readFile } from "node:fs/promises";
 import type { LogLevelName } from "./abi.js";
 import type { ForeignResult } from "./context.js";
+import { HttpFilterSession, type LocalResponse } from "./http-filter.js";
 import { NetworkFilterSession, type DataResult, type FilterStatus } from "./network-filter.js";
 import { Plugin, type LogRecord } from "./plugin.js";
 import { parseEndpoint } from "./properties.js";
@@ -93,6 +94,28 @@ export class HarnessConnection {
   }
 }
 
+export interface RequestOptions {
+  /** `IP:PORT` of the client. */
+  source: string;
+  destination?: string;
+  method?: string;
+  path?: string;
+  authority?: string;
+  /** More request headers, lower-case names. */
+  headers?: Record<string, string>;
+  filterState?: Record<string, string>;
+}
+
+/** What an HTTP filter did with one request's headers. */
+export interface HarnessRequest {
+  status: FilterStatus;
+  /** The request headers after the filter (the cluster header it wrote, say). */
+  headers: [string, string][];
+  /** The filter answered the request itself. */
+  localResponse: LocalResponse | undefined;
+  filterState: ReadonlyMap<string, string>;
+}
+
 export class FilterHarness {
   readonly logs: LogRecord[] = [];
   private nextConnectionId = 1;
@@ -119,6 +142,27 @@ export class FilterHarness {
 
   connect(options: ConnectionOptions): HarnessConnection {
     return new HarnessConnection(this.plugin, this.nextConnectionId++, options);
+  }
+
+  /**
+   * One HTTP request's headers through the module as an HTTP filter (envoy.filters.http.wasm),
+   * with the pseudo-headers the connection manager gives it; the request then ends.
+   */
+  request(options: RequestOptions): HarnessRequest {
+    const headers: [string, string][] = [[":method", options.method ?? "GET"], [":path", options.path ?? "/"],
+      [":authority", options.authority ?? "localhost"], [":scheme", "http"], ...Object.entries(options.headers ?? {})];
+    let localResponse: LocalResponse | undefined;
+    const filterState = new Map(Object.entries(options.filterState ?? {}));
+    const session = new HttpFilterSession(this.plugin, {
+      connectionId: this.nextConnectionId++,
+      source: parseEndpoint(options.source),
+      destination: parseEndpoint(options.destination ?? "127.0.0.1:80"),
+      serverName: "",
+      mtls: false,
+    }, headers, { respond: (response) => (localResponse ??= response), continueRequest: () => undefined }, filterState);
+    const status = session.onRequestHeaders(true);
+    session.finish();
+    return { status, headers, localResponse, filterState };
   }
 
   /** Configures `configuration` on a fresh root context in the same VM; throws PluginConfigError when refused. */
