@@ -28,7 +28,11 @@ const ROUTERS = [
 interface Client {
   source: string;
   expected: string;
+  /** Arrives through an AWS PrivateLink endpoint: a PROXY v2 header with this VPC endpoint id (TLV 0xEA). */
+  vpce?: string;
 }
+
+const AWS_VPCE_TLV = 0xea;
 
 const HTTP_PORT = 10008;
 /** HTTP egress stand-ins: each answers with its own name, so the demo sees which one served. */
@@ -40,6 +44,8 @@ const CLIENTS: Client[] = [
   { source: "127.0.0.12", expected: "egress-router1" },
   { source: "127.0.0.13", expected: "egress-router2" },
   { source: "127.0.0.66", expected: "rejected" },
+  // Even, but from the partner's endpoint: the policy's metadata matcher sends it to router 2.
+  { source: "127.0.0.14", expected: "egress-router2", vpce: "vpce-0partner" },
 ];
 
 interface Outcome {
@@ -136,7 +142,11 @@ async function send(client: Client): Promise<{ reply: string; payload: string }>
   socket.on("error", () => undefined);
   await once(socket, "connect");
   // Says where the client meant to go, as iptables REDIRECT + original_dst would in production.
-  socket.end(Buffer.concat([encodeProxyHeader(1, { address: client.source, port: socket.localPort! }, DESTINATION), Buffer.from(payload)]));
+  const source = { address: client.source, port: socket.localPort! };
+  // The AWS TLV's value is a subtype byte (0x01: the VPC endpoint id), then the id.
+  const header = client.vpce === undefined ? encodeProxyHeader(1, source, DESTINATION)
+    : encodeProxyHeader(2, source, DESTINATION, [{ type: AWS_VPCE_TLV, value: Buffer.concat([Buffer.from([0x01]), Buffer.from(client.vpce)]) }]);
+  socket.end(Buffer.concat([header, Buffer.from(payload)]));
   await new Promise((resolve) => socket.once("close", resolve));
   return { reply: Buffer.concat(chunks).toString(), payload };
 }

@@ -11,6 +11,7 @@ it("the demo routes even sources via egress-router1, odd via egress-router2, rej
   assert.match(output, /^127\.0\.0\.10 +even-sources +egress-router1 +egress-router1 +127\.0\.0\.100:10080 +yes +ok/m);
   assert.match(output, /^127\.0\.0\.11 +odd-sources +egress-router2 +egress-router2 +127\.0\.0\.100:10080 +yes +ok/m);
   assert.match(output, /^127\.0\.0\.66 +blocked-client +\(reject\) +- +- +- +ok/m);
+  assert.match(output, /^127\.0\.0\.14 +partner-endpoint +egress-router2 +egress-router2 +127\.0\.0\.100:10080 +yes +ok/m);
   assert.match(output, /^127\.0\.0\.10 +GET \/hello +- +web-egress1 +ok/m);
   assert.match(output, /^127\.0\.0\.12 +GET \/hello +web-egress2 +web-egress1 +ok/m);
   assert.match(output, /^127\.0\.0\.13 +GET \/admin +- +403 +ok/m);

@@ -64,7 +64,7 @@ cases:
     const cli = (...args: string[]) => spawnSync(process.execPath, [join(REPO, "build/src/cli.js"), "test", ...args], { encoding: "utf8", cwd: REPO });
     const examples = cli("examples/local/policy-test.yaml");
     assert.equal(examples.status, 0, examples.stdout + examples.stderr);
-    assert.match(examples.stdout, /5 passed, 0 failed/);
+    assert.match(examples.stdout, /6 passed, 0 failed/);
     assert.equal(cli(testFile(`  - { name: wrong, source: "10.0.0.1:1", expect: { outcome: routed } }\n`)).status, 1);
   });
 
