@@ -165,6 +165,12 @@ describe("validate: cross-references and traps", () => {
     ]);
   });
 
+  it("an original_dst action whose cluster is not ORIGINAL_DST", async () => {
+    const policy = `{"rules":[{"match":{"destination_cidrs":["10.0.0.0/8"]},"action":{"original_dst":"egress-router2"}}],"default":{"cluster":"egress-router1"}}`;
+    assert.deepEqual(lines(await problems(bootstrap({ configuration: policy })), "warning"),
+      [`${CONFIGURATION}.rules[0].action.original_dst: cluster 'egress-router2' is STATIC, not ORIGINAL_DST: tcp_proxy connects to its endpoints, never to the connection's destination`]);
+  });
+
   it("weighted_clusters on a tcp_proxy behind Wasmerang", async () => {
     const found = await problems(bootstrap({ tcpProxy: "weighted_clusters: {clusters: [{name: egress-router1, weight: 1}, {name: egress-router2, weight: 1}]}" }));
     assert.deepEqual(lines(found), []);

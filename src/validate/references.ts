@@ -51,12 +51,18 @@ interface ClusterReference {
 
 export class ReferenceChecker {
   private readonly defined = new Set<string>();
+  /** Each static cluster's discovery type (STATIC when unset, as Envoy defaults it). */
+  private readonly clusterTypes = new Map<string, string>();
   private readonly hasCds: boolean;
   private readonly references: ClusterReference[] = [];
 
   constructor(private readonly bootstrap: JsonObject, private readonly wasm: CheckedWasmFilter[], private readonly problems: Problem[]) {
     const resources = isJsonObject(bootstrap.static_resources) ? bootstrap.static_resources : {};
-    for (const cluster of list(resources.clusters)) if (isJsonObject(cluster) && typeof cluster.name === "string") this.defined.add(cluster.name);
+    for (const cluster of list(resources.clusters)) {
+      if (!isJsonObject(cluster) || typeof cluster.name !== "string") continue;
+      this.defined.add(cluster.name);
+      this.clusterTypes.set(cluster.name, typeof cluster.type === "string" ? cluster.type : "STATIC");
+    }
     const dynamic = isJsonObject(bootstrap.dynamic_resources) ? bootstrap.dynamic_resources : {};
     this.hasCds = dynamic.cds_config != null || dynamic.cds_resources_locator != null;
   }
@@ -68,7 +74,32 @@ export class ReferenceChecker {
     });
     this.collectRemoteCode(this.bootstrap, "");
     for (const reference of this.references) this.checkCluster(reference);
-    for (const filter of this.wasm) this.checkPolicyClusters(filter);
+    for (const filter of this.wasm) {
+      this.checkPolicyClusters(filter);
+      if (isWasmerang(filter.metrics)) this.checkOriginalDstClusters(filter);
+    }
+  }
+
+  /**
+   * The original_dst action's cluster must be an ORIGINAL_DST one: any other type connects to its
+   * own endpoints, and the destination the rule allows is never reached.
+   */
+  private checkOriginalDstClusters(filter: CheckedWasmFilter): void {
+    let policy: unknown;
+    try {
+      policy = JSON.parse(filter.configuration);
+    } catch {
+      return;
+    }
+    const rules = isJsonObject(policy as Json) && Array.isArray((policy as JsonObject).rules) ? (policy as JsonObject).rules as Json[] : [];
+    rules.forEach((rule, i) => {
+      const action = isJsonObject(rule) && isJsonObject(rule.action) ? rule.action : {};
+      const cluster = action.original_dst;
+      const type = typeof cluster === "string" ? this.clusterTypes.get(cluster) : undefined;
+      if (type === undefined || type === "ORIGINAL_DST") return;
+      this.problems.push({ path: `${filter.configurationPath}.rules[${i}].action.original_dst`, severity: "warning",
+        message: `cluster '${String(cluster)}' is ${type}, not ORIGINAL_DST: tcp_proxy connects to its endpoints, never to the connection's destination` });
+    });
   }
 
   private listener(listener: JsonObject, path: string): void {
