@@ -7,14 +7,14 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
-import { createServer, type Server } from "node:http";
+import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { BufferType } from "../src/host/abi.js";
 import type { Runner } from "../src/runner/runner.js";
 import { BUMP_MALLOC, compileWat } from "./fixtures/wat.js";
 import { get, httpBootstrap, httpWasm, upstream } from "./http-helpers.js";
-import { captureLogger, staticCluster, startRunner } from "./net-helpers.js";
+import { adminGet, captureLogger, staticCluster, startRunner } from "./net-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wasmerang-http-body-"));
 
@@ -161,5 +161,102 @@ describe("content-length through body filters, as Envoy keeps it", () => {
   it("a filter that changes the length under a content-length it left fails the request, with a log line saying why", async () => {
     assert.equal((await post(await runnerWith("redact"), "my secret=hunter2")).status, 500);
     assert.ok(log.lines().some((line) => /changed the body's length but left its content-length/.test(line.msg) && line.declared === 17 && line.sent === 10));
+  });
+});
+
+/**
+ * Holds the whole request body (Pause on every chunk), counts body callbacks that get
+ * end_of_stream in metric "eos", adds x-seen: yes to the request trailers and sets x-status:
+ * checked in the response trailers.
+ */
+const TRAILERS_MODULE = `(module
+  (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_replace_header_map_value" (func $replace (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_define_metric" (func $define (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_increment_metric" (func $increment (param i32 i64) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 1000) "x-wasmerang-cluster")
+  (data (i32.const 1030) "egress-router1")
+  (data (i32.const 1100) "eos")
+  (data (i32.const 1110) "x-seen")
+  (data (i32.const 1120) "yes")
+  (data (i32.const 1130) "x-status")
+  (data (i32.const 1140) "checked")
+  ${BUMP_MALLOC}
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $define (i32.const 0) (i32.const 1100) (i32.const 3) (i32.const 2008))) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $replace (i32.const 0) (i32.const 1000) (i32.const 19) (i32.const 1030) (i32.const 14))) (i32.const 0))
+  (func (export "proxy_on_request_body") (param $id i32) (param $size i32) (param $end i32) (result i32)
+    (if (local.get $end) (then (drop (call $increment (i32.load (i32.const 2008)) (i64.const 1))))) (i32.const 1))
+  (func (export "proxy_on_request_trailers") (param i32 i32) (result i32)
+    (drop (call $add (i32.const 1) (i32.const 1110) (i32.const 6) (i32.const 1120) (i32.const 3))) (i32.const 0))
+  (func (export "proxy_on_response_trailers") (param i32 i32) (result i32)
+    (drop (call $replace (i32.const 3) (i32.const 1130) (i32.const 8) (i32.const 1140) (i32.const 7))) (i32.const 0))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_delete") (param i32)))`;
+
+describe("HTTP trailers through the filters, as Envoy's filter manager passes them", () => {
+  let trailing: { server: Server; port: number };
+
+  before(async () => {
+    // Answers with the request's body and trailers, and trailers of its own.
+    const server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      req.on("end", () => {
+        res.writeHead(200, { trailer: "x-status" });
+        res.write(`body=${body} trailers=${JSON.stringify(req.trailers)}`);
+        res.addTrailers({ "x-status": "fine" });
+        res.end();
+      });
+    }).listen(0, "127.0.0.1");
+    await once(server, "listening");
+    trailing = { server, port: (server.address() as AddressInfo).port };
+  });
+
+  after(() => trailing.server.close());
+
+  /** A chunked POST with trailer x-checksum: the reply's body and trailers. */
+  function postWithTrailers(runner: Runner, headers: Record<string, string> = {}): Promise<{ body: string; trailers: NodeJS.Dict<string> }> {
+    return new Promise((resolve, reject) => {
+      const req = request({ host: "127.0.0.1", port: runner.listenerPort("http"), path: "/t", method: "POST", headers: { host: "a.test", trailer: "x-checksum", ...headers } }, (res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        res.on("end", () => resolve({ body, trailers: res.trailers }));
+      });
+      req.on("error", reject);
+      req.write("abc");
+      req.addTrailers({ "x-checksum": "123" });
+      req.end("def");
+    });
+  }
+
+  it("a body filter's held body goes on with the trailers, which it sees and edits; no body callback gets end_of_stream", async () => {
+    const file = join(dir, "trailers.wasm");
+    writeFileSync(file, await compileWat("trailers.wat", TRAILERS_MODULE));
+    const runner = await startRunner(httpBootstrap([httpWasm(file, "")], [staticCluster("egress-router1", trailing.port)]));
+    try {
+      const reply = await postWithTrailers(runner);
+      assert.equal(reply.body, `body=abcdef trailers=${JSON.stringify({ "x-checksum": "123", "x-seen": "yes" })}`);
+      assert.deepEqual(reply.trailers, { "x-status": "checked" });
+      assert.match((await adminGet(runner, "/stats")).body, /^wasmcustom\.eos: 0$/m);
+    } finally {
+      await runner.close();
+    }
+  });
+
+  it("without filters that look at bodies, trailers pass through as they are", async () => {
+    const runner = await startRunner(httpBootstrap([], [staticCluster("egress-router1", trailing.port)]));
+    try {
+      const reply = await postWithTrailers(runner, { "x-wasmerang-cluster": "egress-router1" });
+      assert.equal(reply.body, `body=abcdef trailers=${JSON.stringify({ "x-checksum": "123" })}`);
+      assert.deepEqual(reply.trailers, { "x-status": "fine" });
+    } finally {
+      await runner.close();
+    }
   });
 });

@@ -24,6 +24,8 @@ export interface RequestControl {
 
 export class HttpFilterSession extends FilterSession {
   responseHeaders: HeaderPairs = [];
+  /** The trailers being processed (request or response), editable by the module during its callback. */
+  private trailers: { type: number; pairs: HeaderPairs } | undefined;
 
   constructor(
     plugin: Plugin,
@@ -53,9 +55,29 @@ export class HttpFilterSession extends FilterSession {
     return this.withBuffer(BufferType.HttpResponseBody, "proxy_on_response_body", data, endOfStream);
   }
 
-  /** Whether the module wants body callbacks at all (Envoy skips callbacks a module lacks). */
+  /** Trailers end the stream: Envoy calls this instead of a body callback with end_of_stream. `trailers` is edited in place. */
+  onRequestTrailers(trailers: HeaderPairs): FilterStatus {
+    return this.withTrailers(MapType.HttpRequestTrailers, "proxy_on_request_trailers", trailers);
+  }
+
+  onResponseTrailers(trailers: HeaderPairs): FilterStatus {
+    return this.withTrailers(MapType.HttpResponseTrailers, "proxy_on_response_trailers", trailers);
+  }
+
+  private withTrailers(type: number, callback: string, pairs: HeaderPairs): FilterStatus {
+    if (this.bypassed) return "continue";
+    this.trailers = { type, pairs };
+    try {
+      return this.status(this.invoke(callback, 0, this.id, pairs.length));
+    } finally {
+      this.trailers = undefined;
+    }
+  }
+
+  /** Whether the module wants body or trailers callbacks at all (Envoy skips callbacks a module lacks). */
   get wantsBodies(): boolean {
-    return !this.bypassed && (this.plugin.exports("proxy_on_request_body") || this.plugin.exports("proxy_on_response_body"));
+    return !this.bypassed && ["proxy_on_request_body", "proxy_on_response_body", "proxy_on_request_trailers", "proxy_on_response_trailers"]
+      .some((callback) => this.plugin.exports(callback));
   }
 
   /**
@@ -95,6 +117,7 @@ export class HttpFilterSession extends FilterSession {
   override headers(type: number): HeaderPairs | undefined {
     if (type === MapType.HttpRequestHeaders) return this.requestHeaders;
     if (type === MapType.HttpResponseHeaders) return this.responseHeaders;
+    if (type === this.trailers?.type) return this.trailers.pairs;
     return undefined;
   }
 

@@ -4,22 +4,59 @@
 // which get_*_body/set_*_body read and edit; filters before it have passed their part already.
 // Held bytes count against the connection manager's buffer limit (the listener's
 // per_connection_buffer_limit_bytes, 1 MiB by default). A filter that pauses on the last chunk
-// holds the stream until it calls continue (or answers it with a local response).
-import type { Readable, Writable } from "node:stream";
-import type { DataResult } from "../host/filter-session.js";
+// holds the stream until it calls continue (or answers it with a local response). A stream that
+// ends with trailers gives no body callback end_of_stream: each filter gets the trailers instead
+// (on_request_trailers / on_response_trailers), and the body it held moves on when it continues
+// from them (FilterManager's commonContinue: data, then trailers).
+import type { IncomingMessage, OutgoingMessage } from "node:http";
+import type { HeaderPairs } from "../host/context.js";
+import type { DataResult, FilterStatus } from "../host/filter-session.js";
 
-export type BodyStage = (data: Buffer, endOfStream: boolean) => DataResult;
+/** One HTTP filter as a body passes through it. */
+export interface BodyStage {
+  body(data: Buffer, endOfStream: boolean): DataResult;
+  /** The trailers, edited in place by the filter. */
+  trailers(trailers: HeaderPairs): FilterStatus;
+}
 
-/** What a chunk became: bytes to send on (possibly none), held by a filter, or past the limit. */
-export type BodyStep = { kind: "send"; data: Buffer; end: boolean } | { kind: "held" } | { kind: "over-limit" };
+/** What a chunk became: bytes to send on (possibly none; with the trailers at the end), held by a filter, or past the limit. */
+export type BodyStep = { kind: "send"; data: Buffer; end: boolean; trailers?: HeaderPairs } | { kind: "held" } | { kind: "over-limit" };
 
 export class BodyPipeline {
   private readonly held: (Buffer | undefined)[];
   /** The filter holding the end of the body until it continues. */
   private waitingAt: number | undefined;
+  /** The filter holding the trailers (and what came before them) until it continues. */
+  private waitingTrailers: { at: number; data: Buffer; trailers: HeaderPairs } | undefined;
 
   constructor(private readonly stages: readonly BodyStage[], private readonly limitBytes: number) {
     this.held = stages.map(() => undefined);
+  }
+
+  /** The stream ended with trailers. */
+  endWithTrailers(trailers: HeaderPairs): BodyStep {
+    return this.runTrailers(0, Buffer.alloc(0), trailers);
+  }
+
+  private runTrailers(from: number, pending: Buffer, trailers: HeaderPairs): BodyStep {
+    let data = pending;
+    for (let i = from; i < this.stages.length; i++) {
+      if (data.length > 0) {
+        const result = this.stages[i]!.body(this.held[i] === undefined ? data : Buffer.concat([this.held[i]!, data]), false);
+        this.held[i] = result.status === "pause" ? result.data : undefined;
+        if (result.status === "pause" && result.data.length > this.limitBytes) return { kind: "over-limit" };
+        data = result.status === "pause" ? Buffer.alloc(0) : result.data;
+      }
+      if (this.stages[i]!.trailers(trailers) === "pause") {
+        this.waitingTrailers = { at: i, data, trailers };
+        return { kind: "held" };
+      }
+      if (this.held[i] !== undefined) {
+        data = Buffer.concat([this.held[i]!, data]);
+        this.held[i] = undefined;
+      }
+    }
+    return { kind: "send", data, end: true, trailers };
   }
 
   push(chunk: Buffer, endOfStream: boolean): BodyStep {
@@ -28,6 +65,13 @@ export class BodyPipeline {
 
   /** The filter holding the end of the body continued: the held body goes on through the rest. */
   resume(): BodyStep | undefined {
+    const waiting = this.waitingTrailers;
+    if (waiting !== undefined) {
+      this.waitingTrailers = undefined;
+      const held = this.held[waiting.at];
+      this.held[waiting.at] = undefined;
+      return this.runTrailers(waiting.at + 1, held === undefined ? waiting.data : Buffer.concat([held, waiting.data]), waiting.trailers);
+    }
     const at = this.waitingAt;
     if (at === undefined) return undefined;
     this.waitingAt = undefined;
@@ -40,7 +84,7 @@ export class BodyPipeline {
     let data = chunk;
     for (let i = from; i < this.stages.length; i++) {
       const body = this.held[i] === undefined ? data : Buffer.concat([this.held[i]!, data]);
-      const result = this.stages[i]!(body, endOfStream);
+      const result = this.stages[i]!.body(body, endOfStream);
       if (result.status === "pause") {
         this.held[i] = result.data;
         if (result.data.length > this.limitBytes) return { kind: "over-limit" };
@@ -77,7 +121,7 @@ export interface BodyLengths {
  * through `lengthMismatch` instead, before any byte past the declared length is sent.
  * Returns what to call when the filter holding the end of the body continues.
  */
-export function relayBody(from: Readable, to: Writable, pipeline: BodyPipeline, lengths: BodyLengths, hooks: BodyRelayHooks): () => void {
+export function relayBody(from: IncomingMessage, to: OutgoingMessage, pipeline: BodyPipeline, lengths: BodyLengths, hooks: BodyRelayHooks): () => void {
   let received = 0;
   let sent = 0;
   let ended = false;
@@ -92,7 +136,13 @@ export function relayBody(from: Readable, to: Writable, pipeline: BodyPipeline, 
     }
     if (step.end) {
       ended = true;
-      to.end(step.data);
+      if (step.trailers !== undefined && step.trailers.length > 0) {
+        to.write(step.data);
+        to.addTrailers(step.trailers);
+        to.end();
+      } else {
+        to.end(step.data);
+      }
     } else if (step.data.length > 0 && !to.write(step.data)) {
       from.pause();
       to.once("drain", () => from.resume());
@@ -104,7 +154,27 @@ export function relayBody(from: Readable, to: Writable, pipeline: BodyPipeline, 
     apply(pipeline.push(chunk, lengths.received !== undefined && received >= lengths.received));
   });
   from.on("end", () => {
-    if (!hooks.stopped() && received < (lengths.received ?? Infinity) && !ended) apply(pipeline.push(Buffer.alloc(0), true));
+    if (hooks.stopped() || ended) return;
+    const trailers = trailersOf(from);
+    if (trailers.length > 0) apply(pipeline.endWithTrailers(trailers));
+    else if (received < (lengths.received ?? Infinity)) apply(pipeline.push(Buffer.alloc(0), true));
   });
   return () => apply(pipeline.resume());
+}
+
+/** A message's trailers (HTTP/1.1 chunked trailers), lower-case names, in order. */
+function trailersOf(message: IncomingMessage): HeaderPairs {
+  const pairs: HeaderPairs = [];
+  for (let i = 0; i + 1 < message.rawTrailers.length; i += 2) pairs.push([message.rawTrailers[i]!.toLowerCase(), message.rawTrailers[i + 1]!]);
+  return pairs;
+}
+
+/** The body as it is, and its trailers after it, as Envoy passes them on when no filter looks. */
+export function pipeWithTrailers(from: IncomingMessage, to: OutgoingMessage): void {
+  from.pipe(to, { end: false });
+  from.on("end", () => {
+    const trailers = trailersOf(from);
+    if (trailers.length > 0) to.addTrailers(trailers);
+    to.end();
+  });
 }

@@ -19,7 +19,7 @@ import { encodeProxyHeader } from "../egress/proxy-protocol.js";
 import type { AccessLog } from "./access-log.js";
 import type { Cluster } from "./cluster.js";
 import type { Counter, StatsStore } from "../server/stats-store.js";
-import { BodyPipeline, relayBody } from "./http-body.js";
+import { BodyPipeline, pipeWithTrailers, relayBody } from "./http-body.js";
 import { armRequestTimeouts } from "./http-timeouts.js";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"]);
@@ -348,8 +348,10 @@ export class HttpProxy {
         this.failRequest(request, response, error as Error);
       }
     });
-    if (bodyFilters.length === 0) return void request.pipe(upstream);
-    const pipeline = new BodyPipeline(bodyFilters.map((session) => (data, end) => session.onRequestBody(data, end)), this.bufferLimitBytes);
+    if (bodyFilters.length === 0) return void pipeWithTrailers(request, upstream);
+    const pipeline = new BodyPipeline(bodyFilters.map((session) => ({
+      body: (data, end) => session.onRequestBody(data, end), trailers: (pairs) => session.onRequestTrailers(pairs),
+    })), this.bufferLimitBytes);
     resumeBodies.push(relayBody(request, upstream, pipeline, { received: contentLength(request.headers), declared: contentLength(outgoing) }, {
       stopped,
       // Envoy's answer when a filter holds more of the request than the buffer limit.
@@ -391,8 +393,10 @@ export class HttpProxy {
     // The connection manager's server header (server_header_transformation OVERWRITE, the default).
     const sentHeaders = [...responseHeaders.filter(([name]) => !dropped(name) && name !== "server"), ["server", "envoy"]];
     response.writeHead(status, sentHeaders.flat());
-    if (bodyFilters.length === 0) return void upstreamResponse.pipe(response);
-    const pipeline = new BodyPipeline([...bodyFilters].reverse().map((session) => (data, end) => session.onResponseBody(data, end)), this.bufferLimitBytes);
+    if (bodyFilters.length === 0) return void pipeWithTrailers(upstreamResponse, response);
+    const pipeline = new BodyPipeline([...bodyFilters].reverse().map((session) => ({
+      body: (data, end) => session.onResponseBody(data, end), trailers: (pairs) => session.onResponseTrailers(pairs),
+    })), this.bufferLimitBytes);
     const declared = contentLength(Object.fromEntries(sentHeaders));
     // Past the limit Envoy answers 500 while it can; the headers are out here, so the stream is reset.
     return relayBody(upstreamResponse, response, pipeline, { received: contentLength(upstreamResponse.headers), declared }, {
