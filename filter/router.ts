@@ -152,7 +152,7 @@ export class Router {
     const last = this.decision.rule == DEFAULT_RULE ? policy.ruleCount : this.decision.rule;
     for (let r = 0; r < last; r++) {
       log(LogLevel.Trace, "wasmerang: rules[" + r.toString() + "] " + policy.ruleName(r) + " no match: "
-        + matcherName(failedMatcher(policy, this.facts, r, 0)));
+        + matcherName(failedMatcher(policy, this.facts, r)));
     }
   }
 

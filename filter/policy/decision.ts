@@ -75,27 +75,35 @@ export function decide(policy: CompiledPolicy, facts: Facts, out: Decision): voi
 
 /** Whether every matcher of `rule` holds; `known` are the ones the candidate list already proved. */
 @inline export function matches(policy: CompiledPolicy, facts: Facts, rule: i32, known: u32): bool {
-  return failedMatcher(policy, facts, rule, known) == 0;
+  const flags = unchecked(policy.flags[rule]) & ~known;
+  if (flags == 0) return true;
+  const source = facts.source;
+  if ((flags & Matcher.Source) != 0 && !policy.source.contains(rule)) return false;
+  if ((flags & (Matcher.Even | Matcher.Odd)) != 0) {
+    if (!source.valid || ((source.lastByte & 1) == 1) != ((flags & Matcher.Odd) != 0)) return false;
+  }
+  if ((flags & Matcher.Destination) != 0 && !policy.destination.contains(rule)) return false;
+  if ((flags & Matcher.Ports) != 0 && !portMatches(policy, facts.destination, rule)) return false;
+  if ((flags & Matcher.ServerName) != 0
+    && !nameMatches(policy.names, policy.nameStart[rule], policy.nameStart[rule + 1], facts.serverName)) return false;
+  if ((flags & Matcher.Value) != 0 && !valuesMatch(policy, facts, rule)) return false;
+  return (flags & Matcher.Request) == 0 || requestMatches(policy, facts, rule);
 }
 
+/** Matchers in the order matches() tries them; parity is one matcher of two bits. */
+const MATCHER_ORDER: u32[] = [Matcher.Source, Matcher.Even | Matcher.Odd, Matcher.Destination, Matcher.Ports, Matcher.ServerName,
+  Matcher.Value, Matcher.Request];
+
 /**
- * The first matcher of `rule` that does not hold (its Matcher bit; Even or Odd for parity), or 0
- * when all hold. The address indexes must have looked up these facts (decide does).
+ * The first matcher of `rule` that does not hold (its Matcher bits), or 0 when all hold: each
+ * matcher tried alone, the others taken as proven. For explanations; decide must have looked up
+ * these facts in the address indexes.
  */
-@inline export function failedMatcher(policy: CompiledPolicy, facts: Facts, rule: i32, known: u32): u32 {
-  const flags = unchecked(policy.flags[rule]) & ~known;
-  if (flags == 0) return 0;
-  const source = facts.source;
-  if ((flags & Matcher.Source) != 0 && !policy.source.contains(rule)) return Matcher.Source;
-  if ((flags & (Matcher.Even | Matcher.Odd)) != 0) {
-    if (!source.valid || ((source.lastByte & 1) == 1) != ((flags & Matcher.Odd) != 0)) return flags & (Matcher.Even | Matcher.Odd);
+export function failedMatcher(policy: CompiledPolicy, facts: Facts, rule: i32): u32 {
+  for (let i = 0; i < MATCHER_ORDER.length; i++) {
+    const matcher = MATCHER_ORDER[i];
+    if (!matches(policy, facts, rule, ~matcher)) return matcher & unchecked(policy.flags[rule]);
   }
-  if ((flags & Matcher.Destination) != 0 && !policy.destination.contains(rule)) return Matcher.Destination;
-  if ((flags & Matcher.Ports) != 0 && !portMatches(policy, facts.destination, rule)) return Matcher.Ports;
-  if ((flags & Matcher.ServerName) != 0
-    && !nameMatches(policy.names, policy.nameStart[rule], policy.nameStart[rule + 1], facts.serverName)) return Matcher.ServerName;
-  if ((flags & Matcher.Value) != 0 && !valuesMatch(policy, facts, rule)) return Matcher.Value;
-  if ((flags & Matcher.Request) != 0 && !requestMatches(policy, facts, rule)) return Matcher.Request;
   return 0;
 }
 
