@@ -162,7 +162,7 @@ function flagsOf(rule: Rule): u32 {
   if (rule.sourceParity == Parity.Even) flags |= Matcher.Even;
   if (rule.sourceParity == Parity.Odd) flags |= Matcher.Odd;
   if (rule.isHttpOnly) flags |= Matcher.Request;
-  if (rule.valueIndexes.length > 0) flags |= Matcher.Value;
+  if (rule.valueMatchers != null) flags |= Matcher.Value;
   return flags;
 }
 
@@ -205,10 +205,13 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
     prefixStart.push(appendAll(out.prefixes, rule.pathPrefixes));
     appendAll(headerIndex, rule.headerIndexes);
     headerStart.push(appendAll(out.headerValue, rule.headerValues));
-    for (let m = 0; m < rule.valueIndexes.length; m++) {
-      valueIndex.push(rule.valueIndexes[m]);
-      valueKind.push(rule.valueKinds[m]);
-      operandStart.push(appendAll(out.operands, rule.valueOperands[m]));
+    const matchers = rule.valueMatchers;
+    if (matchers != null) {
+      for (let m = 0; m < matchers.length; m++) {
+        valueIndex.push(matchers[m].index);
+        valueKind.push(matchers[m].kind);
+        operandStart.push(appendAll(out.operands, matchers[m].operands));
+      }
     }
     valueStart.push(valueIndex.length);
   }

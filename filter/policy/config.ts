@@ -5,7 +5,7 @@ import { parseCidr, Cidr } from "./ip";
 import { JsonKind, JsonParser, JsonValue } from "./json";
 import { asciiBytes, asciiLower, indexOfByte, parseNumber } from "./text";
 import {
-  ActionKind, ClusterTemplate, Parity, Placeholder, Policy, PortRange, Rule, RuleAction, ValueMatch, WeightedCluster,
+  ActionKind, ClusterTemplate, Parity, Placeholder, Policy, PortRange, Rule, RuleAction, ValueMatch, ValueMatcher, WeightedCluster,
 } from "./model";
 
 export class PolicyResult {
@@ -264,8 +264,11 @@ class PolicyReader {
       rule.headerIndexes.push(index);
       rule.headerValues.push(exact.text);
     }
-    this.valueMatchers(value.get("metadata"), path + ".metadata", true, rule, policy);
-    this.valueMatchers(value.get("filter_state"), path + ".filter_state", false, rule, policy);
+    // Paths are built only for matchers that are there: a 10,000-rule policy would otherwise make 20,000 strings.
+    const metadata = value.get("metadata");
+    if (metadata != null) this.valueMatchers(metadata, path + ".metadata", true, rule, policy);
+    const filterState = value.get("filter_state");
+    if (filterState != null) this.valueMatchers(filterState, path + ".filter_state", false, rule, policy);
   }
 
   /**
@@ -273,7 +276,7 @@ class PolicyReader {
    * proxy_protocol listener filter writes TLVs into it); `filter_state: [{key, ...}]` a filter
    * state object. Each becomes a property path the router reads once per connection.
    */
-  private valueMatchers(value: JsonValue | null, path: string, metadata: bool, rule: Rule, policy: Policy): void {
+  private valueMatchers(value: JsonValue, path: string, metadata: bool, rule: Rule, policy: Policy): void {
     const items = this.list(value, path);
     const keys = metadata ? ["namespace", "key", "exact", "prefix", "values"] : ["key", "exact", "prefix", "values"];
     for (let i = 0; i < items.length; i++) {
@@ -315,9 +318,12 @@ class PolicyReader {
         for (let k = 0; k < list.length; k++) operands.push(this.text(list[k], itemPath(at + ".values", k)));
       }
       if (ways != 1) this.fail(at, "needs exactly one of exact, prefix, values");
-      rule.valueIndexes.push(index);
-      rule.valueKinds.push(kind);
-      rule.valueOperands.push(operands);
+      let matchers = rule.valueMatchers;
+      if (matchers == null) {
+        matchers = [];
+        rule.valueMatchers = matchers;
+      }
+      matchers.push(new ValueMatcher(index, kind, operands));
     }
   }
 

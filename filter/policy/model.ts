@@ -72,6 +72,11 @@ export enum ValueMatch {
   Prefix,
 }
 
+/** One metadata or filter state matcher: the value at Policy.valuePaths[index], compared as `kind` with `operands`. */
+export class ValueMatcher {
+  constructor(public readonly index: i32, public readonly kind: ValueMatch, public readonly operands: string[]) {}
+}
+
 export class PortRange {
   constructor(public readonly low: i32, public readonly high: i32) {}
 }
@@ -91,10 +96,8 @@ export class Rule {
   /** HTTP only: indexes into Policy.headerNames, with the exact value each must have. */
   headerIndexes: i32[] = [];
   headerValues: string[] = [];
-  /** Metadata and filter state matchers: an index into Policy.valuePaths, how, and the operands. */
-  valueIndexes: i32[] = [];
-  valueKinds: ValueMatch[] = [];
-  valueOperands: string[][] = [];
+  /** Metadata and filter state matchers; null when none (most rules: a 10,000-rule policy allocates nothing for them). */
+  valueMatchers: ValueMatcher[] | null = null;
   action: RuleAction = new RuleAction();
 
   get isHttpOnly(): bool {
