@@ -8,6 +8,7 @@ import { isJsonObject, type JsonObject } from "./envoy/errors.js";
 import { parseEnvoyYaml } from "./envoy/envoy-yaml.js";
 import { checkBootstrap, readYamlFile } from "./envoy/load.js";
 import { envoyApi } from "./envoy/protos.js";
+import { tcpProxyRoute } from "./envoy/tcp-proxy-route.js";
 import { configurationBytes } from "./envoy/wasm-config.js";
 import { FilterHarness } from "./host/harness.js";
 import { WASM_TYPES } from "./validate/wasm-filters.js";
@@ -102,14 +103,15 @@ function ruleOf(name: string, configuration: string): Explanation["rule"] {
   return name === "default" || name === "" ? "default" : { name };
 }
 
-/** tcp_proxy's choice (Config::getRouteFromEntries): weighted_clusters win, then the filter state, then `cluster`. */
+/** What tcp_proxy then does with the filter's choice (tcp-proxy-route.ts), and whether its cluster exists. */
 function tcpProxyOutcome(tcpProxy: JsonObject, clusters: Set<string>, chosen: string | undefined): TcpProxyOutcome {
-  if (isJsonObject(tcpProxy.weighted_clusters)) {
+  const route = tcpProxyRoute(isJsonObject(tcpProxy.weighted_clusters), chosen, typeof tcpProxy.cluster === "string" ? tcpProxy.cluster : undefined);
+  if (route.kind === "weighted") {
     return { cluster: undefined, defined: true, note: "weighted_clusters: tcp_proxy picks a weighted cluster and ignores the filter's choice" };
   }
-  const cluster = chosen ?? (typeof tcpProxy.cluster === "string" ? tcpProxy.cluster : undefined);
+  const { cluster } = route;
   const defined = cluster !== undefined && clusters.has(cluster);
-  const via = chosen !== undefined ? "the filter's choice" : "its own cluster";
+  const via = route.from === "filter state" ? "the filter's choice" : "its own cluster";
   return { cluster, defined, note: defined ? `connects to ${cluster} (${via})` : `cluster '${cluster}' is not defined: the connection is closed (NC)` };
 }
 

@@ -3,6 +3,7 @@
 // connections keep the generation they started with.
 import type { Logger } from "pino";
 import type { ListenerConfig } from "../envoy/model.js";
+import { tcpProxyRoute } from "../envoy/tcp-proxy-route.js";
 import type { Plugin } from "../host/plugin.js";
 import type { AccessLog } from "./access-log.js";
 import type { Cluster } from "./cluster.js";
@@ -60,15 +61,15 @@ export class ListenerRuntime {
    * weighted_clusters win; otherwise the filter state envoy.tcp_proxy.cluster; otherwise `cluster`.
    */
   routeCluster(filterStateCluster: string | undefined): string | undefined {
-    const weighted = this.config.tcpProxy?.weightedClusters;
-    if (weighted !== undefined && this.totalWeight > 0) {
-      let point = Math.floor(Math.random() * this.totalWeight);
-      for (const cluster of weighted) {
-        if (point < cluster.weight) return cluster.name;
-        point -= cluster.weight;
-      }
+    const weighted = this.config.tcpProxy?.weightedClusters ?? [];
+    const route = tcpProxyRoute(this.totalWeight > 0, filterStateCluster, this.config.tcpProxy?.cluster);
+    if (route.kind === "cluster") return route.cluster;
+    let point = Math.floor(Math.random() * this.totalWeight);
+    for (const cluster of weighted) {
+      if (point < cluster.weight) return cluster.name;
+      point -= cluster.weight;
     }
-    return filterStateCluster ?? this.config.tcpProxy?.cluster;
+    return undefined;
   }
 
   get idleTimeoutMs(): number {
