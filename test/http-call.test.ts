@@ -6,6 +6,7 @@ import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { toRunnerConfig } from "../src/envoy/load.js";
 import { thirdPartyModuleFile } from "./fixtures/third-party-module.js";
 import { bootstrap, exchange, startRunner, staticCluster, tagServers, tcpProxy, wasmFilter } from "./net-helpers.js";
 
@@ -54,6 +55,30 @@ describe("proxy_http_call from a network filter", () => {
       answer = "route";
       policy.closeAllConnections();
       await runner.close();
+    }
+  });
+
+  it("a VM a reload kept calls the clusters of the new configuration", async () => {
+    const moved: string[] = [];
+    const second = createServer((request, response) => {
+      moved.push(`${request.method} ${request.url}`);
+      response.end("route");
+    }).listen(0, "127.0.0.1");
+    await once(second, "listening");
+    const config = (policyPort: number) => bootstrap([wasmFilter(filterFile, ""), tcpProxy("egress-router1")],
+      [staticCluster("egress-router1", routers[0]!.port), staticCluster("egress-router2", routers[1]!.port), staticCluster("policy", policyPort)]);
+    const filterFile = await thirdPartyModuleFile("ask-policy");
+    const runner = await startRunner(config((policy.address() as AddressInfo).port));
+    try {
+      answer = "route";
+      await runner.reload(toRunnerConfig(config((second.address() as AddressInfo).port), "moved.yaml"));
+      const calls = asked.length;
+      assert.equal((await exchange(runner.listenerPort("main"), "moved")).reply, "r2:moved");
+      assert.deepEqual(moved, ["GET /decide"]);
+      assert.equal(asked.length, calls, "the old policy server is not asked any more");
+    } finally {
+      await runner.close();
+      second.close();
     }
   });
 

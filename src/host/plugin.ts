@@ -97,13 +97,9 @@ export class Plugin implements PluginScope {
   private tick: NodeJS.Timeout | undefined;
   /** Log lines at warn or above during configure, quoted when configure fails. */
   private configureLog: string[] | undefined;
-  private readonly vmKey: string;
-  private readonly key: string;
-
-  private constructor(readonly spec: PluginSpec, private readonly compiled: CompiledModule, private readonly options: PluginOptions) {
+  private constructor(readonly spec: PluginSpec, private readonly compiled: CompiledModule, private readonly options: PluginOptions,
+    private readonly vmKey: string, private readonly key: string) {
     this.level = LogLevel[options.logLevel ?? "info"];
-    this.vmKey = vmKey(spec);
-    this.key = pluginKey(spec);
   }
 
   /**
@@ -114,19 +110,22 @@ export class Plugin implements PluginScope {
    */
   static async load(spec: PluginSpec, options: PluginOptions): Promise<Plugin> {
     const registry = options.vms;
-    const running = registry?.plugin(pluginKey(spec));
+    // Hashes of the code and configuration, made once: a policy of 100,000 CIDRs is megabytes.
+    const keyOfVm = vmKey(spec);
+    const keyOfPlugin = pluginKey(spec, keyOfVm);
+    const running = registry?.plugin(keyOfPlugin);
     if (running !== undefined) {
       running.holders++;
       return running;
     }
-    const shared = registry?.vm(vmKey(spec));
+    const shared = registry?.vm(keyOfVm);
     let compiled = shared?.compiled;
     try {
       compiled ??= await CompiledModule.compile(spec.code, spec.source, options.callDeadlineMs);
     } catch (error) {
       throw new PluginConfigError(`plugin '${spec.name}': ${(error as Error).message}`);
     }
-    const plugin = new Plugin(spec, compiled, options);
+    const plugin = new Plugin(spec, compiled, options, keyOfVm, keyOfPlugin);
     const own = plugin.startVm();
     if (shared === undefined) {
       plugin.active = own;
@@ -308,13 +307,7 @@ export class Plugin implements PluginScope {
     if (milliseconds === 0) return;
     this.tick = setInterval(() => {
       const active = this.vm();
-      if (active === undefined) return;
-      try {
-        active.vm.call(active.root, "proxy_on_tick", 0, active.root.id);
-      } catch (error) {
-        if (!(error instanceof WasmTrap)) throw error;
-        if (!error.earlier) this.trapped(error, "proxy_on_tick");
-      }
+      if (active !== undefined) this.callRoot(active.vm, active.root, "proxy_on_tick", [active.root.id]);
     }, milliseconds);
     this.tick.unref();
   }

@@ -14,7 +14,7 @@ export interface VmIdentity {
   code: Uint8Array;
 }
 
-export interface PluginIdentityKey extends VmIdentity {
+export interface PluginIdentityKey {
   name: string;
   rootId: string;
   configuration: Buffer;
@@ -34,8 +34,8 @@ export function vmKey(identity: VmIdentity): string {
  * cpp-host's plugin key is root_id, the plugin configuration and a key from Envoy naming the
  * plugin; filters that agree on all of them share one root context.
  */
-export function pluginKey(identity: PluginIdentityKey): string {
-  return digest([vmKey(identity), identity.name, identity.rootId, identity.configuration]);
+export function pluginKey(identity: PluginIdentityKey, vmKeyValue: string): string {
+  return digest([vmKeyValue, identity.name, identity.rootId, identity.configuration]);
 }
 
 interface CachedVm {

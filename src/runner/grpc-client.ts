@@ -12,9 +12,9 @@ function metadataOf(headers: IncomingHttpHeaders): [string, string][] {
     .map(([name, value]): [string, string] => [name, Array.isArray(value) ? value.join(",") : String(value)]);
 }
 
-export function clusterGrpcCaller(clusters: ReadonlyMap<string, Cluster>): GrpcCaller {
+export function clusterGrpcCaller(clusterNamed: (name: string) => Cluster | undefined): GrpcCaller {
   return (request, events) => {
-    const cluster = clusters.get(request.cluster);
+    const cluster = clusterNamed(request.cluster);
     if (cluster === undefined) return undefined;
     let closed = false;
     let timer: NodeJS.Timeout | undefined;

@@ -6,9 +6,9 @@ import { request as httpRequest } from "node:http";
 import type { HttpCaller, HttpCallResponse } from "../host/http-call.js";
 import type { Cluster } from "./cluster.js";
 
-export function clusterHttpCaller(clusters: ReadonlyMap<string, Cluster>): HttpCaller {
+export function clusterHttpCaller(clusterNamed: (name: string) => Cluster | undefined): HttpCaller {
   return (call, signal) => {
-    const cluster = clusters.get(call.cluster);
+    const cluster = clusterNamed(call.cluster);
     if (cluster === undefined) return undefined;
     return new Promise<HttpCallResponse>((resolve, reject) => {
       const host = cluster.pickHost(undefined);

@@ -93,6 +93,13 @@ export class Runner implements AdminSource {
   private readonly vms = new VmRegistry<Plugin>();
   /** The same for singleton Wasm services, which Envoy runs on its main thread, apart from the workers' VMs. */
   private readonly mainThreadVms = new VmRegistry<Plugin>();
+  /**
+   * The clusters a module's HTTP and gRPC calls go to: the newest configuration's, also for a VM a
+   * reload kept (Envoy's cluster manager is one for the process), from the moment they are built.
+   */
+  private callClusters: ReadonlyMap<string, Cluster> = new Map();
+  private readonly httpCaller = clusterHttpCaller((name) => this.callClusters.get(name));
+  private readonly grpcCaller = clusterGrpcCaller((name) => this.callClusters.get(name));
   /** Resolved when the last open connection finishes (see untilNoConnections). */
   private noConnections: (() => void) | undefined;
   private admin: AdminServer | undefined;
@@ -155,7 +162,7 @@ export class Runner implements AdminSource {
     return shared;
   }
 
-  private async loadPlugin(filter: WasmPluginConfig, clusters: ReadonlyMap<string, Cluster>, vms: VmRegistry<Plugin>): Promise<Plugin> {
+  private async loadPlugin(filter: WasmPluginConfig, vms: VmRegistry<Plugin>): Promise<Plugin> {
     let code: Uint8Array;
     if (filter.inlineCode !== undefined) {
       code = filter.inlineCode;
@@ -171,7 +178,7 @@ export class Runner implements AdminSource {
         name: filter.name, rootId: filter.rootId, vmId: filter.vmId, source: filter.filename ?? "inline", code,
         configuration: filter.configuration, vmConfiguration: filter.vmConfiguration, failOpen: filter.failOpen,
       }, { log: (record) => this.logWasm(record), logLevel: this.wasmLogLevel, memoryLimitBytes: this.options.wasmMemoryLimitBytes,
-        callDeadlineMs: this.callDeadlineMs, httpCaller: clusterHttpCaller(clusters), grpcCaller: clusterGrpcCaller(clusters),
+        callDeadlineMs: this.callDeadlineMs, httpCaller: this.httpCaller, grpcCaller: this.grpcCaller,
         sharedData: this.sharedDataFor(filter.vmId), sharedQueues: this.sharedQueues, vms });
     } catch (error) {
       if (error instanceof PluginConfigError) throw new ConfigError([`${filter.path}: ${error.message}`], "wasm");
@@ -192,6 +199,7 @@ export class Runner implements AdminSource {
 
   /** Builds a complete generation, or throws without touching the running one. */
   private async build(config: RunnerConfig): Promise<Generation> {
+    const previousCallClusters = this.callClusters;
     const clusters = new Map<string, Cluster>();
     const plugins: Plugin[] = [];
     const logs: AccessLog[] = [];
@@ -214,9 +222,11 @@ export class Runner implements AdminSource {
         clusters.set(clusterConfig.name, cluster);
         await cluster.start();
       }
+      // A module may call out while it configures: to these clusters, as in the generation it joins.
+      this.callClusters = clusters;
       const loaded: CheckedWasmFilter[] = [];
       const load = async (filter: WasmPluginConfig, vms = this.vms): Promise<Plugin> => {
-        const plugin = await this.loadPlugin(filter, clusters, vms);
+        const plugin = await this.loadPlugin(filter, vms);
         plugins.push(plugin);
         loaded.push({ path: filter.path, kind: filter.path.includes("http_filters") ? "http" : "network", configurationPath: `${filter.path}.config.configuration`,
           configuration: filter.configuration.toString(), metrics: plugin.metrics.names() });
@@ -238,6 +248,7 @@ export class Runner implements AdminSource {
       this.warnAboutReferences(config, loaded);
       return { config, runtimes, clusters, plugins, open: 0, loadedAt: new Date() };
     } catch (error) {
+      this.callClusters = previousCallClusters;
       for (const plugin of plugins) plugin.close();
       for (const cluster of clusters.values()) cluster.stop();
       await Promise.all(logs.map((log) => log.close()));
