@@ -19,7 +19,7 @@ import { ProxyConnection } from "./connection.js";
 import { HttpProxy } from "./http-proxy.js";
 import { formatProblem, type Json, type Problem } from "../envoy/errors.js";
 import { ReferenceChecker } from "../validate/references.js";
-import type { CheckedWasmFilter } from "../validate/wasm-filters.js";
+import { wasmerangPolicy, type CheckedWasmFilter } from "../validate/wasm-filters.js";
 import { clusterGrpcCaller } from "./grpc-client.js";
 import { clusterHttpCaller } from "./http-call-client.js";
 import { bufferLimit, ListenerRuntime } from "./listener-runtime.js";
@@ -228,8 +228,10 @@ export class Runner implements AdminSource {
       const load = async (filter: WasmPluginConfig, vms = this.vms): Promise<Plugin> => {
         const plugin = await this.loadPlugin(filter, vms);
         plugins.push(plugin);
+        const configuration = filter.configuration.toString();
+        const metrics = plugin.metrics.names();
         loaded.push({ path: filter.path, kind: filter.path.includes("http_filters") ? "http" : "network", configurationPath: `${filter.path}.config.configuration`,
-          configuration: filter.configuration.toString(), metrics: plugin.metrics.names() });
+          configuration, metrics, policy: wasmerangPolicy(metrics, configuration) });
         return plugin;
       };
       for (const service of config.wasmServices) await load(service, service.singleton ? this.mainThreadVms : this.vms);

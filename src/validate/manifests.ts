@@ -11,7 +11,7 @@ import { parseEnvoyYaml } from "../envoy/envoy-yaml.js";
 import { ProtoValidator } from "../envoy/proto-json.js";
 import { envoyApi } from "../envoy/protos.js";
 import { checkBootstrapDocument, looksLikeBootstrap, type BootstrapCheckOptions } from "./bootstrap.js";
-import { checkWasmFilters, configureModule, lintConfiguration, remoteModule } from "./wasm-filters.js";
+import { checkWasmFilters, configureModule, lintConfiguration, remoteModule, wasmerangPolicy } from "./wasm-filters.js";
 
 type Model = new (data: never) => { validate(): void };
 
@@ -97,7 +97,7 @@ async function checkWasmPlugin(spec: JsonObject, name: string, options: Bootstra
     const configuration = Buffer.from(spec.pluginConfig === undefined ? "" : JSON.stringify(spec.pluginConfig));
     const metrics = await configureModule(code, configuration, { name, rootId: "", vmId: "", vmConfiguration: Buffer.alloc(0) },
       { code: "spec.url", configuration: "spec.pluginConfig" }, problems);
-    lintConfiguration(metrics, configuration.toString(), spec.type === "NETWORK" ? "network" : "http", "spec.pluginConfig", problems);
+    lintConfiguration(wasmerangPolicy(metrics, configuration.toString()), spec.type === "NETWORK" ? "network" : "http", "spec.pluginConfig", problems);
   }
   if (spec.type === "NETWORK") {
     problems.push({ path: "spec.type", severity: "warning", message: "a NETWORK WasmPlugin is added to the listener chains of the mesh's services only: " +

@@ -76,7 +76,7 @@ export class ReferenceChecker {
     for (const reference of this.references) this.checkCluster(reference);
     for (const filter of this.wasm) {
       this.checkPolicyClusters(filter);
-      if (isWasmerang(filter.metrics)) this.checkOriginalDstClusters(filter);
+      this.checkOriginalDstClusters(filter);
     }
   }
 
@@ -85,14 +85,7 @@ export class ReferenceChecker {
    * own endpoints, and the destination the rule allows is never reached.
    */
   private checkOriginalDstClusters(filter: CheckedWasmFilter): void {
-    let policy: unknown;
-    try {
-      policy = JSON.parse(filter.configuration);
-    } catch {
-      return;
-    }
-    const rules = isJsonObject(policy as Json) && Array.isArray((policy as JsonObject).rules) ? (policy as JsonObject).rules as Json[] : [];
-    rules.forEach((rule, i) => {
+    list(filter.policy?.rules).forEach((rule, i) => {
       const action = isJsonObject(rule) && isJsonObject(rule.action) ? rule.action : {};
       const cluster = action.original_dst;
       const type = typeof cluster === "string" ? this.clusterTypes.get(cluster) : undefined;
@@ -122,7 +115,7 @@ export class ReferenceChecker {
         const checked = this.wasm.find((candidate) => candidate.path === configPath);
         if (checked !== undefined && isWasmerang(checked.metrics)) {
           wasmerangBefore = checked;
-          if (usesServerNames(checked.configuration) && !hasTlsInspector) {
+          if (usesServerNames(checked.policy) && !hasTlsInspector) {
             this.problems.push({ path: configPath, severity: "warning",
               message: "the policy matches server_names, but this listener has no tls_inspector listener filter: the SNI is never known, so those rules never match" });
           }
@@ -229,11 +222,6 @@ export class ReferenceChecker {
 }
 
 
-function usesServerNames(configuration: string): boolean {
-  try {
-    const policy = JSON.parse(configuration) as { rules?: { match?: { server_names?: unknown[] } }[] };
-    return (policy.rules ?? []).some((rule) => (rule.match?.server_names?.length ?? 0) > 0);
-  } catch {
-    return false;
-  }
+function usesServerNames(policy: JsonObject | undefined): boolean {
+  return list(policy?.rules).some((rule) => isJsonObject(rule) && isJsonObject(rule.match) && list(rule.match.server_names).length > 0);
 }

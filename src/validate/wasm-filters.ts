@@ -37,6 +37,8 @@ export interface CheckedWasmFilter {
   configuration: string;
   /** Metrics the module defined while configuring; undefined when it was not configured. */
   metrics?: string[];
+  /** Wasmerang's JSON policy, parsed once for the checks that read it (wasmerangPolicy). */
+  policy?: JsonObject;
 }
 
 
@@ -118,17 +120,21 @@ export function isWasmerang(metrics: readonly string[] | undefined): boolean {
   return (metrics ?? []).includes("wasmerang.routed");
 }
 
-/** Policy lint (policy-lint.ts) for a Wasmerang filter configured with a JSON policy, as warnings at the policy's paths. */
-export function lintConfiguration(metrics: readonly string[] | undefined, configuration: string, kind: "network" | "http", configurationPath: string, problems: Problem[]): void {
-  if (!isWasmerang(metrics)) return;
-  let policy: unknown;
+/** The JSON policy of a configured Wasmerang filter; undefined for other modules and for `standalone` / `istio`. */
+export function wasmerangPolicy(metrics: readonly string[] | undefined, configuration: string): JsonObject | undefined {
+  if (!isWasmerang(metrics)) return undefined;
   try {
-    policy = JSON.parse(configuration);
+    const policy = JSON.parse(configuration) as Json;
+    return isJsonObject(policy) ? policy : undefined;
   } catch {
-    return;
+    return undefined;
   }
-  if (!isJsonObject(policy as Json)) return;
-  for (const finding of lintPolicy(policy as JsonObject, kind)) {
+}
+
+/** Policy lint (policy-lint.ts) as warnings at the policy's paths. */
+export function lintConfiguration(policy: JsonObject | undefined, kind: "network" | "http", configurationPath: string, problems: Problem[]): void {
+  if (policy === undefined) return;
+  for (const finding of lintPolicy(policy, kind)) {
     problems.push({ path: `${configurationPath}.${finding.path}`, severity: "warning", message: finding.message });
   }
 }
@@ -155,7 +161,8 @@ export async function checkWasmFilters(document: Json, options: WasmCheckOptions
       name: String(plugin.name ?? ""), rootId: String(plugin.root_id ?? ""), vmId: String(vm.vm_id ?? ""),
       vmConfiguration: configurationBytes(vm.configuration, api),
     }, { code: `${pluginPath}.vm_config.code`, configuration: configurationPath }, problems);
-    if (kind !== "service") lintConfiguration(result.metrics, result.configuration, kind, configurationPath, problems);
+    result.policy = wasmerangPolicy(result.metrics, result.configuration);
+    if (kind !== "service") lintConfiguration(result.policy, kind, configurationPath, problems);
   }
   return checked;
 }
