@@ -64,8 +64,8 @@ export interface TcpProxyOutcome {
 export interface Explanation {
   outcome: "routed" | "rejected" | "passthrough" | "not applied";
   cluster?: string;
-  /** The rule's name as the policy gives it, its index when the name finds it, or the default. */
-  rule: { name: string; index?: number } | "default" | "unnamed";
+  /** The deciding rule (its index, and its name when it has one), or the default. */
+  rule: { index: number; name?: string } | "default";
   reason?: string;
   filterState: Record<string, string>;
   counters: Record<string, number>;
@@ -89,18 +89,13 @@ const DECISION = /rule=(\S*) (?:cluster=(\S+)|action=(\w+)(?: reason=(\S+))?)/;
 /** The module's trace line per earlier rule (filter/router.ts traceEarlierRules). */
 const EARLIER_RULE = /^wasmerang: rules\[(\d+)\] (.*) no match: (.+)$/;
 
-/** The rule the decision line names: the module calls its default `default`, and unnamed rules `-`. */
-function ruleOf(name: string, configuration: string): Explanation["rule"] {
-  if (name === "-") return "unnamed";
-  let rules: { name?: string }[] = [];
-  try {
-    rules = (JSON.parse(configuration) as { rules?: { name?: string }[] }).rules ?? [];
-  } catch {
-    // `standalone`, `istio`: the reference routing, no rules.
-  }
-  const index = rules.findIndex((rule) => rule.name === name);
-  if (index >= 0) return { name, index };
-  return name === "default" || name === "" ? "default" : { name };
+/**
+ * The rule the decision line names (the module calls its default `default`, and unnamed rules
+ * `-`); its index is the number of rules traced before it, one trace line per earlier rule.
+ */
+function ruleOf(name: string, earlierRules: number): Explanation["rule"] {
+  if (name === "default" || name === "") return "default";
+  return name === "-" ? { index: earlierRules } : { index: earlierRules, name };
 }
 
 /** What tcp_proxy then does with the filter's choice (tcp-proxy-route.ts), and whether its cluster exists. */
@@ -124,21 +119,22 @@ export async function explain(filter: FilterUnderTest, facts: ExplainFacts): Pro
   harness.close();
   const line = harness.logs.map((record) => record.message).reverse().find((message) => DECISION.test(message)) ?? "";
   const [, ruleName = "", cluster, action, reason] = DECISION.exec(line) ?? [];
+  const earlierRules = harness.logs.flatMap((record) => {
+    const match = EARLIER_RULE.exec(record.message);
+    return match === null ? [] : [{ index: Number(match[1]), ...(match[2] === "" ? {} : { name: match[2] }), failed: match[3]! }];
+  });
   const counters = Object.fromEntries(Object.entries(after).filter(([name, value]) => value !== (before[name] ?? 0))
     .map(([name, value]) => [name, value - (before[name] ?? 0)]));
   const explanation: Explanation = {
     outcome: rejected || action === "reject" ? "rejected" : action === "passthrough" ? "passthrough" : cluster !== undefined ? "routed" : "not applied",
     cluster,
-    rule: ruleOf(ruleName, filter.configuration),
+    rule: ruleOf(ruleName, earlierRules.length),
     reason,
     filterState: Object.fromEntries(run.filterState),
     counters,
     proxyHeader: run.proxyHeader,
     decisionLine: line,
-    earlierRules: harness.logs.flatMap((record) => {
-      const match = EARLIER_RULE.exec(record.message);
-      return match === null ? [] : [{ index: Number(match[1]), ...(match[2] === "" ? {} : { name: match[2] }), failed: match[3]! }];
-    }),
+    earlierRules,
   };
   if (filter.tcpProxy !== undefined && !rejected && facts.request === undefined) explanation.tcpProxy = tcpProxyOutcome(filter.tcpProxy.config, filter.tcpProxy.clusters, run.chosen);
   return explanation;
@@ -188,8 +184,8 @@ export async function filterFromBootstrap(file: string, listenerName: string | u
 }
 
 export function renderExplanation(explanation: Explanation): string {
-  const rule = explanation.rule === "default" ? "the policy's default" : explanation.rule === "unnamed" ? "an unnamed rule"
-    : explanation.rule.index === undefined ? `rule '${explanation.rule.name}'` : `rule ${explanation.rule.index} '${explanation.rule.name}'`;
+  const rule = explanation.rule === "default" ? "the policy's default"
+    : `rule ${explanation.rule.index}${explanation.rule.name === undefined ? "" : ` '${explanation.rule.name}'`}`;
   const lines = [
     `outcome: ${explanation.outcome}${explanation.cluster === undefined ? "" : ` to ${explanation.cluster}`} (${rule})${explanation.reason === undefined ? "" : `, reason ${explanation.reason}`}`,
     ...explanation.earlierRules.map((earlier) => `  rule ${earlier.index}${earlier.name === undefined ? "" : ` '${earlier.name}'`} did not match: ${earlier.failed}`),

@@ -133,7 +133,8 @@ export async function runPolicyTests(file: string, moduleOverride?: string): Pro
     };
     const explanation = await explain(await filterFor(testCase.request === undefined ? "network" : "http"), { source: testCase.source, destination: testCase.destination, serverName: testCase.sni,
       metadata: testCase.metadata, filterState: testCase.filterState, request: testCase.request });
-    const rule = typeof explanation.rule === "string" ? explanation.rule : explanation.rule.name;
+    // A rule without a name is `rules[i]`, as record_decision names it.
+    const rule = explanation.rule === "default" ? "default" : explanation.rule.name ?? `rules[${explanation.rule.index}]`;
     const failures: string[] = [];
     const check = (what: string, expected: string | undefined, actual: string | undefined) => {
       if (expected !== undefined && expected !== actual) failures.push(`${what}: expected ${expected}, got ${actual ?? "none"}`);

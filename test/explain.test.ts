@@ -47,6 +47,9 @@ describe("wasmerang explain", () => {
       { index: 1, failed: "source_parity" },
       { index: 2, name: "web", failed: "HTTP matchers (authorities, path_prefixes, headers)" },
     ]);
+    const unnamed = await explain({ module, configuration: policy }, { source: "10.0.0.3:1", destination: "10.9.9.9:80" });
+    assert.deepEqual(unnamed.rule, { index: 1 }, "an unnamed rule is known by its index");
+    assert.equal(unnamed.cluster, "b");
   });
 
   it("a rejected connection, and the default when no rule matches", async () => {
