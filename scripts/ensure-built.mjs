@@ -19,9 +19,9 @@ function mtime(path) {
 }
 
 const targets = [
-  { output: "dist/wasmerang.wasm", sources: ["filter", "asconfig.json"] },
-  { output: "dist/custom-filter.wasm", sources: ["filter/sdk", "examples/custom-filter", "asconfig.json"] },
-  { output: "dist/policy-service.wasm", sources: ["filter/sdk", "examples/policy-service", "asconfig.json"] },
+  { output: "dist/wasmerang.wasm", sources: ["filter", "asconfig.json", "scripts/build-filter.mjs"] },
+  { output: "dist/custom-filter.wasm", sources: ["filter/sdk", "examples/custom-filter", "asconfig.json", "scripts/build-filter.mjs"] },
+  { output: "dist/policy-service.wasm", sources: ["filter/sdk", "examples/policy-service", "asconfig.json", "scripts/build-filter.mjs"] },
   { output: "native/build/Release/wasmerang_native.node", sources: ["native/addon.c", "native/addon.h", "native/original_dst.c", "native/allocator.c", "native/binding.gyp"] },
   { output: "build/src/cli.js", sources: ["src", "tsconfig.json", "tsconfig.build.json"] },
 ];

@@ -147,8 +147,15 @@ function parseIp(bytes: StaticArray<u8>, start: i32, end: i32, out: Address): bo
   return true;
 }
 
+/** A decimal port spanning bytes[start, end) exactly, or -1. Its own loop: it runs on every connection. */
 function parsePort(bytes: StaticArray<u8>, start: i32, end: i32): i32 {
-  const port = parseNumber(bytes, start, end, 10, 5);
+  if (end <= start || end - start > 5) return -1;
+  let port: u32 = 0;
+  for (let i = start; i < end; i++) {
+    const digit = <u32>unchecked(bytes[i]) - 48;
+    if (digit > 9) return -1;
+    port = port * 10 + digit;
+  }
   return port > 65535 ? -1 : <i32>port;
 }
 
