@@ -1,12 +1,20 @@
-// Compiles an AssemblyScript filter (asconfig.json's release target), then optimizes it once more
-// with Binaryen, inlining every function of up to six expressions. asc's size-first settings
-// keep the standard library's array accessors (`unchecked(a[i])`, `a.length`) as calls, and V8
-// does not inline Wasm calls: on the per-connection path that was about 1,000 instructions of
-// calls and returns, a third of the filter's own work, for 300 bytes of module.
-// Usage: node scripts/build-filter.mjs ENTRY.ts OUTPUT.wasm
-import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
+// Builds an AssemblyScript filter: asc (asconfig.json's release target), then one more Binaryen
+// pass. Usage: node scripts/build-filter.mjs ENTRY.ts OUTPUT.wasm
+//
+// Two things asc alone does not do:
+// - The message table (filter/policy/messages.ts). AssemblyScript lays every string literal out
+//   as UTF-16 behind a 20-byte header, one data segment each; the configuration reader's field
+//   names and error messages were a third of the module. Every `msg("…")` in filter/ is stored
+//   once, as UTF-8, in one table, and the call becomes `msg<u32>(entry)`, which decodes it. asc
+//   has no hook for this: its API lets the build serve the sources, so the build rewrites them as
+//   asc reads them. Compiled by plain asc, `msg("…")` is the literal itself.
+// - Inlining small functions. asc's size-first settings leave the standard library's array
+//   accessors (`unchecked(a[i])`, `a.length`) as calls, and V8 does not inline Wasm calls: on the
+//   per-connection path they were about 800 instructions of calls and returns.
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import asc from "assemblyscript/asc";
 import binaryen from "binaryen";
 
 const [entry, output] = process.argv.slice(2);
@@ -15,16 +23,87 @@ if (!entry || !output) {
   process.exit(2);
 }
 
-const asc = createRequire(import.meta.url).resolve("assemblyscript/bin/asc.js");
-execFileSync(process.execPath, [asc, entry, "-o", output, "--target", "release"], { stdio: "inherit" });
+const FILTER_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../filter");
+const TABLE_MODULE = join(FILTER_DIR, "policy/message-table.ts");
+// A double-quoted literal with the escapes AssemblyScript and JSON share, plus \'.
+const MSG_CALL = /\bmsg\("((?:[^"\\\n]|\\["'\\nt])*)"\)/g;
+// An entry is offset << 8 | length: one i32 constant per call site.
+const MAX_LENGTH = 255;
+
+function sourcesUnder(dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((item) => {
+    const path = join(dir, item.name);
+    if (item.isDirectory()) return sourcesUnder(path);
+    return item.name.endsWith(".ts") ? [path] : [];
+  });
+}
+
+function unescape(literal) {
+  return JSON.parse(`"${literal.replace(/\\'/g, "'")}"`);
+}
+
+/** Every msg("…") text in filter/, each stored once: the table's bytes and each text's entry. */
+function messageTable() {
+  const entries = new Map();
+  const chunks = [];
+  let size = 0;
+  for (const file of sourcesUnder(FILTER_DIR)) {
+    for (const [, literal] of readFileSync(file, "utf8").matchAll(MSG_CALL)) {
+      const text = unescape(literal);
+      if (entries.has(text)) continue;
+      const bytes = Buffer.from(text, "utf8");
+      if (bytes.length > MAX_LENGTH) throw new Error(`${relative(process.cwd(), file)}: msg("${text.slice(0, 40)}…") is longer than ${MAX_LENGTH} bytes`);
+      entries.set(text, size * 256 + bytes.length);
+      chunks.push(bytes);
+      size += bytes.length;
+    }
+  }
+  return { bytes: Buffer.concat(chunks), entries };
+}
+
+const table = messageTable();
+
+function serve(filename, baseDir) {
+  const path = resolve(baseDir, filename);
+  let source;
+  try {
+    source = readFileSync(path, "utf8");
+  } catch {
+    return null;
+  }
+  if (path === TABLE_MODULE) {
+    return `export const MESSAGE_TABLE: usize = memory.data<u8>([${[...table.bytes].join(",")}]);\n`;
+  }
+  if (!path.startsWith(FILTER_DIR)) return source;
+  return source.replace(MSG_CALL, (_call, literal) => `msg<u32>(0x${table.entries.get(unescape(literal)).toString(16)})`);
+}
+
+const { error } = await asc.main([entry, "-o", output, "--target", "release"], { readFile: serve, stdout: process.stdout, stderr: process.stderr });
+if (error) {
+  console.error(`${entry}: ${error.message}`);
+  process.exit(1);
+}
 
 const module = binaryen.readBinary(readFileSync(output));
 // The features asc compiles for by default (AssemblyScript's `defaultFeatures`).
 module.setFeatures(binaryen.Features.SignExt | binaryen.Features.MutableGlobals | binaryen.Features.NontrappingFPToInt
   | binaryen.Features.BulkMemory | binaryen.Features.BulkMemoryOpt);
+// Binaryen's settings are process-wide and asc leaves its own behind: set each one this pass uses
+// (Binaryen's defaults for -Oz, but for the inlining size).
+binaryen.clearPassArguments();
 binaryen.setOptimizeLevel(2);
 binaryen.setShrinkLevel(2);
 binaryen.setAlwaysInlineMaxSize(6);
+binaryen.setFlexibleInlineMaxSize(20);
+binaryen.setOneCallerInlineMaxSize(-1);
+binaryen.setAllowInliningFunctionsWithLoops(false);
+binaryen.setGenerateStackIR(true);
+binaryen.setOptimizeStackIR(true);
+binaryen.setClosedWorld(false);
+binaryen.setFastMath(false);
+binaryen.setZeroFilledMemory(false);
+binaryen.setLowMemoryUnused(false);
+binaryen.setTrapsNeverHappen(false);
 module.optimize();
 if (!module.validate()) throw new Error(`${output}: Binaryen produced an invalid module`);
 writeFileSync(output, module.emitBinary());

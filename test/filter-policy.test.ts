@@ -1,7 +1,12 @@
 // The JSON policy: each matcher and action, first match wins, and every bad configuration named.
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
-import { loadFilter, routeOnce } from "./helpers.js";
+import { execFile } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { loadFilter, REPO, routeOnce } from "./helpers.js";
 
 const rule = (match: object, action: object, name?: string) => ({ ...(name ? { name } : {}), match, action });
 
@@ -230,13 +235,30 @@ describe("bad configuration is refused at configure time, naming the field", () 
     ["a bad log level", { log_level: "loud" }, /log_level: must be one of/],
     ["a bad mode", { mode: "envoy" }, /mode: must be 'standalone' or 'istio'/],
   ];
+  // The same sources built by plain asc, where each msg("…") is its literal rather than an entry
+  // of the build's message table (scripts/build-filter.mjs): both must refuse in the same words.
+  let plainModule = "";
+  before(async () => {
+    plainModule = join(mkdtempSync(join(tmpdir(), "wasmerang-plain-")), "filter.wasm");
+    await promisify(execFile)(process.execPath, [join(REPO, "node_modules/assemblyscript/bin/asc.js"), "filter/wasmerang.ts",
+      "--target", "release", "-o", plainModule], { cwd: REPO });
+  });
+
+  const refusal = async (configuration: string | object, module?: string): Promise<string> => {
+    try {
+      await loadFilter(configuration, module === undefined ? {} : { module });
+    } catch (error) {
+      return (error as Error).message.replace(/\(.*?\.wasm\)/, "");
+    }
+    assert.fail("the configuration was accepted");
+  };
+
   for (const [what, configuration, message] of cases) {
     it(what, async () => {
-      await assert.rejects(loadFilter(configuration), (error: Error) => {
-        assert.match(error.message, /proxy_on_configure rejected the configuration/);
-        assert.match(error.message, message);
-        return true;
-      });
+      const refused = await refusal(configuration);
+      assert.match(refused, /proxy_on_configure rejected the configuration/);
+      assert.match(refused, message);
+      assert.equal(refused, await refusal(configuration, plainModule), "the message table changed the words");
     });
   }
 });

@@ -2,6 +2,7 @@
 // strings (`standalone`, empty, anything containing `istio`) and the JSON policy documented in
 // docs/policy.md and schema/policy.schema.json. Every error names the field at fault.
 import { parseCidr, Cidr } from "./ip";
+import { msg } from "./messages";
 import { JsonKind, JsonParser, JsonValue } from "./json";
 import { asciiBytes, asciiLower, indexOfByte, parseNumber } from "./text";
 import {
@@ -36,7 +37,7 @@ export function parsePolicy(configuration: string): PolicyResult {
   if (text.startsWith("{")) return new PolicyReader().read(text);
   if (text.length == 0 || text == "standalone") return new PolicyResult(referencePolicy(false), "");
   if (text.includes("istio")) return new PolicyResult(referencePolicy(true), "");
-  return new PolicyResult(null, "configuration: expected 'standalone', 'istio' or a JSON policy object, got '" + text + "'");
+  return new PolicyResult(null, msg("configuration: expected 'standalone', 'istio' or a JSON policy object, got '") + text + "'");
 }
 
 /** A port range's text, copied to bytes to be read by the same number parser as addresses. */
@@ -56,7 +57,7 @@ class PolicyReader {
   read(text: string): PolicyResult {
     const parser = new JsonParser(text);
     const root = parser.parse();
-    if (root == null) return new PolicyResult(null, "configuration: " + parser.error);
+    if (root == null) return new PolicyResult(null, msg("configuration: ") + parser.error);
     const policy = this.policy(root);
     return new PolicyResult(this.error.length > 0 ? null : policy, this.error);
   }
@@ -67,12 +68,12 @@ class PolicyReader {
 
   private expectKeys(value: JsonValue, path: string, allowed: string[]): bool {
     if (value.kind != JsonKind.Object) {
-      this.fail(path, "must be an object");
+      this.fail(path, msg("must be an object"));
       return false;
     }
     for (let i = 0; i < value.keys.length; i++) {
       if (!allowed.includes(value.keys[i])) {
-        this.fail(path + "." + value.keys[i], "unknown field (expected one of " + allowed.join(", ") + ")");
+        this.fail(path + "." + value.keys[i], msg("unknown field (expected one of ") + allowed.join(", ") + ")");
         return false;
       }
     }
@@ -80,7 +81,7 @@ class PolicyReader {
   }
 
   private string(value: JsonValue, path: string): string {
-    if (!isText(value)) this.fail(path, "must be a non-empty string");
+    if (!isText(value)) this.fail(path, msg("must be a non-empty string"));
     return value.text;
   }
 
@@ -92,7 +93,7 @@ class PolicyReader {
 
   private list(value: JsonValue | null, path: string): JsonValue[] {
     if (value == null) return [];
-    if (value.kind != JsonKind.Array) this.fail(path, "must be a list");
+    if (value.kind != JsonKind.Array) this.fail(path, msg("must be a list"));
     return value.items;
   }
 
@@ -107,17 +108,17 @@ class PolicyReader {
     const mode = root.get("mode");
     if (mode != null) {
       const name = this.string(mode, "mode");
-      if (name != "standalone" && name != "istio") this.fail("mode", "must be 'standalone' or 'istio', got '" + name + "'");
+      if (name != "standalone" && name != "istio") this.fail(msg("mode"), msg("must be 'standalone' or 'istio', got '") + name + "'");
       istio = name == "istio";
     }
     const level = root.get("log_level");
     if (level != null) {
       policy.logLevel = LOG_LEVELS.indexOf(this.string(level, "log_level"));
-      if (policy.logLevel < 0) this.fail("log_level", "must be one of " + LOG_LEVELS.join(", "));
+      if (policy.logLevel < 0) this.fail(msg("log_level"), msg("must be one of ") + LOG_LEVELS.join(", "));
     }
     const record = root.get("record_decision");
     if (record != null) {
-      if (record.kind != JsonKind.Bool) this.fail("record_decision", "must be true or false");
+      if (record.kind != JsonKind.Bool) this.fail(msg("record_decision"), msg("must be true or false"));
       policy.recordDecision = record.bool;
     }
     const rules = this.list(root.get("rules"), "rules");
@@ -151,19 +152,19 @@ class PolicyReader {
     const settings = policy.proxyHeader;
     const version = value.get("version");
     if (version == null || version.kind != JsonKind.Number || (version.number != 1 && version.number != 2)) {
-      this.fail(path + ".version", "must be 1 or 2");
+      this.fail(path + msg(".version"), msg("must be 1 or 2"));
       return;
     }
     settings.version = <i32>version.number;
     const ports = this.list(value.get("destination_ports"), path + ".destination_ports");
-    if (ports.length == 0) this.fail(path + ".destination_ports", "is required: the header goes only to ports whose clients speak first");
+    if (ports.length == 0) this.fail(path + msg(".destination_ports"), msg("is required: the header goes only to ports whose clients speak first"));
     for (let i = 0; i < ports.length; i++) {
       const portPath = path + ".destination_ports[" + i.toString() + "]";
       const range = this.portRange(ports[i], portPath);
       for (let k = 0; k < SERVER_SPEAKS_FIRST.length; k++) {
         const port = SERVER_SPEAKS_FIRST[k];
         if (port >= range.low && port <= range.high) {
-          this.fail(portPath, "includes port " + port.toString() + ", where the server speaks first: the filter can add a header only to bytes the client sends");
+          this.fail(portPath, msg("includes port ") + port.toString() + msg(", where the server speaks first: the filter can add a header only to bytes the client sends"));
         }
       }
       settings.ports.push(range);
@@ -174,9 +175,9 @@ class PolicyReader {
       const name = this.string(tlvs[i], tlvPath);
       if (name == "authority") settings.sendServerName = true;
       else if (name == "rule") settings.sendRule = true;
-      else this.fail(tlvPath, "must be 'authority' (the SNI) or 'rule'");
+      else this.fail(tlvPath, msg("must be 'authority' (the SNI) or 'rule'"));
     }
-    if (tlvs.length > 0 && settings.version == 1) this.fail(path + ".tlvs", "PROXY protocol v1 cannot carry TLVs; use version 2");
+    if (tlvs.length > 0 && settings.version == 1) this.fail(path + msg(".tlvs"), msg("PROXY protocol v1 cannot carry TLVs; use version 2"));
     policy.needsDestination = true;
     if (settings.sendServerName) policy.needsServerName = true;
   }
@@ -187,12 +188,12 @@ class PolicyReader {
     if (header != null) policy.http.clusterHeader = asciiLower(this.string(header, "http.cluster_header"));
     const status = value.get("reject_status");
     if (status != null) {
-      if (status.kind != JsonKind.Number || status.number < 200 || status.number > 599) this.fail("http.reject_status", "must be an HTTP status from 200 to 599");
+      if (status.kind != JsonKind.Number || status.number < 200 || status.number > 599) this.fail(msg("http.reject_status"), msg("must be an HTTP status from 200 to 599"));
       policy.http.rejectStatus = <u32>status.number;
     }
     const body = value.get("reject_body");
     if (body != null) {
-      if (body.kind != JsonKind.String) this.fail("http.reject_body", "must be a string");
+      if (body.kind != JsonKind.String) this.fail(msg("http.reject_body"), msg("must be a string"));
       policy.http.rejectBody = body.text;
     }
   }
@@ -205,10 +206,10 @@ class PolicyReader {
     const match = value.get("match");
     if (match != null) this.match(match, path + ".match", rule, policy);
     const action = value.get("action");
-    if (action == null) this.fail(path + ".action", "is required");
+    if (action == null) this.fail(path + msg(".action"), msg("is required"));
     else rule.action = this.action(action, path + ".action", false);
     if (rule.action.kind == ActionKind.OriginalDst && rule.destinationCidrs.length == 0) {
-      this.fail(path + ".action.original_dst", "needs the rule to match destination_cidrs: only destinations the rule allows may be reached directly");
+      this.fail(path + msg(".action.original_dst"), msg("needs the rule to match destination_cidrs: only destinations the rule allows may be reached directly"));
     }
     return rule;
   }
@@ -234,7 +235,7 @@ class PolicyReader {
       const text = this.string(parity, path + ".source_parity");
       if (text == "even") rule.sourceParity = Parity.Even;
       else if (text == "odd") rule.sourceParity = Parity.Odd;
-      else this.fail(path + ".source_parity", "must be 'even' or 'odd', got '" + text + "'");
+      else this.fail(path + msg(".source_parity"), msg("must be 'even' or 'odd', got '") + text + "'");
     }
     const ports = this.list(value.get("destination_ports"), path + ".destination_ports");
     for (let i = 0; i < ports.length; i++) {
@@ -251,11 +252,11 @@ class PolicyReader {
       const nameValue = headers[i].get("name");
       const exact = headers[i].get("value");
       if (nameValue == null || exact == null) {
-        this.fail(headerPath, "needs name and value");
+        this.fail(headerPath, msg("needs name and value"));
         return;
       }
       const name = asciiLower(this.string(nameValue, headerPath + ".name"));
-      if (exact.kind != JsonKind.String) this.fail(headerPath + ".value", "must be a string");
+      if (exact.kind != JsonKind.String) this.fail(headerPath + msg(".value"), msg("must be a string"));
       let index = policy.headerNames.indexOf(name);
       if (index < 0) {
         index = policy.headerNames.length;
@@ -286,7 +287,7 @@ class PolicyReader {
       const key = item.get("key");
       const namespace = item.get("namespace");
       if (key == null || (metadata && namespace == null)) {
-        this.fail(at, metadata ? "needs namespace and key" : "needs key");
+        this.fail(at, metadata ? msg("needs namespace and key") : msg("needs key"));
         return;
       }
       const segments = metadata ? "metadata\0filter_metadata\0" + this.string(namespace!, at + ".namespace") + "\0" : "filter_state\0";
@@ -314,10 +315,10 @@ class PolicyReader {
       if (values != null) {
         ways++;
         const list = this.list(values, at + ".values");
-        if (list.length == 0) this.fail(at + ".values", "needs at least one value");
+        if (list.length == 0) this.fail(at + msg(".values"), msg("needs at least one value"));
         for (let k = 0; k < list.length; k++) operands.push(this.text(list[k], itemPath(at + ".values", k)));
       }
-      if (ways != 1) this.fail(at, "needs exactly one of exact, prefix, values");
+      if (ways != 1) this.fail(at, msg("needs exactly one of exact, prefix, values"));
       let matchers = rule.valueMatchers;
       if (matchers == null) {
         matchers = [];
@@ -329,7 +330,7 @@ class PolicyReader {
 
   /** A string, possibly empty. */
   private text(value: JsonValue, path: string): string {
-    if (value.kind != JsonKind.String) this.fail(path, "must be a string");
+    if (value.kind != JsonKind.String) this.fail(path, msg("must be a string"));
     return value.text;
   }
 
@@ -338,14 +339,14 @@ class PolicyReader {
     const items = this.list(value, path);
     for (let i = 0; i < items.length; i++) {
       const cidr = parseCidr(this.item(items, i, path));
-      if (cidr == null) this.fail(itemPath(path, i), "invalid CIDR '" + items[i].text + "'");
+      if (cidr == null) this.fail(itemPath(path, i), msg("invalid CIDR '") + items[i].text + "'");
       else out.push(cidr);
     }
     return out;
   }
 
   private port(value: f64, path: string): i32 {
-    if (value != Math.floor(value) || value < 1 || value > 65535) this.fail(path, "port must be a whole number from 1 to 65535");
+    if (value != Math.floor(value) || value < 1 || value > 65535) this.fail(path, msg("port must be a whole number from 1 to 65535"));
     return <i32>value;
   }
 
@@ -358,12 +359,12 @@ class PolicyReader {
     const length = asciiBytes(text, rangeBytes);
     const dash = length < 0 ? -1 : indexOfByte(rangeBytes, 45, 0, length);
     if (dash < 0) {
-      this.fail(path, "must be a port number or a range 'LOW-HIGH'");
+      this.fail(path, msg("must be a port number or a range 'LOW-HIGH'"));
       return new PortRange(0, 0);
     }
     const low = this.port(<f64>parseNumber(rangeBytes, 0, dash, 10, 5), path);
     const high = this.port(<f64>parseNumber(rangeBytes, dash + 1, length, 10, 5), path);
-    if (low > high) this.fail(path, "range '" + text + "' has its low end above its high end");
+    if (low > high) this.fail(path, msg("range '") + text + msg("' has its low end above its high end"));
     return new PortRange(low, high);
   }
 
@@ -371,7 +372,7 @@ class PolicyReader {
     const action = new RuleAction();
     if (!this.expectKeys(value, path, ["cluster", "hash", "reject", "passthrough", "reference", "original_dst"])) return action;
     if (value.keys.length != 1) {
-      this.fail(path, "must have exactly one of cluster, hash, reject, passthrough, reference, original_dst");
+      this.fail(path, msg("must have exactly one of cluster, hash, reject, passthrough, reference, original_dst"));
       return action;
     }
     const kind = value.keys[0];
@@ -387,13 +388,13 @@ class PolicyReader {
       action.kind = ActionKind.OriginalDst;
       action.clusters.push(new WeightedCluster(new ClusterTemplate([this.string(body, path + ".original_dst")], [Placeholder.None]), 1));
       action.totalWeight = 1;
-      if (path == "default") this.fail(path + ".original_dst", "is for rules only: a rule's destination_cidrs say which destinations may be reached directly");
+      if (path == "default") this.fail(path + msg(".original_dst"), msg("is for rules only: a rule's destination_cidrs say which destinations may be reached directly"));
     } else if (kind == "reference") {
       const mode = this.string(body, path + ".reference");
-      if (mode != "standalone" && mode != "istio") this.fail(path + ".reference", "must be 'standalone' or 'istio'");
+      if (mode != "standalone" && mode != "istio") this.fail(path + msg(".reference"), msg("must be 'standalone' or 'istio'"));
       return referenceAction(mode == "istio");
     } else {
-      if (body.kind != JsonKind.Bool || !body.bool) this.fail(path + "." + kind, "must be true");
+      if (body.kind != JsonKind.Bool || !body.bool) this.fail(path + "." + kind, msg("must be true"));
       action.kind = kind == "reject" ? ActionKind.Reject : ActionKind.Passthrough;
     }
     return action;
@@ -401,7 +402,7 @@ class PolicyReader {
 
   private hashTargets(value: JsonValue, path: string, action: RuleAction): void {
     const items = this.list(value, path);
-    if (items.length == 0) this.fail(path, "needs at least one cluster");
+    if (items.length == 0) this.fail(path, msg("needs at least one cluster"));
     for (let i = 0; i < items.length; i++) {
       const targetPath = itemPath(path, i);
       const item = items[i];
@@ -414,14 +415,14 @@ class PolicyReader {
       const cluster = item.get("cluster");
       const weight = item.get("weight");
       if (cluster == null) {
-        this.fail(targetPath + ".cluster", "is required");
+        this.fail(targetPath + msg(".cluster"), msg("is required"));
         return;
       }
       let points: u32 = 1;
       if (weight != null) {
         const w = weight.number;
         if (weight.kind != JsonKind.Number || w != Math.floor(w) || w < 1 || w > 10000) {
-          this.fail(targetPath + ".weight", "must be a whole number from 1 to 10000");
+          this.fail(targetPath + msg(".weight"), msg("must be a whole number from 1 to 10000"));
           return;
         }
         points = <u32>w;
@@ -441,11 +442,11 @@ class PolicyReader {
       if (open < 0) break;
       const close = text.indexOf("}", open);
       if (close < 0) {
-        this.fail(path, "unclosed '{' in cluster name '" + text + "'");
+        this.fail(path, msg("unclosed '{' in cluster name '") + text + "'");
         break;
       }
       const name = text.substring(open + 1, close);
-      if (name != "dst_port") this.fail(path, "unknown placeholder '{" + name + "}' (supported: {dst_port})");
+      if (name != "dst_port") this.fail(path, msg("unknown placeholder '{") + name + msg("}' (supported: {dst_port})"));
       if (open > at) {
         pieces.push(text.substring(at, open));
         placeholders.push(Placeholder.None);

@@ -1,6 +1,7 @@
 // A small JSON reader for the plugin configuration. Written by hand because the AssemblyScript
 // JSON libraries need compiler transforms or do not build with 0.28, and this one adds ~3 KB.
 // Errors carry the byte offset so a configure failure can point at the fault.
+import { msg } from "./messages";
 import { digitValue } from "./text";
 
 export enum JsonKind {
@@ -43,12 +44,12 @@ export class JsonParser {
     const value = this.value(0);
     if (value == null) return null;
     this.skipSpace();
-    if (this.at < this.text.length) return this.fail("unexpected trailing characters");
+    if (this.at < this.text.length) return this.fail(msg("unexpected trailing characters"));
     return value;
   }
 
   private fail(message: string): JsonValue | null {
-    if (this.error.length == 0) this.error = "invalid JSON at offset " + this.at.toString() + ": " + message;
+    if (this.error.length == 0) this.error = msg("invalid JSON at offset ") + this.at.toString() + ": " + message;
     return null;
   }
 
@@ -61,9 +62,9 @@ export class JsonParser {
   }
 
   private value(depth: i32): JsonValue | null {
-    if (depth > 32) return this.fail("nesting deeper than 32");
+    if (depth > 32) return this.fail(msg("nesting deeper than 32"));
     this.skipSpace();
-    if (this.at >= this.text.length) return this.fail("unexpected end");
+    if (this.at >= this.text.length) return this.fail(msg("unexpected end"));
     const c = this.text.charCodeAt(this.at);
     if (c == 123) return this.object(depth);
     if (c == 91) return this.array(depth);
@@ -83,7 +84,7 @@ export class JsonParser {
     } else if (this.literal("false")) {
       out.kind = JsonKind.Bool;
     } else if (!this.literal("null")) {
-      return this.fail("unexpected character");
+      return this.fail(msg("unexpected character"));
     }
     return out;
   }
@@ -106,7 +107,7 @@ export class JsonParser {
       value = value * 10 + digit;
       this.at++;
     }
-    if (this.at == start || this.at - start > 15) return this.fail("expected a whole number");
+    if (this.at == start || this.at - start > 15) return this.fail(msg("expected a whole number"));
     const out = new JsonValue();
     out.kind = JsonKind.Number;
     out.number = negative ? -value : value;
@@ -125,7 +126,7 @@ export class JsonParser {
         return out.length == 0 ? run : out + run;
       }
       if (c < 32) {
-        this.fail("control character in string");
+        this.fail(msg("control character in string"));
         return null;
       }
       if (c == 92) {
@@ -138,14 +139,14 @@ export class JsonParser {
         this.at++;
       }
     }
-    this.fail("unterminated string");
+    this.fail(msg("unterminated string"));
     return null;
   }
 
   private escape(): string | null {
     this.at++;
     if (this.at >= this.text.length) {
-      this.fail("unterminated escape");
+      this.fail(msg("unterminated escape"));
       return null;
     }
     const c = this.text.charCodeAt(this.at++);
@@ -167,7 +168,7 @@ export class JsonParser {
         }
       }
     }
-    this.fail("bad escape");
+    this.fail(msg("bad escape"));
     return null;
   }
 
@@ -186,10 +187,10 @@ export class JsonParser {
       if (item == null) return null;
       out.items.push(item);
       this.skipSpace();
-      if (this.at >= this.text.length) return this.fail("unterminated array");
+      if (this.at >= this.text.length) return this.fail(msg("unterminated array"));
       const c = this.text.charCodeAt(this.at++);
       if (c == 93) return out;
-      if (c != 44) return this.fail("expected ',' or ']'");
+      if (c != 44) return this.fail(msg("expected ',' or ']'"));
     }
   }
 
@@ -206,21 +207,21 @@ export class JsonParser {
     }
     while (true) {
       this.skipSpace();
-      if (this.at >= this.text.length || this.text.charCodeAt(this.at) != 34) return this.fail("expected a member name");
+      if (this.at >= this.text.length || this.text.charCodeAt(this.at) != 34) return this.fail(msg("expected a member name"));
       const key = this.string();
       if (key == null) return null;
       this.skipSpace();
-      if (this.at >= this.text.length || this.text.charCodeAt(this.at) != 58) return this.fail("expected ':'");
+      if (this.at >= this.text.length || this.text.charCodeAt(this.at) != 58) return this.fail(msg("expected ':'"));
       this.at++;
       const item = this.value(depth + 1);
       if (item == null) return null;
       out.keys.push(key);
       out.items.push(item);
       this.skipSpace();
-      if (this.at >= this.text.length) return this.fail("unterminated object");
+      if (this.at >= this.text.length) return this.fail(msg("unterminated object"));
       const c = this.text.charCodeAt(this.at++);
       if (c == 125) return out;
-      if (c != 44) return this.fail("expected ',' or '}'");
+      if (c != 44) return this.fail(msg("expected ',' or '}'"));
     }
   }
 }
