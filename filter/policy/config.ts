@@ -51,6 +51,31 @@ function itemPath(path: string, index: i32): string {
   return path + "[" + index.toString() + "]";
 }
 
+/**
+ * The path of member `key` of the object at `path` (top-level members go by their name alone;
+ * with no key, `path` itself). Readers take (path, key) and build this only to report a fault: a
+ * 10,000-rule policy would otherwise make a string per rule and field, and the module would hold
+ * each field name twice.
+ */
+function memberPath(path: string, key: string): string {
+  if (key.length == 0) return path;
+  return path.length == 0 ? key : path + "." + key;
+}
+
+/** The path of the top level, or the key of a value that is not a member (a list item). */
+const NO_KEY = "";
+const POLICY_FIELDS = ["mode", "log_level", "record_decision", "rules", "default", "http", "proxy_protocol"];
+const PROXY_PROTOCOL_FIELDS = ["version", "destination_ports", "tlvs"];
+const HTTP_FIELDS = ["cluster_header", "reject_status", "reject_body"];
+const RULE_FIELDS = ["name", "match", "action"];
+const MATCH_FIELDS = ["source_cidrs", "source_parity", "destination_cidrs", "destination_ports", "server_names",
+  "authorities", "path_prefixes", "headers", "metadata", "filter_state"];
+const HEADER_FIELDS = ["name", "value"];
+const METADATA_FIELDS = ["namespace", "key", "exact", "prefix", "values"];
+const FILTER_STATE_FIELDS = ["key", "exact", "prefix", "values"];
+const ACTION_FIELDS = ["cluster", "hash", "reject", "passthrough", "reference", "original_dst"];
+const HASH_TARGET_FIELDS = ["cluster", "weight"];
+
 class PolicyReader {
   private error: string = "";
 
@@ -85,21 +110,28 @@ class PolicyReader {
     return value.text;
   }
 
-  /** Item `index` of the list at `path` as a string. The item's path is built only to report a fault. */
-  private item(items: JsonValue[], index: i32, path: string): string {
-    const value = items[index];
-    return isText(value) ? value.text : this.string(value, itemPath(path, index));
+  /** Member `key` of the object at `path` as a non-empty string. */
+  private memberString(value: JsonValue, path: string, key: string): string {
+    return isText(value) ? value.text : this.string(value, memberPath(path, key));
   }
 
-  private list(value: JsonValue | null, path: string): JsonValue[] {
+  /** Item `index` of the list `key` of the object at `path` as a string. */
+  private item(items: JsonValue[], index: i32, path: string, key: string): string {
+    const value = items[index];
+    return isText(value) ? value.text : this.string(value, itemPath(memberPath(path, key), index));
+  }
+
+  /** Member `key` of `parent` (the object at `path`) as a list; none when absent. */
+  private list(parent: JsonValue, path: string, key: string): JsonValue[] {
+    const value = parent.get(key);
     if (value == null) return [];
-    if (value.kind != JsonKind.Array) this.fail(path, msg("must be a list"));
+    if (value.kind != JsonKind.Array) this.fail(memberPath(path, key), msg("must be a list"));
     return value.items;
   }
 
   private policy(root: JsonValue): Policy {
     const policy = new Policy();
-    if (!this.expectKeys(root, "configuration", ["mode", "log_level", "record_decision", "rules", "default", "http", "proxy_protocol"])) return policy;
+    if (!this.expectKeys(root, msg("configuration"), POLICY_FIELDS)) return policy;
     const proxyProtocol = root.get("proxy_protocol");
     if (proxyProtocol != null) this.proxyHeader(proxyProtocol, policy);
     const http = root.get("http");
@@ -108,27 +140,26 @@ class PolicyReader {
     const mode = root.get("mode");
     if (mode != null) {
       const name = this.string(mode, "mode");
-      if (name != "standalone" && name != "istio") this.fail(msg("mode"), msg("must be 'standalone' or 'istio', got '") + name + "'");
+      if (name != "standalone" && name != "istio") this.fail("mode", msg("must be 'standalone' or 'istio', got '") + name + "'");
       istio = name == "istio";
     }
     const level = root.get("log_level");
     if (level != null) {
       policy.logLevel = LOG_LEVELS.indexOf(this.string(level, "log_level"));
-      if (policy.logLevel < 0) this.fail(msg("log_level"), msg("must be one of ") + LOG_LEVELS.join(", "));
+      if (policy.logLevel < 0) this.fail("log_level", msg("must be one of ") + LOG_LEVELS.join(", "));
     }
     const record = root.get("record_decision");
     if (record != null) {
-      if (record.kind != JsonKind.Bool) this.fail(msg("record_decision"), msg("must be true or false"));
+      if (record.kind != JsonKind.Bool) this.fail("record_decision", msg("must be true or false"));
       policy.recordDecision = record.bool;
     }
-    const rules = this.list(root.get("rules"), "rules");
-    for (let i = 0; i < rules.length; i++) policy.rules.push(this.rule(rules[i], "rules[" + i.toString() + "]", policy));
+    const rules = this.list(root, NO_KEY, "rules");
+    for (let i = 0; i < rules.length; i++) policy.rules.push(this.rule(rules[i], itemPath("rules", i), policy));
     const fallback = root.get("default");
     policy.defaultAction = fallback == null ? referenceAction(istio) : this.action(fallback, "default", istio);
     this.summarizeNeeds(policy);
     return policy;
   }
-
   private summarizeNeeds(policy: Policy): void {
     const actions: RuleAction[] = [policy.defaultAction];
     for (let i = 0; i < policy.rules.length; i++) {
@@ -148,128 +179,122 @@ class PolicyReader {
 
   private proxyHeader(value: JsonValue, policy: Policy): void {
     const path = "proxy_protocol";
-    if (!this.expectKeys(value, path, ["version", "destination_ports", "tlvs"])) return;
+    if (!this.expectKeys(value, path, PROXY_PROTOCOL_FIELDS)) return;
     const settings = policy.proxyHeader;
     const version = value.get("version");
     if (version == null || version.kind != JsonKind.Number || (version.number != 1 && version.number != 2)) {
-      this.fail(path + msg(".version"), msg("must be 1 or 2"));
+      this.fail(memberPath(path, "version"), msg("must be 1 or 2"));
       return;
     }
     settings.version = <i32>version.number;
-    const ports = this.list(value.get("destination_ports"), path + ".destination_ports");
-    if (ports.length == 0) this.fail(path + msg(".destination_ports"), msg("is required: the header goes only to ports whose clients speak first"));
+    const ports = this.list(value, path, "destination_ports");
+    if (ports.length == 0) {
+      this.fail(memberPath(path, "destination_ports"), msg("is required: the header goes only to ports whose clients speak first"));
+    }
     for (let i = 0; i < ports.length; i++) {
-      const portPath = path + ".destination_ports[" + i.toString() + "]";
-      const range = this.portRange(ports[i], portPath);
+      const range = this.portRange(ports[i], path, "destination_ports", i);
       for (let k = 0; k < SERVER_SPEAKS_FIRST.length; k++) {
         const port = SERVER_SPEAKS_FIRST[k];
         if (port >= range.low && port <= range.high) {
-          this.fail(portPath, msg("includes port ") + port.toString() + msg(", where the server speaks first: the filter can add a header only to bytes the client sends"));
+          this.fail(itemPath(memberPath(path, "destination_ports"), i), msg("includes port ") + port.toString()
+            + msg(", where the server speaks first: the filter can add a header only to bytes the client sends"));
         }
       }
       settings.ports.push(range);
     }
-    const tlvs = this.list(value.get("tlvs"), path + ".tlvs");
+    const tlvs = this.list(value, path, "tlvs");
     for (let i = 0; i < tlvs.length; i++) {
-      const tlvPath = path + ".tlvs[" + i.toString() + "]";
-      const name = this.string(tlvs[i], tlvPath);
+      const name = this.item(tlvs, i, path, "tlvs");
       if (name == "authority") settings.sendServerName = true;
       else if (name == "rule") settings.sendRule = true;
-      else this.fail(tlvPath, msg("must be 'authority' (the SNI) or 'rule'"));
+      else this.fail(itemPath(memberPath(path, "tlvs"), i), msg("must be 'authority' (the SNI) or 'rule'"));
     }
-    if (tlvs.length > 0 && settings.version == 1) this.fail(path + msg(".tlvs"), msg("PROXY protocol v1 cannot carry TLVs; use version 2"));
+    if (tlvs.length > 0 && settings.version == 1) this.fail(memberPath(path, "tlvs"), msg("PROXY protocol v1 cannot carry TLVs; use version 2"));
     policy.needsDestination = true;
     if (settings.sendServerName) policy.needsServerName = true;
   }
 
   private http(value: JsonValue, policy: Policy): void {
-    if (!this.expectKeys(value, "http", ["cluster_header", "reject_status", "reject_body"])) return;
+    const path = "http";
+    if (!this.expectKeys(value, path, HTTP_FIELDS)) return;
     const header = value.get("cluster_header");
-    if (header != null) policy.http.clusterHeader = asciiLower(this.string(header, "http.cluster_header"));
+    if (header != null) policy.http.clusterHeader = asciiLower(this.memberString(header, path, "cluster_header"));
     const status = value.get("reject_status");
     if (status != null) {
-      if (status.kind != JsonKind.Number || status.number < 200 || status.number > 599) this.fail(msg("http.reject_status"), msg("must be an HTTP status from 200 to 599"));
+      if (status.kind != JsonKind.Number || status.number < 200 || status.number > 599) {
+        this.fail(memberPath(path, "reject_status"), msg("must be an HTTP status from 200 to 599"));
+      }
       policy.http.rejectStatus = <u32>status.number;
     }
     const body = value.get("reject_body");
-    if (body != null) {
-      if (body.kind != JsonKind.String) this.fail(msg("http.reject_body"), msg("must be a string"));
-      policy.http.rejectBody = body.text;
-    }
+    if (body != null) policy.http.rejectBody = this.text(body, path, "reject_body");
   }
 
   private rule(value: JsonValue, path: string, policy: Policy): Rule {
     const rule = new Rule();
-    if (!this.expectKeys(value, path, ["name", "match", "action"])) return rule;
+    if (!this.expectKeys(value, path, RULE_FIELDS)) return rule;
     const name = value.get("name");
-    if (name != null) rule.name = this.string(name, path + ".name");
+    if (name != null) rule.name = this.memberString(name, path, "name");
     const match = value.get("match");
-    if (match != null) this.match(match, path + ".match", rule, policy);
+    if (match != null) this.match(match, memberPath(path, "match"), rule, policy);
     const action = value.get("action");
-    if (action == null) this.fail(path + msg(".action"), msg("is required"));
-    else rule.action = this.action(action, path + ".action", false);
+    if (action == null) this.fail(memberPath(path, "action"), msg("is required"));
+    else rule.action = this.action(action, memberPath(path, "action"), false);
     if (rule.action.kind == ActionKind.OriginalDst && rule.destinationCidrs.length == 0) {
-      this.fail(path + msg(".action.original_dst"), msg("needs the rule to match destination_cidrs: only destinations the rule allows may be reached directly"));
+      this.fail(memberPath(path, "action.original_dst"),
+        msg("needs the rule to match destination_cidrs: only destinations the rule allows may be reached directly"));
     }
     return rule;
   }
 
-  private names(value: JsonValue | null, path: string): string[] {
+  private names(parent: JsonValue, path: string, key: string): string[] {
     const out: string[] = [];
-    const items = this.list(value, path);
+    const items = this.list(parent, path, key);
     for (let i = 0; i < items.length; i++) {
-      const name = asciiLower(this.item(items, i, path));
+      const name = asciiLower(this.item(items, i, path, key));
       out.push(name.startsWith("*.") ? name.substring(1) : name);
     }
     return out;
   }
 
   private match(value: JsonValue, path: string, rule: Rule, policy: Policy): void {
-    const fields = ["source_cidrs", "source_parity", "destination_cidrs", "destination_ports", "server_names",
-      "authorities", "path_prefixes", "headers", "metadata", "filter_state"];
-    if (!this.expectKeys(value, path, fields)) return;
-    rule.sourceCidrs = this.cidrs(value.get("source_cidrs"), path + ".source_cidrs");
-    rule.destinationCidrs = this.cidrs(value.get("destination_cidrs"), path + ".destination_cidrs");
+    if (!this.expectKeys(value, path, MATCH_FIELDS)) return;
+    rule.sourceCidrs = this.cidrs(value, path, "source_cidrs");
+    rule.destinationCidrs = this.cidrs(value, path, "destination_cidrs");
     const parity = value.get("source_parity");
     if (parity != null) {
-      const text = this.string(parity, path + ".source_parity");
+      const text = this.memberString(parity, path, "source_parity");
       if (text == "even") rule.sourceParity = Parity.Even;
       else if (text == "odd") rule.sourceParity = Parity.Odd;
-      else this.fail(path + msg(".source_parity"), msg("must be 'even' or 'odd', got '") + text + "'");
+      else this.fail(memberPath(path, "source_parity"), msg("must be 'even' or 'odd', got '") + text + "'");
     }
-    const ports = this.list(value.get("destination_ports"), path + ".destination_ports");
-    for (let i = 0; i < ports.length; i++) {
-      rule.destinationPorts.push(this.portRange(ports[i], path + ".destination_ports[" + i.toString() + "]"));
-    }
-    rule.serverNames = this.names(value.get("server_names"), path + ".server_names");
-    rule.authorities = this.names(value.get("authorities"), path + ".authorities");
-    const prefixes = this.list(value.get("path_prefixes"), path + ".path_prefixes");
-    for (let i = 0; i < prefixes.length; i++) rule.pathPrefixes.push(this.item(prefixes, i, path + ".path_prefixes"));
-    const headers = this.list(value.get("headers"), path + ".headers");
+    const ports = this.list(value, path, "destination_ports");
+    for (let i = 0; i < ports.length; i++) rule.destinationPorts.push(this.portRange(ports[i], path, "destination_ports", i));
+    rule.serverNames = this.names(value, path, "server_names");
+    rule.authorities = this.names(value, path, "authorities");
+    const prefixes = this.list(value, path, "path_prefixes");
+    for (let i = 0; i < prefixes.length; i++) rule.pathPrefixes.push(this.item(prefixes, i, path, "path_prefixes"));
+    const headers = this.list(value, path, "headers");
     for (let i = 0; i < headers.length; i++) {
-      const headerPath = path + ".headers[" + i.toString() + "]";
-      if (!this.expectKeys(headers[i], headerPath, ["name", "value"])) return;
+      const headerPath = itemPath(memberPath(path, "headers"), i);
+      if (!this.expectKeys(headers[i], headerPath, HEADER_FIELDS)) return;
       const nameValue = headers[i].get("name");
       const exact = headers[i].get("value");
       if (nameValue == null || exact == null) {
         this.fail(headerPath, msg("needs name and value"));
         return;
       }
-      const name = asciiLower(this.string(nameValue, headerPath + ".name"));
-      if (exact.kind != JsonKind.String) this.fail(headerPath + msg(".value"), msg("must be a string"));
+      const name = asciiLower(this.memberString(nameValue, headerPath, "name"));
       let index = policy.headerNames.indexOf(name);
       if (index < 0) {
         index = policy.headerNames.length;
         policy.headerNames.push(name);
       }
       rule.headerIndexes.push(index);
-      rule.headerValues.push(exact.text);
+      rule.headerValues.push(this.text(exact, headerPath, "value"));
     }
-    // Paths are built only for matchers that are there: a 10,000-rule policy would otherwise make 20,000 strings.
-    const metadata = value.get("metadata");
-    if (metadata != null) this.valueMatchers(metadata, path + ".metadata", true, rule, policy);
-    const filterState = value.get("filter_state");
-    if (filterState != null) this.valueMatchers(filterState, path + ".filter_state", false, rule, policy);
+    if (value.get("metadata") != null) this.valueMatchers(value, path, "metadata", rule, policy);
+    if (value.get("filter_state") != null) this.valueMatchers(value, path, "filter_state", rule, policy);
   }
 
   /**
@@ -277,9 +302,11 @@ class PolicyReader {
    * proxy_protocol listener filter writes TLVs into it); `filter_state: [{key, ...}]` a filter
    * state object. Each becomes a property path the router reads once per connection.
    */
-  private valueMatchers(value: JsonValue, path: string, metadata: bool, rule: Rule, policy: Policy): void {
-    const items = this.list(value, path);
-    const keys = metadata ? ["namespace", "key", "exact", "prefix", "values"] : ["key", "exact", "prefix", "values"];
+  private valueMatchers(parent: JsonValue, parentPath: string, field: string, rule: Rule, policy: Policy): void {
+    const items = this.list(parent, parentPath, field);
+    const path = memberPath(parentPath, field);
+    const metadata = field == "metadata";
+    const keys = metadata ? METADATA_FIELDS : FILTER_STATE_FIELDS;
     for (let i = 0; i < items.length; i++) {
       const at = itemPath(path, i);
       const item = items[i];
@@ -290,8 +317,8 @@ class PolicyReader {
         this.fail(at, metadata ? msg("needs namespace and key") : msg("needs key"));
         return;
       }
-      const segments = metadata ? "metadata\0filter_metadata\0" + this.string(namespace!, at + ".namespace") + "\0" : "filter_state\0";
-      const propertyPath = segments + this.string(key, at + ".key");
+      const segments = metadata ? "metadata\0filter_metadata\0" + this.memberString(namespace!, at, "namespace") + "\0" : "filter_state\0";
+      const propertyPath = segments + this.memberString(key, at, "key");
       let index = policy.valuePaths.indexOf(propertyPath);
       if (index < 0) {
         index = policy.valuePaths.length;
@@ -303,20 +330,19 @@ class PolicyReader {
       const exact = item.get("exact");
       if (exact != null) {
         ways++;
-        operands.push(this.text(exact, at + ".exact"));
+        operands.push(this.text(exact, at, "exact"));
       }
       const prefix = item.get("prefix");
       if (prefix != null) {
         ways++;
         kind = ValueMatch.Prefix;
-        operands.push(this.text(prefix, at + ".prefix"));
+        operands.push(this.text(prefix, at, "prefix"));
       }
-      const values = item.get("values");
-      if (values != null) {
+      if (item.get("values") != null) {
         ways++;
-        const list = this.list(values, at + ".values");
-        if (list.length == 0) this.fail(at + msg(".values"), msg("needs at least one value"));
-        for (let k = 0; k < list.length; k++) operands.push(this.text(list[k], itemPath(at + ".values", k)));
+        const list = this.list(item, at, "values");
+        if (list.length == 0) this.fail(memberPath(at, "values"), msg("needs at least one value"));
+        for (let k = 0; k < list.length; k++) operands.push(this.text(list[k], itemPath(memberPath(at, "values"), k), NO_KEY));
       }
       if (ways != 1) this.fail(at, msg("needs exactly one of exact, prefix, values"));
       let matchers = rule.valueMatchers;
@@ -328,49 +354,52 @@ class PolicyReader {
     }
   }
 
-  /** A string, possibly empty. */
-  private text(value: JsonValue, path: string): string {
-    if (value.kind != JsonKind.String) this.fail(path, msg("must be a string"));
+  /** Member `key` of the object at `path` as a string, possibly empty. */
+  private text(value: JsonValue, path: string, key: string): string {
+    if (value.kind != JsonKind.String) this.fail(memberPath(path, key), msg("must be a string"));
     return value.text;
   }
 
-  private cidrs(value: JsonValue | null, path: string): Cidr[] {
+  private cidrs(parent: JsonValue, path: string, key: string): Cidr[] {
     const out: Cidr[] = [];
-    const items = this.list(value, path);
+    const items = this.list(parent, path, key);
     for (let i = 0; i < items.length; i++) {
-      const cidr = parseCidr(this.item(items, i, path));
-      if (cidr == null) this.fail(itemPath(path, i), msg("invalid CIDR '") + items[i].text + "'");
+      const cidr = parseCidr(this.item(items, i, path, key));
+      if (cidr == null) this.fail(itemPath(memberPath(path, key), i), msg("invalid CIDR '") + items[i].text + "'");
       else out.push(cidr);
     }
     return out;
   }
 
-  private port(value: f64, path: string): i32 {
-    if (value != Math.floor(value) || value < 1 || value > 65535) this.fail(path, msg("port must be a whole number from 1 to 65535"));
+  /** A port; `at` builds its path, only to report a fault. */
+  private port(value: f64, at: PortPath): i32 {
+    if (value != Math.floor(value) || value < 1 || value > 65535) this.fail(at.text(), msg("port must be a whole number from 1 to 65535"));
     return <i32>value;
   }
 
-  private portRange(value: JsonValue, path: string): PortRange {
+  /** Item `index` of the list `key` of the object at `path`: a port or a range 'LOW-HIGH'. */
+  private portRange(value: JsonValue, path: string, key: string, index: i32): PortRange {
+    const at = new PortPath(path, key, index);
     if (value.kind == JsonKind.Number) {
-      const port = this.port(value.number, path);
+      const port = this.port(value.number, at);
       return new PortRange(port, port);
     }
-    const text = this.string(value, path);
+    const text = isText(value) ? value.text : this.string(value, at.text());
     const length = asciiBytes(text, rangeBytes);
     const dash = length < 0 ? -1 : indexOfByte(rangeBytes, 45, 0, length);
     if (dash < 0) {
-      this.fail(path, msg("must be a port number or a range 'LOW-HIGH'"));
+      this.fail(at.text(), msg("must be a port number or a range 'LOW-HIGH'"));
       return new PortRange(0, 0);
     }
-    const low = this.port(<f64>parseNumber(rangeBytes, 0, dash, 10, 5), path);
-    const high = this.port(<f64>parseNumber(rangeBytes, dash + 1, length, 10, 5), path);
-    if (low > high) this.fail(path, msg("range '") + text + msg("' has its low end above its high end"));
+    const low = this.port(<f64>parseNumber(rangeBytes, 0, dash, 10, 5), at);
+    const high = this.port(<f64>parseNumber(rangeBytes, dash + 1, length, 10, 5), at);
+    if (low > high) this.fail(at.text(), msg("range '") + text + msg("' has its low end above its high end"));
     return new PortRange(low, high);
   }
 
   private action(value: JsonValue, path: string, istio: bool): RuleAction {
     const action = new RuleAction();
-    if (!this.expectKeys(value, path, ["cluster", "hash", "reject", "passthrough", "reference", "original_dst"])) return action;
+    if (!this.expectKeys(value, path, ACTION_FIELDS)) return action;
     if (value.keys.length != 1) {
       this.fail(path, msg("must have exactly one of cluster, hash, reject, passthrough, reference, original_dst"));
       return action;
@@ -379,61 +408,65 @@ class PolicyReader {
     const body = value.items[0];
     if (kind == "cluster") {
       action.kind = ActionKind.Route;
-      action.clusters.push(new WeightedCluster(this.template(body, path + ".cluster"), 1));
+      action.clusters.push(new WeightedCluster(this.template(body, path, kind), 1));
       action.totalWeight = 1;
     } else if (kind == "hash") {
       action.kind = ActionKind.Route;
-      this.hashTargets(body, path + ".hash", action);
+      this.hashTargets(value, path, action);
     } else if (kind == "original_dst") {
       action.kind = ActionKind.OriginalDst;
-      action.clusters.push(new WeightedCluster(new ClusterTemplate([this.string(body, path + ".original_dst")], [Placeholder.None]), 1));
+      action.clusters.push(new WeightedCluster(new ClusterTemplate([this.memberString(body, path, kind)], [Placeholder.None]), 1));
       action.totalWeight = 1;
-      if (path == "default") this.fail(path + msg(".original_dst"), msg("is for rules only: a rule's destination_cidrs say which destinations may be reached directly"));
+      if (path == "default") {
+        this.fail(memberPath(path, kind), msg("is for rules only: a rule's destination_cidrs say which destinations may be reached directly"));
+      }
     } else if (kind == "reference") {
-      const mode = this.string(body, path + ".reference");
-      if (mode != "standalone" && mode != "istio") this.fail(path + msg(".reference"), msg("must be 'standalone' or 'istio'"));
+      const mode = this.memberString(body, path, kind);
+      if (mode != "standalone" && mode != "istio") this.fail(memberPath(path, kind), msg("must be 'standalone' or 'istio'"));
       return referenceAction(mode == "istio");
     } else {
-      if (body.kind != JsonKind.Bool || !body.bool) this.fail(path + "." + kind, msg("must be true"));
+      if (body.kind != JsonKind.Bool || !body.bool) this.fail(memberPath(path, kind), msg("must be true"));
       action.kind = kind == "reject" ? ActionKind.Reject : ActionKind.Passthrough;
     }
     return action;
   }
 
-  private hashTargets(value: JsonValue, path: string, action: RuleAction): void {
-    const items = this.list(value, path);
+  private hashTargets(parent: JsonValue, parentPath: string, action: RuleAction): void {
+    const items = this.list(parent, parentPath, "hash");
+    const path = memberPath(parentPath, "hash");
     if (items.length == 0) this.fail(path, msg("needs at least one cluster"));
     for (let i = 0; i < items.length; i++) {
-      const targetPath = itemPath(path, i);
       const item = items[i];
       if (item.kind == JsonKind.String) {
-        action.clusters.push(new WeightedCluster(this.template(item, targetPath), 1));
+        action.clusters.push(new WeightedCluster(this.template(item, itemPath(path, i), NO_KEY), 1));
         action.totalWeight += 1;
         continue;
       }
-      if (!this.expectKeys(item, targetPath, ["cluster", "weight"])) return;
+      const targetPath = itemPath(path, i);
+      if (!this.expectKeys(item, targetPath, HASH_TARGET_FIELDS)) return;
       const cluster = item.get("cluster");
       const weight = item.get("weight");
       if (cluster == null) {
-        this.fail(targetPath + msg(".cluster"), msg("is required"));
+        this.fail(memberPath(targetPath, "cluster"), msg("is required"));
         return;
       }
       let points: u32 = 1;
       if (weight != null) {
         const w = weight.number;
         if (weight.kind != JsonKind.Number || w != Math.floor(w) || w < 1 || w > 10000) {
-          this.fail(targetPath + msg(".weight"), msg("must be a whole number from 1 to 10000"));
+          this.fail(memberPath(targetPath, "weight"), msg("must be a whole number from 1 to 10000"));
           return;
         }
         points = <u32>w;
       }
-      action.clusters.push(new WeightedCluster(this.template(cluster, targetPath + ".cluster"), points));
+      action.clusters.push(new WeightedCluster(this.template(cluster, targetPath, "cluster"), points));
       action.totalWeight += points;
     }
   }
 
-  private template(value: JsonValue, path: string): ClusterTemplate {
-    const text = this.string(value, path);
+  /** Member `key` of the object at `path` (or, with no key, the value at `path`) as a cluster name. */
+  private template(value: JsonValue, path: string, key: string): ClusterTemplate {
+    const text = this.memberString(value, path, key);
     const pieces: string[] = [];
     const placeholders: Placeholder[] = [];
     let at = 0;
@@ -442,11 +475,11 @@ class PolicyReader {
       if (open < 0) break;
       const close = text.indexOf("}", open);
       if (close < 0) {
-        this.fail(path, msg("unclosed '{' in cluster name '") + text + "'");
+        this.fail(memberPath(path, key), msg("unclosed '{' in cluster name '") + text + "'");
         break;
       }
       const name = text.substring(open + 1, close);
-      if (name != "dst_port") this.fail(path, msg("unknown placeholder '{") + name + msg("}' (supported: {dst_port})"));
+      if (name != "dst_port") this.fail(memberPath(path, key), msg("unknown placeholder '{") + name + msg("}' (supported: {dst_port})"));
       if (open > at) {
         pieces.push(text.substring(at, open));
         placeholders.push(Placeholder.None);
@@ -460,5 +493,14 @@ class PolicyReader {
       placeholders.push(Placeholder.None);
     }
     return new ClusterTemplate(pieces, placeholders);
+  }
+}
+
+/** Where a port or port range sits, spelled only when a fault is reported. */
+class PortPath {
+  constructor(readonly path: string, readonly key: string, readonly index: i32) {}
+
+  text(): string {
+    return itemPath(memberPath(this.path, this.key), this.index);
   }
 }
