@@ -5,13 +5,14 @@
 // one segment with dots (not NUL-separated segments), so the key is exactly wasm.wasmerang.rule.
 // Each value is encoded once, on first use: recording allocates nothing per connection, except
 // for a cluster name made from a {dst_port} template.
+import { msg } from "./messages";
 import { setProperty, utf8 } from "./sdk";
 import { CompiledPolicy } from "./policy/compiled";
 import { Decision, DEFAULT_RULE, Outcome } from "./policy/decision";
 
-const RULE = utf8("wasmerang.rule");
-const CLUSTER = utf8("wasmerang.cluster");
-const OUTCOME = utf8("wasmerang.outcome");
+const RULE = utf8(msg("wasmerang.rule"));
+const CLUSTER = utf8(msg("wasmerang.cluster"));
+const OUTCOME = utf8(msg("wasmerang.outcome"));
 /** By Outcome; "error" also when Envoy refused the cluster (set_envoy_filter_state failed). */
 const OUTCOMES: ArrayBuffer[] = [utf8("route"), utf8("reject"), utf8("passthrough"), utf8("error")];
 

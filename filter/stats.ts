@@ -1,6 +1,7 @@
 // Every metric the filter defines, named once here. Envoy shows them under its Wasm stats
 // namespace; names follow Envoy's `<prefix>.<name>` convention, with the cluster or rule as a
 // path segment so tag extraction can pull it out.
+import { msg } from "./messages";
 import { defineMetric, incrementMetric, MetricType } from "./sdk";
 
 /** Distinct per-cluster and per-rule counters kept at most, each; later names count only in totals. */
@@ -29,13 +30,13 @@ export class NamedCounters {
 }
 
 export class FilterStats {
-  readonly routed: u32 = defineMetric(MetricType.Counter, "wasmerang.routed");
-  readonly rejected: u32 = defineMetric(MetricType.Counter, "wasmerang.rejected");
-  readonly passthrough: u32 = defineMetric(MetricType.Counter, "wasmerang.passthrough");
-  readonly unmatched: u32 = defineMetric(MetricType.Counter, "wasmerang.unmatched");
-  readonly badAddress: u32 = defineMetric(MetricType.Counter, "wasmerang.error.bad_address");
-  readonly filterStateFailed: u32 = defineMetric(MetricType.Counter, "wasmerang.error.filter_state");
+  readonly routed: u32 = defineMetric(MetricType.Counter, msg("wasmerang.routed"));
+  readonly rejected: u32 = defineMetric(MetricType.Counter, msg("wasmerang.rejected"));
+  readonly passthrough: u32 = defineMetric(MetricType.Counter, msg("wasmerang.passthrough"));
+  readonly unmatched: u32 = defineMetric(MetricType.Counter, msg("wasmerang.unmatched"));
+  readonly badAddress: u32 = defineMetric(MetricType.Counter, msg("wasmerang.error.bad_address"));
+  readonly filterStateFailed: u32 = defineMetric(MetricType.Counter, msg("wasmerang.error.filter_state"));
   /** Per-cluster and per-rule counters; the router keeps their ids by cluster slot and rule. */
-  readonly clusters: NamedCounters = new NamedCounters("wasmerang.cluster.", ".routed");
-  readonly rules: NamedCounters = new NamedCounters("wasmerang.rule.", ".matched");
+  readonly clusters: NamedCounters = new NamedCounters(msg("wasmerang.cluster."), msg(".routed"));
+  readonly rules: NamedCounters = new NamedCounters(msg("wasmerang.rule."), msg(".matched"));
 }

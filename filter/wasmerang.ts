@@ -1,6 +1,7 @@
 // Wasmerang's entry: wires the SDK's contexts to the policy. The same module serves
 // envoy.filters.network.wasm (a stream context per TCP connection) and envoy.filters.http.wasm
 // (an HTTP context per request).
+import { msg } from "./messages";
 import {
   Action, BufferType, hostLogLevel, HttpContext, log, LogLevel, registerRootContext, RootContext, setBufferBytes, StreamContext,
 } from "./sdk";
@@ -22,9 +23,9 @@ const ACTION_NAMES = ["route", "reject", "passthrough", "reference"];
 function describe(policy: CompiledPolicy): string {
   const fallback = policy.defaultAction;
   const kind = policy.actionKind[fallback];
-  return "rules=" + policy.ruleCount.toString()
-    + " default=" + ACTION_NAMES[kind]
-    + (kind == ActionKind.Reference ? (policy.actionIstio[fallback] ? " (istio names)" : " (standalone names)") : "");
+  return msg("rules=") + policy.ruleCount.toString()
+    + msg(" default=") + ACTION_NAMES[kind]
+    + (kind == ActionKind.Reference ? (policy.actionIstio[fallback] ? msg(" (istio names)") : msg(" (standalone names)")) : "");
 }
 
 class WasmerangRoot extends RootContext {
@@ -37,7 +38,7 @@ class WasmerangRoot extends RootContext {
     const result = parsePolicy(configuration);
     const parsed = result.policy;
     if (parsed == null) {
-      log(LogLevel.Critical, "wasmerang: invalid plugin configuration: " + result.error);
+      log(LogLevel.Critical, msg("wasmerang: invalid plugin configuration: ") + result.error);
       return false;
     }
     // Metrics are defined once per root context; a reconfiguration keeps the same counters.
@@ -50,7 +51,7 @@ class WasmerangRoot extends RootContext {
     const level = parsed.logLevel > hostLevel ? parsed.logLevel : hostLevel;
     const policy = compilePolicy(parsed);
     this.router = new Router(policy, stats, level);
-    if (level <= LogLevel.Info) log(LogLevel.Info, "wasmerang: configured: " + describe(policy));
+    if (level <= LogLevel.Info) log(LogLevel.Info, msg("wasmerang: configured: ") + describe(policy));
     return true;
   }
 

@@ -2,7 +2,7 @@
 // pass. Usage: node scripts/build-filter.mjs ENTRY.ts OUTPUT.wasm
 //
 // Two things asc alone does not do:
-// - The message table (filter/policy/messages.ts). AssemblyScript lays every string literal out
+// - The message table (filter/messages.ts). AssemblyScript lays every string literal out
 //   as UTF-16 behind a 20-byte header, one data segment each; the configuration reader's field
 //   names and error messages were a third of the module. Every `msg("…")` in filter/ is stored
 //   once, as UTF-8, in one table, and the call becomes `msg<u32>(entry)`, which decodes it. asc
@@ -24,7 +24,7 @@ if (!entry || !output) {
 }
 
 const FILTER_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../filter");
-const TABLE_MODULE = join(FILTER_DIR, "policy/message-table.ts");
+const TABLE_MODULE = join(FILTER_DIR, "message-table.ts");
 // A double-quoted literal with the escapes AssemblyScript and JSON share, plus \'.
 const MSG_CALL = /\bmsg\("((?:[^"\\\n]|\\["'\\nt])*)"\)/g;
 // An entry is offset << 8 | length: one i32 constant per call site.

@@ -2,6 +2,7 @@
 // matcher and action into per-rule ranges of shared arrays. The data path reads only this. Flat
 // arrays, not an object per rule, keep the live heap a few dozen objects whatever the policy's
 // size, so the (rare) collection that marks it stays cheap.
+import { msg } from "../messages";
 import { AddressIndex, AddressIndexBuilder } from "./address-index";
 import { ActionKind, ClusterTemplate, Parity, Policy, Rule, RuleAction } from "./model";
 
@@ -19,11 +20,11 @@ export const enum Matcher {
   Value = 128,
 }
 
-const REFERENCE_ROUTERS = ["egress-router1", "egress-router2"];
+const REFERENCE_ROUTERS = [msg("egress-router1"), msg("egress-router2")];
 
 /** Istio's name for a reference router service port: `outbound|PORT||egress-routerN.default.svc.cluster.local`. */
 function istioName(router: string, port: string): string {
-  return "outbound|" + port + "||" + router + ".default.svc.cluster.local";
+  return msg("outbound|") + port + "||" + router + msg(".default.svc.cluster.local");
 }
 
 export class CompiledPolicy {

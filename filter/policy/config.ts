@@ -2,7 +2,7 @@
 // strings (`standalone`, empty, anything containing `istio`) and the JSON policy documented in
 // docs/policy.md and schema/policy.schema.json. Every error names the field at fault.
 import { parseCidr, Cidr } from "./ip";
-import { msg } from "./messages";
+import { msg } from "../messages";
 import { JsonKind, JsonParser, JsonValue } from "./json";
 import { asciiBytes, asciiLower, indexOfByte, parseNumber } from "./text";
 import {

@@ -1,7 +1,7 @@
 // A small JSON reader for the plugin configuration. Written by hand because the AssemblyScript
 // JSON libraries need compiler transforms or do not build with 0.28, and this one adds ~3 KB.
 // Errors carry the byte offset so a configure failure can point at the fault.
-import { msg } from "./messages";
+import { msg } from "../messages";
 import { digitValue } from "./text";
 
 export enum JsonKind {

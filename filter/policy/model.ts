@@ -1,4 +1,5 @@
 // The parsed, immutable policy. Built once per configuration (config.ts); the data path only reads it.
+import { msg } from "../messages";
 import { Address, Cidr } from "./ip";
 
 export enum ActionKind {
@@ -107,9 +108,9 @@ export class Rule {
 
 /** How the HTTP filter hands its choice to the route (route.cluster_header) and answers rejects. */
 export class HttpSettings {
-  clusterHeader: string = "x-wasmerang-cluster";
+  clusterHeader: string = msg("x-wasmerang-cluster");
   rejectStatus: u32 = 403;
-  rejectBody: string = "request rejected by policy\n";
+  rejectBody: string = msg("request rejected by policy\n");
 }
 
 /** The filter's own PROXY protocol header, for upstreams whose cluster config cannot add one. */
