@@ -101,6 +101,36 @@ function byStart(a: i32, b: i32): i32 {
   return prefix != 0 ? prefix : unchecked(sortRule[a]) - unchecked(sortRule[b]);
 }
 
+/** The entry at `root` sinks below its larger children, within order[0, end). */
+function siftDown(order: StaticArray<i32>, root: i32, end: i32): void {
+  while (true) {
+    let child = 2 * root + 1;
+    if (child >= end) return;
+    if (child + 1 < end && byStart(unchecked(order[child]), unchecked(order[child + 1])) < 0) child++;
+    const top = unchecked(order[root]);
+    if (byStart(top, unchecked(order[child])) >= 0) return;
+    unchecked(order[root] = order[child]);
+    unchecked(order[child] = top);
+    root = child;
+  }
+}
+
+/**
+ * Heapsort by byStart, a total order (so stability does not matter). Written here rather than
+ * Array#sort: the standard library's generic sort is 600 bytes of the module and calls its
+ * comparator indirectly; this is 150 and calls it directly.
+ */
+function sortByStart(order: StaticArray<i32>): void {
+  const count = order.length;
+  for (let root = (count >> 1) - 1; root >= 0; root--) siftDown(order, root, count);
+  for (let end = count - 1; end > 0; end--) {
+    const top = unchecked(order[0]);
+    unchecked(order[0] = order[end]);
+    unchecked(order[end] = top);
+    siftDown(order, 0, end);
+  }
+}
+
 /** Collects (CIDR, rule) pairs, then builds the index. */
 export class AddressIndexBuilder {
   private readonly hi: u64[] = [];
@@ -132,9 +162,9 @@ export class AddressIndexBuilder {
     sortLo = StaticArray.fromArray(this.lo);
     sortPrefix = StaticArray.fromArray(this.prefix);
     sortRule = StaticArray.fromArray(this.rule);
-    const order = new Array<i32>(count);
+    const order = new StaticArray<i32>(count);
     for (let i = 0; i < count; i++) unchecked(order[i] = i);
-    order.sort(byStart);
+    sortByStart(order);
 
     // Nodes: one per distinct CIDR, with its rules.
     const nodeHi: u64[] = [];
