@@ -46,11 +46,19 @@ export function decide(policy: CompiledPolicy, facts: Facts, out: Decision): voi
   const driver = byDestination ? destination : source;
   const known: u32 = byDestination ? Matcher.Destination : Matcher.Source;
   let best = policy.ruleCount;
-  for (let c = 0; c < driver.chainLength; c++) {
-    const node = unchecked(driver.chain[c]);
-    best = firstMatch(policy, facts, driver.rules, unchecked(driver.listStart[node]), unchecked(driver.listStart[node + 1]), best, known);
+  // The chain's lists, then the wildcard rules: one loop, so that matches() is inlined once.
+  for (let c = 0; c <= driver.chainLength; c++) {
+    let list = driver.wildcard;
+    let from = 0;
+    let to = list.length;
+    if (c < driver.chainLength) {
+      const node = unchecked(driver.chain[c]);
+      list = driver.rules;
+      from = unchecked(driver.listStart[node]);
+      to = unchecked(driver.listStart[node + 1]);
+    }
+    best = firstMatch(policy, facts, list, from, to, best, known);
   }
-  best = firstMatch(policy, facts, driver.wildcard, 0, driver.wildcard.length, best, known);
   if (best < policy.ruleCount) {
     out.rule = best;
     apply(policy, unchecked(policy.ruleAction[best]), facts, out);
