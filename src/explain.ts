@@ -89,12 +89,16 @@ const DECISION = /rule=(\S*) (?:cluster=(\S+)|action=(\w+)(?: reason=(\S+))?)/;
 /** The module's trace line per earlier rule (filter/router.ts traceEarlierRules). */
 const EARLIER_RULE = /^wasmerang: rules\[(\d+)\] (.*) no match: (.+)$/;
 
+/** The module's line once configured (filter/wasmerang.ts describe): how many rules the policy has. */
+const CONFIGURED = /^wasmerang: configured: rules=(\d+)/;
+
 /**
  * The rule the decision line names (the module calls its default `default`, and unnamed rules
- * `-`); its index is the number of rules traced before it, one trace line per earlier rule.
+ * `-`); its index is the number of rules traced before it, one trace line per earlier rule. The
+ * default traced every rule, which also tells it from a rule someone named `default`.
  */
-function ruleOf(name: string, earlierRules: number): Explanation["rule"] {
-  if (name === "default" || name === "") return "default";
+function ruleOf(name: string, earlierRules: number, ruleCount: number | undefined): Explanation["rule"] {
+  if (name === "" || (ruleCount === undefined ? name === "default" : earlierRules >= ruleCount)) return "default";
   return name === "-" ? { index: earlierRules } : { index: earlierRules, name };
 }
 
@@ -123,12 +127,14 @@ export async function explain(filter: FilterUnderTest, facts: ExplainFacts): Pro
     const match = EARLIER_RULE.exec(record.message);
     return match === null ? [] : [{ index: Number(match[1]), ...(match[2] === "" ? {} : { name: match[2] }), failed: match[3]! }];
   });
+  const configured = harness.logs.map((record) => CONFIGURED.exec(record.message)).find((match) => match !== null);
+  const ruleCount = configured ? Number(configured[1]) : undefined;
   const counters = Object.fromEntries(Object.entries(after).filter(([name, value]) => value !== (before[name] ?? 0))
     .map(([name, value]) => [name, value - (before[name] ?? 0)]));
   const explanation: Explanation = {
     outcome: rejected || action === "reject" ? "rejected" : action === "passthrough" ? "passthrough" : cluster !== undefined ? "routed" : "not applied",
     cluster,
-    rule: ruleOf(ruleName, earlierRules.length),
+    rule: ruleOf(ruleName, earlierRules.length, ruleCount),
     reason,
     filterState: Object.fromEntries(run.filterState),
     counters,

@@ -52,6 +52,14 @@ describe("wasmerang explain", () => {
     assert.equal(unnamed.cluster, "b");
   });
 
+  it("a rule named `default` is that rule, not the policy's default", async () => {
+    const policy = JSON.stringify({ rules: [{ name: "default", match: { source_parity: "odd" }, action: { cluster: "odd" } }], default: { cluster: "even" } });
+    const rule = await explain({ module, configuration: policy }, { source: "10.0.0.1:1", destination: "10.9.9.9:80" });
+    assert.deepEqual(rule.rule, { index: 0, name: "default" });
+    const fallback = await explain({ module, configuration: policy }, { source: "10.0.0.2:1", destination: "10.9.9.9:80" });
+    assert.equal(fallback.rule, "default");
+  });
+
   it("a rejected connection, and the default when no rule matches", async () => {
     const rejected = await explain({ module, configuration: POLICY }, { source: "192.0.2.7:1", destination: "10.9.9.9:80" });
     assert.equal(rejected.outcome, "rejected");
