@@ -14,8 +14,8 @@ import type { Variant } from "./filter-cost.js";
 
 // V8 is still compiling hot code at 3,000 connections (the difference 1,000 → 3,000 is four
 // times the steady state); from 10,000 on the count per connection no longer moves (±1 %).
-const SMALL = 10_000;
-const LARGE = 20_000;
+export const SMALL = 10_000;
+export const LARGE = 20_000;
 
 // --predictable and --predictable-gc-schedule: see above. Fixed hash and random seeds: without
 // them two runs of the same program still differ by up to 4 %. --no-liftoff: V8 first runs Wasm
@@ -34,14 +34,25 @@ export function valgrindAvailable(): boolean {
   return spawnSync("valgrind", ["--version"]).status === 0;
 }
 
-async function instructions(module: string, configurationFile: string, connections: number): Promise<number> {
-  const { stderr } = await promisify(execFile)("valgrind", ["--tool=callgrind", "--callgrind-out-file=/dev/null",
-    process.execPath, ...V8_FLAGS, "--import", "tsx", "bench/filter-driver.ts", module, configurationFile, String(connections)],
+export interface CallgrindRun {
+  /** Instructions of the whole program. */
+  total: number;
+  /** The Node process's pid (names V8's perf map, /tmp/perf-PID.map). */
+  pid: number;
+}
+
+/** The driver under callgrind; `extra` adds callgrind's and Node's own options (bench/instruction-profile.ts). */
+export async function callgrind(module: string, configurationFile: string, connections: number,
+  extra: { callgrind: string[]; node: string[] } = { callgrind: ["--callgrind-out-file=/dev/null"], node: [] }): Promise<CallgrindRun> {
+  const { stderr } = await promisify(execFile)("valgrind", ["--tool=callgrind", ...extra.callgrind,
+    process.execPath, ...V8_FLAGS, ...extra.node, "--import", "tsx", "bench/filter-driver.ts", module, configurationFile, String(connections)],
   { encoding: "utf8", timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
   const collected = /Collected : (\d+)/.exec(stderr);
-  if (collected === null) throw new Error(`callgrind printed no count: ${stderr.slice(-2000)}`);
-  return Number(collected[1]);
+  const pid = /^==(\d+)==/m.exec(stderr);
+  if (collected === null || pid === null) throw new Error(`callgrind printed no count: ${stderr.slice(-2000)}`);
+  return { total: Number(collected[1]), pid: Number(pid[1]) };
 }
+
 
 /** Runs `jobs` with at most one per core at a time, keeping their order. */
 async function onEveryCore<T>(jobs: (() => Promise<T>)[]): Promise<T[]> {
@@ -72,7 +83,7 @@ export async function filterInstructions(compared: readonly Variant[]): Promise<
     return file;
   });
   const counts = await onEveryCore(compared.flatMap((_variant, index) =>
-    [SMALL, LARGE].map((connections) => () => instructions(files[index]!, configurations[index]!, connections))));
+    [SMALL, LARGE].map((connections) => async () => (await callgrind(files[index]!, configurations[index]!, connections)).total)));
   return compared.map((variant, index) => ({
     name: variant.name,
     instructionsPerConnection: (counts[2 * index + 1]! - counts[2 * index]!) / (LARGE - SMALL),

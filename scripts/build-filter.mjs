@@ -1,5 +1,6 @@
 // Builds an AssemblyScript filter: asc (asconfig.json's release target), then one more Binaryen
-// pass. Usage: node scripts/build-filter.mjs ENTRY.ts OUTPUT.wasm
+// pass. Usage: node scripts/build-filter.mjs ENTRY.ts OUTPUT.wasm [--debug]
+// (--debug keeps function names, for bench/instruction-profile.ts).
 //
 // Two things asc alone does not do:
 // - The message table (filter/messages.ts). AssemblyScript lays every string literal out
@@ -17,9 +18,10 @@ import { fileURLToPath } from "node:url";
 import asc from "assemblyscript/asc";
 import binaryen from "binaryen";
 
-const [entry, output] = process.argv.slice(2);
-if (!entry || !output) {
-  console.error("usage: build-filter.mjs ENTRY.ts OUTPUT.wasm");
+const [entry, output, ...options] = process.argv.slice(2);
+const debug = options.includes("--debug");
+if (!entry || !output || options.some((option) => option !== "--debug")) {
+  console.error("usage: build-filter.mjs ENTRY.ts OUTPUT.wasm [--debug]");
   process.exit(2);
 }
 
@@ -78,7 +80,7 @@ function serve(filename, baseDir) {
   return source.replace(MSG_CALL, (_call, literal) => `msg<u32>(0x${table.entries.get(unescape(literal)).toString(16)})`);
 }
 
-const { error } = await asc.main([entry, "-o", output, "--target", "release"], { readFile: serve, stdout: process.stdout, stderr: process.stderr });
+const { error } = await asc.main([entry, "-o", output, "--target", "release", ...(debug ? ["--debug"] : [])], { readFile: serve, stdout: process.stdout, stderr: process.stderr });
 if (error) {
   console.error(`${entry}: ${error.message}`);
   process.exit(1);
@@ -104,6 +106,7 @@ binaryen.setFastMath(false);
 binaryen.setZeroFilledMemory(false);
 binaryen.setLowMemoryUnused(false);
 binaryen.setTrapsNeverHappen(false);
+binaryen.setDebugInfo(debug);
 module.optimize();
 if (!module.validate()) throw new Error(`${output}: Binaryen produced an invalid module`);
 writeFileSync(output, module.emitBinary());
