@@ -32,6 +32,11 @@ const MSG_CALL = /\bmsg\("((?:[^"\\\n]|\\["'\\nt])*)"\)/g;
 // An entry is offset << 8 | length: one i32 constant per call site.
 const MAX_LENGTH = 255;
 
+function fail(message) {
+  console.error(message);
+  process.exit(1);
+}
+
 function sourcesUnder(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((item) => {
     const path = join(dir, item.name);
@@ -50,11 +55,18 @@ function messageTable() {
   const chunks = [];
   let size = 0;
   for (const file of sourcesUnder(FILTER_DIR)) {
-    for (const [, literal] of readFileSync(file, "utf8").matchAll(MSG_CALL)) {
+    const source = readFileSync(file, "utf8");
+    const literals = [...source.matchAll(MSG_CALL)];
+    // Any other call would build (msg is the identity on a string) but keep its text out of the table.
+    const calls = source.match(/\bmsg\(/g)?.length ?? 0;
+    if (calls !== literals.length) {
+      fail(`${relative(process.cwd(), file)}: msg() takes one double-quoted string literal (${calls - literals.length} of its ${calls} calls pass something else)`);
+    }
+    for (const [, literal] of literals) {
       const text = unescape(literal);
       if (entries.has(text)) continue;
       const bytes = Buffer.from(text, "utf8");
-      if (bytes.length > MAX_LENGTH) throw new Error(`${relative(process.cwd(), file)}: msg("${text.slice(0, 40)}…") is longer than ${MAX_LENGTH} bytes`);
+      if (bytes.length > MAX_LENGTH) fail(`${relative(process.cwd(), file)}: msg("${text.slice(0, 40)}…") is longer than ${MAX_LENGTH} bytes`);
       entries.set(text, size * 256 + bytes.length);
       chunks.push(bytes);
       size += bytes.length;
@@ -81,10 +93,7 @@ function serve(filename, baseDir) {
 }
 
 const { error } = await asc.main([entry, "-o", output, "--target", "release", ...(debug ? ["--debug"] : [])], { readFile: serve, stdout: process.stdout, stderr: process.stderr });
-if (error) {
-  console.error(`${entry}: ${error.message}`);
-  process.exit(1);
-}
+if (error) fail(`${entry}: ${error.message}`);
 
 const module = binaryen.readBinary(readFileSync(output));
 // The features asc compiles for by default (AssemblyScript's `defaultFeatures`).
@@ -108,6 +117,6 @@ binaryen.setLowMemoryUnused(false);
 binaryen.setTrapsNeverHappen(false);
 binaryen.setDebugInfo(debug);
 module.optimize();
-if (!module.validate()) throw new Error(`${output}: Binaryen produced an invalid module`);
+if (!module.validate()) fail(`${output}: Binaryen produced an invalid module`);
 writeFileSync(output, module.emitBinary());
 module.dispose();
