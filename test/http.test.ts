@@ -156,10 +156,12 @@ describe("HTTP headers as Envoy's connection manager presents them", () => {
       assert.match(response.headers.get("x-envoy-upstream-service-time") ?? "", /^\d+$/);
       assert.notEqual(response.headers.get("keep-alive"), "timeout=9", "the upstream's connection headers stay with its connection");
       assert.equal(received["x-client"], "1");
-      assert.equal(received.te, undefined);
+      assert.equal(received.te, undefined, "a TE without trailers is removed");
       assert.equal(received["proxy-connection"], undefined);
       assert.equal(received["x-forwarded-proto"], "http");
       assert.match(String(received["x-request-id"]), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      await (await fetch(`http://127.0.0.1:${runner.listenerPort("http")}/h`, { headers: { te: "gzip;q=0.5, Trailers" } })).text();
+      assert.equal(received.te, "trailers", "TE with trailers goes upstream as `trailers`, as Envoy's connection manager leaves it");
     } finally {
       await runner.close();
       echo.close();

@@ -22,16 +22,24 @@ import type { Counter, StatsStore } from "../server/stats-store.js";
 import { BodyPipeline, pipeWithTrailers, relayBody } from "./http-body.js";
 import { armRequestTimeouts } from "./http-timeouts.js";
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"]);
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "trailer", "host"]);
 
 /**
  * Headers of one HTTP/1 connection that Envoy's connection manager removes before any filter sees
  * a request or a response: connection, keep-alive, proxy-connection, transfer-encoding, upgrade
- * (no upgrades here), and te unless it is `trailers`.
+ * (no upgrades here). TE is handled apart (sanitizedTe).
  */
-function isConnectionHeader(name: string, value: string): boolean {
-  if (name === "te") return value.trim().toLowerCase() !== "trailers";
+function isConnectionHeader(name: string): boolean {
   return name === "connection" || name === "keep-alive" || name === "proxy-connection" || name === "transfer-encoding" || name === "upgrade";
+}
+
+/**
+ * A request's TE as Envoy's connection manager leaves it (ConnectionManagerUtility::
+ * mutateRequestHeaders, envoy#32255): `trailers` when one of its codings is `trailers` (what gRPC
+ * clients send), otherwise removed; the router then forwards it upstream.
+ */
+function sanitizedTe(value: string): string | undefined {
+  return value.split(",").some((coding) => coding.split(";")[0]!.trim().toLowerCase() === "trailers") ? "trailers" : undefined;
 }
 
 /** Envoy's virtual host choice: exact domain, then the longest `*.suffix`, then `prefix*`, then `*`. */
@@ -209,7 +217,12 @@ export class HttpProxy {
     for (let i = 0; i < request.rawHeaders.length; i += 2) {
       const name = request.rawHeaders[i]!.toLowerCase();
       const value = request.rawHeaders[i + 1]!;
-      if (name !== "host" && !isConnectionHeader(name, value)) headers.push([name, value]);
+      if (name === "te") {
+        const te = sanitizedTe(value);
+        if (te !== undefined) headers.push([name, te]);
+      } else if (name !== "host" && !isConnectionHeader(name)) {
+        headers.push([name, value]);
+      }
     }
     const get = (name: string) => headers.find(([key]) => key === name)?.[1];
     // What the connection manager adds before the filters (ConnectionManagerUtility::mutateRequestHeaders):
@@ -375,7 +388,7 @@ export class HttpProxy {
     for (let i = 0; i < upstreamResponse.rawHeaders.length; i += 2) {
       const name = upstreamResponse.rawHeaders[i]!.toLowerCase();
       const value = upstreamResponse.rawHeaders[i + 1]!;
-      if (!isConnectionHeader(name, value)) responseHeaders.push([name, value]);
+      if (!isConnectionHeader(name)) responseHeaders.push([name, value]);
     }
     // The router's timing header, which filters see (router.proto: suppress_envoy_headers is off by default).
     responseHeaders.push(["x-envoy-upstream-service-time", String(Date.now() - sentAt)]);
