@@ -160,6 +160,7 @@ class PolicyReader {
     this.summarizeNeeds(policy);
     return policy;
   }
+
   private summarizeNeeds(policy: Policy): void {
     const actions: RuleAction[] = [policy.defaultAction];
     for (let i = 0; i < policy.rules.length; i++) {
