@@ -82,8 +82,12 @@ class PolicyReader {
   read(text: string): PolicyResult {
     const parser = new JsonParser(text);
     const root = parser.parse();
-    if (root == null) return new PolicyResult(null, msg("configuration: ") + parser.error);
+    if (root == null) {
+      parser.release();
+      return new PolicyResult(null, msg("configuration: ") + parser.error);
+    }
     const policy = this.policy(root);
+    parser.release();
     return new PolicyResult(this.error.length > 0 ? null : policy, this.error);
   }
 
@@ -96,9 +100,9 @@ class PolicyReader {
       this.fail(path, msg("must be an object"));
       return false;
     }
-    for (let i = 0; i < value.keys.length; i++) {
-      if (!allowed.includes(value.keys[i])) {
-        this.fail(path + "." + value.keys[i], msg("unknown field (expected one of ") + allowed.join(", ") + ")");
+    for (let i = 0; i < value.memberCount; i++) {
+      if (!allowed.includes(value.memberName(i))) {
+        this.fail(path + "." + value.memberName(i), msg("unknown field (expected one of ") + allowed.join(", ") + ")");
         return false;
       }
     }
@@ -260,8 +264,8 @@ class PolicyReader {
 
   private match(value: JsonValue, path: string, rule: Rule, policy: Policy): void {
     if (!this.expectKeys(value, path, MATCH_FIELDS)) return;
-    rule.sourceCidrs = this.cidrs(value, path, "source_cidrs");
-    rule.destinationCidrs = this.cidrs(value, path, "destination_cidrs");
+    if (value.get("source_cidrs") != null) rule.sourceCidrs = this.cidrs(value, path, "source_cidrs");
+    if (value.get("destination_cidrs") != null) rule.destinationCidrs = this.cidrs(value, path, "destination_cidrs");
     const parity = value.get("source_parity");
     if (parity != null) {
       const text = this.memberString(parity, path, "source_parity");
@@ -270,11 +274,11 @@ class PolicyReader {
       else this.fail(memberPath(path, "source_parity"), msg("must be 'even' or 'odd', got '") + text + "'");
     }
     const ports = this.list(value, path, "destination_ports");
-    for (let i = 0; i < ports.length; i++) rule.destinationPorts.push(this.portRange(ports[i], path, "destination_ports", i));
-    rule.serverNames = this.names(value, path, "server_names");
-    rule.authorities = this.names(value, path, "authorities");
+    for (let i = 0; i < ports.length; i++) rule.addPort(this.portRange(ports[i], path, "destination_ports", i));
+    if (value.get("server_names") != null) rule.serverNames = this.names(value, path, "server_names");
+    if (value.get("authorities") != null) rule.authorities = this.names(value, path, "authorities");
     const prefixes = this.list(value, path, "path_prefixes");
-    for (let i = 0; i < prefixes.length; i++) rule.pathPrefixes.push(this.item(prefixes, i, path, "path_prefixes"));
+    for (let i = 0; i < prefixes.length; i++) rule.addPathPrefix(this.item(prefixes, i, path, "path_prefixes"));
     const headers = this.list(value, path, "headers");
     for (let i = 0; i < headers.length; i++) {
       const headerPath = itemPath(memberPath(path, "headers"), i);
@@ -291,8 +295,7 @@ class PolicyReader {
         index = policy.headerNames.length;
         policy.headerNames.push(name);
       }
-      rule.headerIndexes.push(index);
-      rule.headerValues.push(this.text(exact, headerPath, "value"));
+      rule.addHeader(index, this.text(exact, headerPath, "value"));
     }
     if (value.get("metadata") != null) this.valueMatchers(value, path, "metadata", rule, policy);
     if (value.get("filter_state") != null) this.valueMatchers(value, path, "filter_state", rule, policy);
@@ -401,12 +404,12 @@ class PolicyReader {
   private action(value: JsonValue, path: string, istio: bool): RuleAction {
     const action = new RuleAction();
     if (!this.expectKeys(value, path, ACTION_FIELDS)) return action;
-    if (value.keys.length != 1) {
+    if (value.memberCount != 1) {
       this.fail(path, msg("must have exactly one of cluster, hash, reject, passthrough, reference, original_dst"));
       return action;
     }
-    const kind = value.keys[0];
-    const body = value.items[0];
+    const kind = value.memberName(0);
+    const body = value.member(0);
     if (kind == "cluster") {
       action.kind = ActionKind.Route;
       action.clusters.push(new WeightedCluster(this.template(body, path, kind), 1));

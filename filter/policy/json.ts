@@ -13,22 +13,45 @@ export enum JsonKind {
   Object,
 }
 
-// Leaves share these (never written): a policy of 100,000 CIDRs is 100,000 leaves, and two
-// arrays each would multiply the memory the configuration takes while it is read.
+// Leaves and empty arrays share this (never written): a policy of 100,000 CIDRs is 100,000 leaves.
 const NO_ITEMS: JsonValue[] = [];
-const NO_KEYS: string[] = [];
+
+// The members of every array and object being read, nested: each takes its own, sized exactly,
+// when it closes, instead of growing a list by reallocation.
+const openItems: JsonValue[] = [];
+const openKeys: string[] = [];
+
+// Every object's members, one range each: a list of names and one of values per object would be
+// about half of what a 10,000-rule policy allocates while it is read.
+let memberNames: string[] = [];
+let memberValues: JsonValue[] = [];
+
+/** Member names seen so far: a policy repeats a few names in every rule, each is made once. */
+const knownNames: string[] = [];
+const MAX_KNOWN_NAMES = 64;
 
 export class JsonValue {
   kind: JsonKind = JsonKind.Null;
   bool: bool = false;
   number: f64 = 0;
   text: string = "";
+  /** An array's items. */
   items: JsonValue[] = NO_ITEMS;
-  keys: string[] = NO_KEYS;
+  /** An object's members: memberNames and memberValues [first, first + memberCount). */
+  first: i32 = 0;
+  memberCount: i32 = 0;
+
+  memberName(index: i32): string {
+    return unchecked(memberNames[this.first + index]);
+  }
+
+  member(index: i32): JsonValue {
+    return unchecked(memberValues[this.first + index]);
+  }
 
   /** The member named `key` of an object, or null. */
   get(key: string): JsonValue | null {
-    for (let i = 0; i < this.keys.length; i++) if (this.keys[i] == key) return this.items[i];
+    for (let i = 0; i < this.memberCount; i++) if (this.memberName(i) == key) return this.member(i);
     return null;
   }
 }
@@ -41,11 +64,21 @@ export class JsonParser {
 
   /** The whole document, or null with `error` set. */
   parse(): JsonValue | null {
+    openItems.length = 0;
+    openKeys.length = 0;
+    memberNames = [];
+    memberValues = [];
     const value = this.value(0);
     if (value == null) return null;
     this.skipSpace();
     if (this.at < this.text.length) return this.fail(msg("unexpected trailing characters"));
     return value;
+  }
+
+  /** The document is no longer read: its objects' members may go with it at the next collection. */
+  release(): void {
+    memberNames = [];
+    memberValues = [];
   }
 
   private fail(message: string): JsonValue | null {
@@ -143,6 +176,35 @@ export class JsonParser {
     return null;
   }
 
+  /** A member name, the known string when it is one (compared in place, without escapes). */
+  private memberName(): string | null {
+    const start = this.at + 1;
+    let end = start;
+    while (end < this.text.length) {
+      const c = this.text.charCodeAt(end);
+      if (c == 34 || c == 92 || c < 32) break;
+      end++;
+    }
+    if (end < this.text.length && this.text.charCodeAt(end) == 34) {
+      for (let k = 0; k < knownNames.length; k++) {
+        if (this.spells(knownNames[k], start, end)) {
+          this.at = end + 1;
+          return knownNames[k];
+        }
+      }
+    }
+    const name = this.string();
+    if (name != null && knownNames.length < MAX_KNOWN_NAMES) knownNames.push(name);
+    return name;
+  }
+
+  /** Whether text[start, end) is `word`. */
+  private spells(word: string, start: i32, end: i32): bool {
+    if (word.length != end - start) return false;
+    for (let i = 0; i < word.length; i++) if (word.charCodeAt(i) != this.text.charCodeAt(start + i)) return false;
+    return true;
+  }
+
   private escape(): string | null {
     this.at++;
     if (this.at >= this.text.length) {
@@ -176,20 +238,24 @@ export class JsonParser {
     this.at++;
     const out = new JsonValue();
     out.kind = JsonKind.Array;
-    out.items = [];
     this.skipSpace();
     if (this.at < this.text.length && this.text.charCodeAt(this.at) == 93) {
       this.at++;
       return out;
     }
+    const first = openItems.length;
     while (true) {
       const item = this.value(depth + 1);
       if (item == null) return null;
-      out.items.push(item);
+      openItems.push(item);
       this.skipSpace();
       if (this.at >= this.text.length) return this.fail(msg("unterminated array"));
       const c = this.text.charCodeAt(this.at++);
-      if (c == 93) return out;
+      if (c == 93) {
+        out.items = openItems.slice(first);
+        openItems.length = first;
+        return out;
+      }
       if (c != 44) return this.fail(msg("expected ',' or ']'"));
     }
   }
@@ -198,29 +264,39 @@ export class JsonParser {
     this.at++;
     const out = new JsonValue();
     out.kind = JsonKind.Object;
-    out.items = [];
-    out.keys = [];
     this.skipSpace();
     if (this.at < this.text.length && this.text.charCodeAt(this.at) == 125) {
       this.at++;
       return out;
     }
+    const firstKey = openKeys.length;
+    const firstItem = openItems.length;
     while (true) {
       this.skipSpace();
       if (this.at >= this.text.length || this.text.charCodeAt(this.at) != 34) return this.fail(msg("expected a member name"));
-      const key = this.string();
+      const key = this.memberName();
       if (key == null) return null;
       this.skipSpace();
       if (this.at >= this.text.length || this.text.charCodeAt(this.at) != 58) return this.fail(msg("expected ':'"));
       this.at++;
       const item = this.value(depth + 1);
       if (item == null) return null;
-      out.keys.push(key);
-      out.items.push(item);
+      openKeys.push(key);
+      openItems.push(item);
       this.skipSpace();
       if (this.at >= this.text.length) return this.fail(msg("unterminated object"));
       const c = this.text.charCodeAt(this.at++);
-      if (c == 125) return out;
+      if (c == 125) {
+        out.first = memberNames.length;
+        out.memberCount = openKeys.length - firstKey;
+        for (let i = 0; i < out.memberCount; i++) {
+          memberNames.push(unchecked(openKeys[firstKey + i]));
+          memberValues.push(unchecked(openItems[firstItem + i]));
+        }
+        openKeys.length = firstKey;
+        openItems.length = firstItem;
+        return out;
+      }
       if (c != 44) return this.fail(msg("expected ',' or '}'"));
     }
   }
