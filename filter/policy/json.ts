@@ -75,8 +75,10 @@ export class JsonParser {
     return value;
   }
 
-  /** The document is no longer read: its objects' members may go with it at the next collection. */
+  /** The document is no longer read: all of it may go at the next collection (a failed parse leaves members open). */
   release(): void {
+    openItems.length = 0;
+    openKeys.length = 0;
     memberNames = [];
     memberValues = [];
   }
