@@ -163,7 +163,7 @@ function flagsOf(rule: Rule): u32 {
   if (rule.sourceParity == Parity.Even) flags |= Matcher.Even;
   if (rule.sourceParity == Parity.Odd) flags |= Matcher.Odd;
   if (rule.isHttpOnly) flags |= Matcher.Request;
-  if (rule.valueMatchers != null) flags |= Matcher.Value;
+  if (rule.valueMatchers.length > 0) flags |= Matcher.Value;
   return flags;
 }
 
@@ -207,12 +207,10 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
     appendAll(headerIndex, rule.headerIndexes);
     headerStart.push(appendAll(out.headerValue, rule.headerValues));
     const matchers = rule.valueMatchers;
-    if (matchers != null) {
-      for (let m = 0; m < matchers.length; m++) {
-        valueIndex.push(matchers[m].index);
-        valueKind.push(matchers[m].kind);
-        operandStart.push(appendAll(out.operands, matchers[m].operands));
-      }
+    for (let m = 0; m < matchers.length; m++) {
+      valueIndex.push(matchers[m].index);
+      valueKind.push(matchers[m].kind);
+      operandStart.push(appendAll(out.operands, matchers[m].operands));
     }
     valueStart.push(valueIndex.length);
   }

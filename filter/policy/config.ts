@@ -6,7 +6,8 @@ import { msg } from "../messages";
 import { JsonKind, JsonParser, JsonValue } from "./json";
 import { asciiBytes, asciiLower, indexOfByte, parseNumber } from "./text";
 import {
-  ActionKind, ClusterTemplate, Parity, Placeholder, Policy, PortRange, Rule, RuleAction, ValueMatch, ValueMatcher, WeightedCluster,
+  ActionKind, ClusterTemplate, NO_CIDRS, NO_NAMES, Parity, Placeholder, Policy, PortRange, Rule, RuleAction, ValueMatch, ValueMatcher,
+  WeightedCluster,
 } from "./model";
 
 export class PolicyResult {
@@ -64,6 +65,8 @@ function memberPath(path: string, key: string): string {
 
 /** The path of the top level, or the key of a value that is not a member (a list item). */
 const NO_KEY = "";
+/** What list() gives for an absent member (never written). */
+const NO_VALUES: JsonValue[] = [];
 const POLICY_FIELDS = ["mode", "log_level", "record_decision", "rules", "default", "http", "proxy_protocol"];
 const PROXY_PROTOCOL_FIELDS = ["version", "destination_ports", "tlvs"];
 const HTTP_FIELDS = ["cluster_header", "reject_status", "reject_body"];
@@ -128,7 +131,7 @@ class PolicyReader {
   /** Member `key` of `parent` (the object at `path`) as a list; none when absent. */
   private list(parent: JsonValue, path: string, key: string): JsonValue[] {
     const value = parent.get(key);
-    if (value == null) return [];
+    if (value == null) return NO_VALUES;
     if (value.kind != JsonKind.Array) this.fail(memberPath(path, key), msg("must be a list"));
     return value.items;
   }
@@ -252,20 +255,29 @@ class PolicyReader {
     return rule;
   }
 
-  private names(parent: JsonValue, path: string, key: string): string[] {
-    const out: string[] = [];
+  /** Member `key` of the object at `path` as a list of strings; the shared empty one when it has none. */
+  private strings(parent: JsonValue, path: string, key: string): string[] {
     const items = this.list(parent, path, key);
-    for (let i = 0; i < items.length; i++) {
-      const name = asciiLower(this.item(items, i, path, key));
-      out.push(name.startsWith("*.") ? name.substring(1) : name);
+    if (items.length == 0) return NO_NAMES;
+    const out: string[] = [];
+    for (let i = 0; i < items.length; i++) out.push(this.item(items, i, path, key));
+    return out;
+  }
+
+  /** Server names or authorities: lower case, `*.suffix` kept as `.suffix`. */
+  private names(parent: JsonValue, path: string, key: string): string[] {
+    const out = this.strings(parent, path, key);
+    for (let i = 0; i < out.length; i++) {
+      const name = asciiLower(out[i]);
+      out[i] = name.startsWith("*.") ? name.substring(1) : name;
     }
     return out;
   }
 
   private match(value: JsonValue, path: string, rule: Rule, policy: Policy): void {
     if (!this.expectKeys(value, path, MATCH_FIELDS)) return;
-    if (value.get("source_cidrs") != null) rule.sourceCidrs = this.cidrs(value, path, "source_cidrs");
-    if (value.get("destination_cidrs") != null) rule.destinationCidrs = this.cidrs(value, path, "destination_cidrs");
+    rule.sourceCidrs = this.cidrs(value, path, "source_cidrs");
+    rule.destinationCidrs = this.cidrs(value, path, "destination_cidrs");
     const parity = value.get("source_parity");
     if (parity != null) {
       const text = this.memberString(parity, path, "source_parity");
@@ -274,14 +286,29 @@ class PolicyReader {
       else this.fail(memberPath(path, "source_parity"), msg("must be 'even' or 'odd', got '") + text + "'");
     }
     const ports = this.list(value, path, "destination_ports");
-    for (let i = 0; i < ports.length; i++) rule.addPort(this.portRange(ports[i], path, "destination_ports", i));
-    if (value.get("server_names") != null) rule.serverNames = this.names(value, path, "server_names");
-    if (value.get("authorities") != null) rule.authorities = this.names(value, path, "authorities");
-    const prefixes = this.list(value, path, "path_prefixes");
-    for (let i = 0; i < prefixes.length; i++) rule.addPathPrefix(this.item(prefixes, i, path, "path_prefixes"));
+    if (ports.length > 0) {
+      const ranges: PortRange[] = [];
+      for (let i = 0; i < ports.length; i++) ranges.push(this.portRange(ports[i], path, "destination_ports", i));
+      rule.destinationPorts = ranges;
+    }
+    rule.serverNames = this.names(value, path, "server_names");
+    rule.authorities = this.names(value, path, "authorities");
+    rule.pathPrefixes = this.strings(value, path, "path_prefixes");
     const headers = this.list(value, path, "headers");
+    if (headers.length > 0) this.headers(headers, memberPath(path, "headers"), rule, policy);
+    if (value.get("metadata") != null || value.get("filter_state") != null) {
+      const matchers: ValueMatcher[] = [];
+      this.valueMatchers(value, path, "metadata", matchers, policy);
+      this.valueMatchers(value, path, "filter_state", matchers, policy);
+      rule.valueMatchers = matchers;
+    }
+  }
+
+  private headers(headers: JsonValue[], path: string, rule: Rule, policy: Policy): void {
+    const indexes: i32[] = [];
+    const values: string[] = [];
     for (let i = 0; i < headers.length; i++) {
-      const headerPath = itemPath(memberPath(path, "headers"), i);
+      const headerPath = itemPath(path, i);
       if (!this.expectKeys(headers[i], headerPath, HEADER_FIELDS)) return;
       const nameValue = headers[i].get("name");
       const exact = headers[i].get("value");
@@ -295,10 +322,11 @@ class PolicyReader {
         index = policy.headerNames.length;
         policy.headerNames.push(name);
       }
-      rule.addHeader(index, this.text(exact, headerPath, "value"));
+      indexes.push(index);
+      values.push(this.text(exact, headerPath, "value"));
     }
-    if (value.get("metadata") != null) this.valueMatchers(value, path, "metadata", rule, policy);
-    if (value.get("filter_state") != null) this.valueMatchers(value, path, "filter_state", rule, policy);
+    rule.headerIndexes = indexes;
+    rule.headerValues = values;
   }
 
   /**
@@ -306,7 +334,7 @@ class PolicyReader {
    * proxy_protocol listener filter writes TLVs into it); `filter_state: [{key, ...}]` a filter
    * state object. Each becomes a property path the router reads once per connection.
    */
-  private valueMatchers(parent: JsonValue, parentPath: string, field: string, rule: Rule, policy: Policy): void {
+  private valueMatchers(parent: JsonValue, parentPath: string, field: string, into: ValueMatcher[], policy: Policy): void {
     const items = this.list(parent, parentPath, field);
     const path = memberPath(parentPath, field);
     const metadata = field == "metadata";
@@ -349,12 +377,7 @@ class PolicyReader {
         for (let k = 0; k < list.length; k++) operands.push(this.text(list[k], itemPath(memberPath(at, "values"), k), NO_KEY));
       }
       if (ways != 1) this.fail(at, msg("needs exactly one of exact, prefix, values"));
-      let matchers = rule.valueMatchers;
-      if (matchers == null) {
-        matchers = [];
-        rule.valueMatchers = matchers;
-      }
-      matchers.push(new ValueMatcher(index, kind, operands));
+      into.push(new ValueMatcher(index, kind, operands));
     }
   }
 
@@ -365,8 +388,9 @@ class PolicyReader {
   }
 
   private cidrs(parent: JsonValue, path: string, key: string): Cidr[] {
-    const out: Cidr[] = [];
     const items = this.list(parent, path, key);
+    if (items.length == 0) return NO_CIDRS;
+    const out: Cidr[] = [];
     for (let i = 0; i < items.length; i++) {
       const cidr = parseCidr(this.item(items, i, path, key));
       if (cidr == null) this.fail(itemPath(memberPath(path, key), i), msg("invalid CIDR '") + items[i].text + "'");

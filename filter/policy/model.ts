@@ -82,12 +82,14 @@ export class PortRange {
   constructor(public readonly low: i32, public readonly high: i32) {}
 }
 
-// A rule's lists start as these shared empty ones (never written) and get their own when the rule
-// has such a matcher: a 10,000-rule policy would otherwise hold nine empty lists per rule.
-const NO_CIDRS: Cidr[] = [];
-const NO_PORTS: PortRange[] = [];
-const NO_NAMES: string[] = [];
-const NO_HEADERS: i32[] = [];
+// A rule's lists are these shared empty ones (never written) unless the rule has such a matcher,
+// when the reader gives it a list of its own: a 10,000-rule policy would otherwise hold ten empty
+// lists per rule at the configure peak, which sets the VM's memory for good.
+export const NO_CIDRS: Cidr[] = [];
+export const NO_PORTS: PortRange[] = [];
+export const NO_NAMES: string[] = [];
+export const NO_INDEXES: i32[] = [];
+export const NO_VALUE_MATCHERS: ValueMatcher[] = [];
 
 export class Rule {
   name: string = "";
@@ -102,30 +104,11 @@ export class Rule {
   /** HTTP only: `:path` prefixes. */
   pathPrefixes: string[] = NO_NAMES;
   /** HTTP only: indexes into Policy.headerNames, with the exact value each must have. */
-  headerIndexes: i32[] = NO_HEADERS;
+  headerIndexes: i32[] = NO_INDEXES;
   headerValues: string[] = NO_NAMES;
-  /** Metadata and filter state matchers; null when none (most rules: a 10,000-rule policy allocates nothing for them). */
-  valueMatchers: ValueMatcher[] | null = null;
+  /** Metadata and filter state matchers. */
+  valueMatchers: ValueMatcher[] = NO_VALUE_MATCHERS;
   action: RuleAction = new RuleAction();
-
-  addPort(range: PortRange): void {
-    if (this.destinationPorts === NO_PORTS) this.destinationPorts = [];
-    this.destinationPorts.push(range);
-  }
-
-  addPathPrefix(prefix: string): void {
-    if (this.pathPrefixes === NO_NAMES) this.pathPrefixes = [];
-    this.pathPrefixes.push(prefix);
-  }
-
-  addHeader(index: i32, value: string): void {
-    if (this.headerIndexes === NO_HEADERS) {
-      this.headerIndexes = [];
-      this.headerValues = [];
-    }
-    this.headerIndexes.push(index);
-    this.headerValues.push(value);
-  }
 
   get isHttpOnly(): bool {
     return this.authorities.length > 0 || this.pathPrefixes.length > 0 || this.headerIndexes.length > 0;
