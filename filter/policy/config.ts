@@ -65,8 +65,8 @@ function memberPath(path: string, key: string): string {
 
 /** The path of the top level, or the key of a value that is not a member (a list item). */
 const NO_KEY = "";
-/** What list() gives for an absent member (never written). */
-const NO_VALUES: JsonValue[] = [];
+/** What list() gives for an absent member or one that is not a list. */
+const NO_VALUES = new JsonValue();
 const POLICY_FIELDS = ["mode", "log_level", "record_decision", "rules", "default", "http", "proxy_protocol"];
 const PROXY_PROTOCOL_FIELDS = ["version", "destination_ports", "tlvs"];
 const HTTP_FIELDS = ["cluster_header", "reject_status", "reject_body"];
@@ -103,9 +103,9 @@ class PolicyReader {
       this.fail(path, msg("must be an object"));
       return false;
     }
-    for (let i = 0; i < value.memberCount; i++) {
-      if (!allowed.includes(value.memberName(i))) {
-        this.fail(path + "." + value.memberName(i), msg("unknown field (expected one of ") + allowed.join(", ") + ")");
+    for (let i = 0; i < value.count; i++) {
+      if (!allowed.includes(value.name(i))) {
+        this.fail(path + "." + value.name(i), msg("unknown field (expected one of ") + allowed.join(", ") + ")");
         return false;
       }
     }
@@ -123,17 +123,18 @@ class PolicyReader {
   }
 
   /** Item `index` of the list `key` of the object at `path` as a string. */
-  private item(items: JsonValue[], index: i32, path: string, key: string): string {
-    const value = items[index];
+  private item(items: JsonValue, index: i32, path: string, key: string): string {
+    const value = items.item(index);
     return isText(value) ? value.text : this.string(value, itemPath(memberPath(path, key), index));
   }
 
   /** Member `key` of `parent` (the object at `path`) as a list; none when absent. */
-  private list(parent: JsonValue, path: string, key: string): JsonValue[] {
+  private list(parent: JsonValue, path: string, key: string): JsonValue {
     const value = parent.get(key);
     if (value == null) return NO_VALUES;
-    if (value.kind != JsonKind.Array) this.fail(memberPath(path, key), msg("must be a list"));
-    return value.items;
+    if (value.kind == JsonKind.Array) return value;
+    this.fail(memberPath(path, key), msg("must be a list"));
+    return NO_VALUES;
   }
 
   private policy(root: JsonValue): Policy {
@@ -161,7 +162,7 @@ class PolicyReader {
       policy.recordDecision = record.bool;
     }
     const rules = this.list(root, NO_KEY, "rules");
-    for (let i = 0; i < rules.length; i++) policy.rules.push(this.rule(rules[i], itemPath("rules", i), policy));
+    for (let i = 0; i < rules.count; i++) policy.rules.push(this.rule(rules.item(i), itemPath("rules", i), policy));
     const fallback = root.get("default");
     policy.defaultAction = fallback == null ? referenceAction(istio) : this.action(fallback, "default", istio);
     this.summarizeNeeds(policy);
@@ -196,11 +197,11 @@ class PolicyReader {
     }
     settings.version = <i32>version.number;
     const ports = this.list(value, path, "destination_ports");
-    if (ports.length == 0) {
+    if (ports.count == 0) {
       this.fail(memberPath(path, "destination_ports"), msg("is required: the header goes only to ports whose clients speak first"));
     }
-    for (let i = 0; i < ports.length; i++) {
-      const range = this.portRange(ports[i], path, "destination_ports", i);
+    for (let i = 0; i < ports.count; i++) {
+      const range = this.portRange(ports.item(i), path, "destination_ports", i);
       for (let k = 0; k < SERVER_SPEAKS_FIRST.length; k++) {
         const port = SERVER_SPEAKS_FIRST[k];
         if (port >= range.low && port <= range.high) {
@@ -211,13 +212,13 @@ class PolicyReader {
       settings.ports.push(range);
     }
     const tlvs = this.list(value, path, "tlvs");
-    for (let i = 0; i < tlvs.length; i++) {
+    for (let i = 0; i < tlvs.count; i++) {
       const name = this.item(tlvs, i, path, "tlvs");
       if (name == "authority") settings.sendServerName = true;
       else if (name == "rule") settings.sendRule = true;
       else this.fail(itemPath(memberPath(path, "tlvs"), i), msg("must be 'authority' (the SNI) or 'rule'"));
     }
-    if (tlvs.length > 0 && settings.version == 1) this.fail(memberPath(path, "tlvs"), msg("PROXY protocol v1 cannot carry TLVs; use version 2"));
+    if (tlvs.count > 0 && settings.version == 1) this.fail(memberPath(path, "tlvs"), msg("PROXY protocol v1 cannot carry TLVs; use version 2"));
     policy.needsDestination = true;
     if (settings.sendServerName) policy.needsServerName = true;
   }
@@ -258,9 +259,9 @@ class PolicyReader {
   /** Member `key` of the object at `path` as a list of strings; the shared empty one when it has none. */
   private strings(parent: JsonValue, path: string, key: string): string[] {
     const items = this.list(parent, path, key);
-    if (items.length == 0) return NO_NAMES;
+    if (items.count == 0) return NO_NAMES;
     const out: string[] = [];
-    for (let i = 0; i < items.length; i++) out.push(this.item(items, i, path, key));
+    for (let i = 0; i < items.count; i++) out.push(this.item(items, i, path, key));
     return out;
   }
 
@@ -286,16 +287,16 @@ class PolicyReader {
       else this.fail(memberPath(path, "source_parity"), msg("must be 'even' or 'odd', got '") + text + "'");
     }
     const ports = this.list(value, path, "destination_ports");
-    if (ports.length > 0) {
+    if (ports.count > 0) {
       const ranges: PortRange[] = [];
-      for (let i = 0; i < ports.length; i++) ranges.push(this.portRange(ports[i], path, "destination_ports", i));
+      for (let i = 0; i < ports.count; i++) ranges.push(this.portRange(ports.item(i), path, "destination_ports", i));
       rule.destinationPorts = ranges;
     }
     rule.serverNames = this.names(value, path, "server_names");
     rule.authorities = this.names(value, path, "authorities");
     rule.pathPrefixes = this.strings(value, path, "path_prefixes");
     const headers = this.list(value, path, "headers");
-    if (headers.length > 0) this.headers(headers, memberPath(path, "headers"), rule, policy);
+    if (headers.count > 0) this.headers(headers, memberPath(path, "headers"), rule, policy);
     if (value.get("metadata") != null || value.get("filter_state") != null) {
       const matchers: ValueMatcher[] = [];
       this.valueMatchers(value, path, "metadata", matchers, policy);
@@ -304,14 +305,14 @@ class PolicyReader {
     }
   }
 
-  private headers(headers: JsonValue[], path: string, rule: Rule, policy: Policy): void {
+  private headers(headers: JsonValue, path: string, rule: Rule, policy: Policy): void {
     const indexes: i32[] = [];
     const values: string[] = [];
-    for (let i = 0; i < headers.length; i++) {
+    for (let i = 0; i < headers.count; i++) {
       const headerPath = itemPath(path, i);
-      if (!this.expectKeys(headers[i], headerPath, HEADER_FIELDS)) return;
-      const nameValue = headers[i].get("name");
-      const exact = headers[i].get("value");
+      if (!this.expectKeys(headers.item(i), headerPath, HEADER_FIELDS)) return;
+      const nameValue = headers.item(i).get("name");
+      const exact = headers.item(i).get("value");
       if (nameValue == null || exact == null) {
         this.fail(headerPath, msg("needs name and value"));
         return;
@@ -339,9 +340,9 @@ class PolicyReader {
     const path = memberPath(parentPath, field);
     const metadata = field == "metadata";
     const keys = metadata ? METADATA_FIELDS : FILTER_STATE_FIELDS;
-    for (let i = 0; i < items.length; i++) {
+    for (let i = 0; i < items.count; i++) {
       const at = itemPath(path, i);
-      const item = items[i];
+      const item = items.item(i);
       if (!this.expectKeys(item, at, keys)) return;
       const key = item.get("key");
       const namespace = item.get("namespace");
@@ -373,8 +374,8 @@ class PolicyReader {
       if (item.get("values") != null) {
         ways++;
         const list = this.list(item, at, "values");
-        if (list.length == 0) this.fail(memberPath(at, "values"), msg("needs at least one value"));
-        for (let k = 0; k < list.length; k++) operands.push(this.text(list[k], itemPath(memberPath(at, "values"), k), NO_KEY));
+        if (list.count == 0) this.fail(memberPath(at, "values"), msg("needs at least one value"));
+        for (let k = 0; k < list.count; k++) operands.push(this.text(list.item(k), itemPath(memberPath(at, "values"), k), NO_KEY));
       }
       if (ways != 1) this.fail(at, msg("needs exactly one of exact, prefix, values"));
       into.push(new ValueMatcher(index, kind, operands));
@@ -389,11 +390,11 @@ class PolicyReader {
 
   private cidrs(parent: JsonValue, path: string, key: string): Cidr[] {
     const items = this.list(parent, path, key);
-    if (items.length == 0) return NO_CIDRS;
+    if (items.count == 0) return NO_CIDRS;
     const out: Cidr[] = [];
-    for (let i = 0; i < items.length; i++) {
+    for (let i = 0; i < items.count; i++) {
       const cidr = parseCidr(this.item(items, i, path, key));
-      if (cidr == null) this.fail(itemPath(memberPath(path, key), i), msg("invalid CIDR '") + items[i].text + "'");
+      if (cidr == null) this.fail(itemPath(memberPath(path, key), i), msg("invalid CIDR '") + items.item(i).text + "'");
       else out.push(cidr);
     }
     return out;
@@ -428,12 +429,12 @@ class PolicyReader {
   private action(value: JsonValue, path: string, istio: bool): RuleAction {
     const action = new RuleAction();
     if (!this.expectKeys(value, path, ACTION_FIELDS)) return action;
-    if (value.memberCount != 1) {
+    if (value.count != 1) {
       this.fail(path, msg("must have exactly one of cluster, hash, reject, passthrough, reference, original_dst"));
       return action;
     }
-    const kind = value.memberName(0);
-    const body = value.member(0);
+    const kind = value.name(0);
+    const body = value.item(0);
     if (kind == "cluster") {
       action.kind = ActionKind.Route;
       action.clusters.push(new WeightedCluster(this.template(body, path, kind), 1));
@@ -462,9 +463,9 @@ class PolicyReader {
   private hashTargets(parent: JsonValue, parentPath: string, action: RuleAction): void {
     const items = this.list(parent, parentPath, "hash");
     const path = memberPath(parentPath, "hash");
-    if (items.length == 0) this.fail(path, msg("needs at least one cluster"));
-    for (let i = 0; i < items.length; i++) {
-      const item = items[i];
+    if (items.count == 0) this.fail(path, msg("needs at least one cluster"));
+    for (let i = 0; i < items.count; i++) {
+      const item = items.item(i);
       if (item.kind == JsonKind.String) {
         action.clusters.push(new WeightedCluster(this.template(item, itemPath(path, i), NO_KEY), 1));
         action.totalWeight += 1;

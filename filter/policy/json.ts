@@ -13,18 +13,16 @@ export enum JsonKind {
   Object,
 }
 
-// Leaves and empty arrays share this (never written): a policy of 100,000 CIDRs is 100,000 leaves.
-const NO_ITEMS: JsonValue[] = [];
-
-// The members of every array and object being read, nested: each takes its own, sized exactly,
-// when it closes, instead of growing a list by reallocation.
+// The items of every array and the members of every object being read, nested: each container
+// takes them when it closes.
 const openItems: JsonValue[] = [];
 const openKeys: string[] = [];
 
-// Every object's members, one range each: a list of names and one of values per object would be
-// about half of what a 10,000-rule policy allocates while it is read.
-let memberNames: string[] = [];
-let memberValues: JsonValue[] = [];
+// Every array's items and object's members, a range each: a list per array and two per object
+// would be about half of what a 10,000-rule policy allocates while it is read. An array's items
+// have empty names, so that both lists stay aligned.
+let allNames: string[] = [];
+let allValues: JsonValue[] = [];
 
 /** Member names seen so far: a policy repeats a few names in every rule, each is made once. */
 const knownNames: string[] = [];
@@ -35,23 +33,23 @@ export class JsonValue {
   bool: bool = false;
   number: f64 = 0;
   text: string = "";
-  /** An array's items. */
-  items: JsonValue[] = NO_ITEMS;
-  /** An object's members: memberNames and memberValues [first, first + memberCount). */
+  /** An array's items or an object's members (0 for anything else): allNames and allValues [first, first + count). */
   first: i32 = 0;
-  memberCount: i32 = 0;
+  count: i32 = 0;
 
-  memberName(index: i32): string {
-    return unchecked(memberNames[this.first + index]);
+  /** The name of an object's member `index`. */
+  name(index: i32): string {
+    return unchecked(allNames[this.first + index]);
   }
 
-  member(index: i32): JsonValue {
-    return unchecked(memberValues[this.first + index]);
+  /** An array's item `index`, or the value of an object's member `index`. */
+  item(index: i32): JsonValue {
+    return unchecked(allValues[this.first + index]);
   }
 
   /** The member named `key` of an object, or null. */
   get(key: string): JsonValue | null {
-    for (let i = 0; i < this.memberCount; i++) if (this.memberName(i) == key) return this.member(i);
+    for (let i = 0; i < this.count; i++) if (this.name(i) == key) return this.item(i);
     return null;
   }
 }
@@ -66,8 +64,8 @@ export class JsonParser {
   parse(): JsonValue | null {
     openItems.length = 0;
     openKeys.length = 0;
-    memberNames = [];
-    memberValues = [];
+    allNames = [];
+    allValues = [];
     const value = this.value(0);
     if (value == null) return null;
     this.skipSpace();
@@ -75,12 +73,12 @@ export class JsonParser {
     return value;
   }
 
-  /** The document is no longer read: all of it may go at the next collection (a failed parse leaves members open). */
+  /** The document is no longer read: all of it may go at the next collection (a failed parse leaves items open). */
   release(): void {
     openItems.length = 0;
     openKeys.length = 0;
-    memberNames = [];
-    memberValues = [];
+    allNames = [];
+    allValues = [];
   }
 
   private fail(message: string): JsonValue | null {
@@ -253,13 +251,23 @@ export class JsonParser {
       this.skipSpace();
       if (this.at >= this.text.length) return this.fail(msg("unterminated array"));
       const c = this.text.charCodeAt(this.at++);
-      if (c == 93) {
-        out.items = openItems.slice(first);
-        openItems.length = first;
-        return out;
-      }
+      if (c == 93) return this.close(out, openKeys.length, first);
       if (c != 44) return this.fail(msg("expected ',' or ']'"));
     }
+  }
+
+  /** The container's items (and names) leave the open lists for the shared ones. */
+  private close(out: JsonValue, firstKey: i32, firstItem: i32): JsonValue {
+    out.first = allValues.length;
+    out.count = openItems.length - firstItem;
+    const isObject = out.kind == JsonKind.Object;
+    for (let i = 0; i < out.count; i++) {
+      allNames.push(isObject ? unchecked(openKeys[firstKey + i]) : "");
+      allValues.push(unchecked(openItems[firstItem + i]));
+    }
+    openKeys.length = firstKey;
+    openItems.length = firstItem;
+    return out;
   }
 
   private object(depth: i32): JsonValue | null {
@@ -288,17 +296,7 @@ export class JsonParser {
       this.skipSpace();
       if (this.at >= this.text.length) return this.fail(msg("unterminated object"));
       const c = this.text.charCodeAt(this.at++);
-      if (c == 125) {
-        out.first = memberNames.length;
-        out.memberCount = openKeys.length - firstKey;
-        for (let i = 0; i < out.memberCount; i++) {
-          memberNames.push(unchecked(openKeys[firstKey + i]));
-          memberValues.push(unchecked(openItems[firstItem + i]));
-        }
-        openKeys.length = firstKey;
-        openItems.length = firstItem;
-        return out;
-      }
+      if (c == 125) return this.close(out, firstKey, firstItem);
       if (c != 44) return this.fail(msg("expected ',' or '}'"));
     }
   }
