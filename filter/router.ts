@@ -68,7 +68,7 @@ export class Router {
   private readonly wantsLog: bool;
   private readonly record: DecisionRecord | null;
   /** The metadata and filter state paths the policy's matchers read, encoded once. */
-  private readonly valuePaths: ArrayBuffer[] = [];
+  private readonly valuePaths: ArrayBuffer[] = new Array<ArrayBuffer>();
   /** The PROXY header the last routed connection must send first, if the policy asks for one. */
   pendingHeader: ArrayBuffer | null = null;
 

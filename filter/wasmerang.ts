@@ -32,7 +32,7 @@ class WasmerangRoot extends RootContext {
   router: Router | null = null;
   private stats: FilterStats | null = null;
   /** Connection contexts whose connections have ended, handed out again: connections allocate nothing. */
-  readonly idleConnections: WasmerangConnection[] = [];
+  readonly idleConnections: WasmerangConnection[] = new Array<WasmerangConnection>();
 
   onConfigure(configuration: string): bool {
     const result = parsePolicy(configuration);

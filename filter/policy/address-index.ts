@@ -27,12 +27,12 @@ export class AddressIndex {
   segmentLo: StaticArray<u64> = new StaticArray<u64>(1);
   /** The deepest CIDR node covering each segment, or -1. */
   segmentNode: StaticArray<i32> = [-1];
-  parent: StaticArray<i32> = [];
+  parent: StaticArray<i32> = new StaticArray<i32>(0);
   /** Node n's rules are rules[listStart[n], listStart[n + 1]), ascending. */
   listStart: StaticArray<i32> = [0];
-  rules: StaticArray<i32> = [];
+  rules: StaticArray<i32> = new StaticArray<i32>(0);
   /** Rules that do not constrain this address at all, ascending. */
-  wildcard: StaticArray<i32> = [];
+  wildcard: StaticArray<i32> = new StaticArray<i32>(0);
 
   /** The nodes containing the last address looked up, deepest first (reused per lookup). */
   readonly chain: StaticArray<i32> = new StaticArray<i32>(129);
@@ -86,10 +86,10 @@ export class AddressIndex {
 
 // The builder's sort key arrays: module-level because AssemblyScript comparators cannot close
 // over locals.
-let sortHi: StaticArray<u64> = [];
-let sortLo: StaticArray<u64> = [];
-let sortPrefix: StaticArray<i32> = [];
-let sortRule: StaticArray<i32> = [];
+let sortHi: StaticArray<u64> = new StaticArray<u64>(0);
+let sortLo: StaticArray<u64> = new StaticArray<u64>(0);
+let sortPrefix: StaticArray<i32> = new StaticArray<i32>(0);
+let sortRule: StaticArray<i32> = new StaticArray<i32>(0);
 
 /** Start ascending, then the larger network first, then rule order. */
 function byStart(a: i32, b: i32): i32 {
@@ -133,11 +133,11 @@ function sortByStart(order: StaticArray<i32>): void {
 
 /** Collects (CIDR, rule) pairs, then builds the index. */
 export class AddressIndexBuilder {
-  private readonly hi: u64[] = [];
-  private readonly lo: u64[] = [];
-  private readonly prefix: i32[] = [];
-  private readonly rule: i32[] = [];
-  private readonly constrained: bool[] = [];
+  private readonly hi: u64[] = new Array<u64>();
+  private readonly lo: u64[] = new Array<u64>();
+  private readonly prefix: i32[] = new Array<i32>();
+  private readonly rule: i32[] = new Array<i32>();
+  private readonly constrained: bool[] = new Array<bool>();
 
   /** Declares rule `rule` (rules come in order) with its CIDRs; none means it does not constrain. */
   addRule(rule: i32, cidrs: Cidr[]): void {
@@ -153,7 +153,7 @@ export class AddressIndexBuilder {
 
   build(): AddressIndex {
     const index = new AddressIndex();
-    const wildcard: i32[] = [];
+    const wildcard: i32[] = new Array<i32>();
     for (let r = 0; r < this.constrained.length; r++) if (!this.constrained[r]) wildcard.push(r);
     index.wildcard = StaticArray.fromArray(wildcard);
     const count = this.hi.length;
@@ -167,12 +167,12 @@ export class AddressIndexBuilder {
     sortByStart(order);
 
     // Nodes: one per distinct CIDR, with its rules.
-    const nodeHi: u64[] = [];
-    const nodeLo: u64[] = [];
-    const nodeEndHi: u64[] = [];
-    const nodeEndLo: u64[] = [];
-    const listStart: i32[] = [];
-    const rules: i32[] = [];
+    const nodeHi: u64[] = new Array<u64>();
+    const nodeLo: u64[] = new Array<u64>();
+    const nodeEndHi: u64[] = new Array<u64>();
+    const nodeEndLo: u64[] = new Array<u64>();
+    const listStart: i32[] = new Array<i32>();
+    const rules: i32[] = new Array<i32>();
     for (let k = 0; k < count; k++) {
       const e = unchecked(order[k]);
       const hi = sortHi[e], lo = sortLo[e], prefix = sortPrefix[e], rule = sortRule[e];
@@ -190,8 +190,8 @@ export class AddressIndexBuilder {
       rules.push(rule);
     }
     listStart.push(rules.length);
-    sortHi = sortLo = [];
-    sortPrefix = sortRule = [];
+    sortHi = sortLo = new StaticArray<u64>(0);
+    sortPrefix = sortRule = new StaticArray<i32>(0);
 
     // Sweep in start order with the stack of open nodes; emit a segment wherever the deepest
     // open node changes.
@@ -200,7 +200,7 @@ export class AddressIndexBuilder {
     const segmentHi: u64[] = [0];
     const segmentLo: u64[] = [0];
     const segmentNode: i32[] = [-1];
-    const stack: i32[] = [];
+    const stack: i32[] = new Array<i32>();
     for (let n = 0; n <= nodes; n++) {
       // Close the open nodes that end before this one starts (all of them after the last node).
       while (stack.length > 0) {

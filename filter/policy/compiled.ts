@@ -29,50 +29,50 @@ function istioName(router: string, port: string): string {
 
 export class CompiledPolicy {
   ruleCount: i32 = 0;
-  flags: StaticArray<u32> = [];
-  ruleAction: StaticArray<i32> = [];
+  flags: StaticArray<u32> = new StaticArray<u32>(0);
+  ruleAction: StaticArray<i32> = new StaticArray<i32>(0);
   /** Each rule's name, "" when unnamed. */
-  ruleNames: string[] = [];
+  ruleNames: string[] = new Array<string>();
   source: AddressIndex = new AddressIndex();
   destination: AddressIndex = new AddressIndex();
   /** Rule r's destination ports are [portLow[i], portHigh[i]] for i in [portStart[r], portStart[r + 1]). */
-  portStart: StaticArray<i32> = [];
-  portLow: StaticArray<i32> = [];
-  portHigh: StaticArray<i32> = [];
+  portStart: StaticArray<i32> = new StaticArray<i32>(0);
+  portLow: StaticArray<i32> = new StaticArray<i32>(0);
+  portHigh: StaticArray<i32> = new StaticArray<i32>(0);
   /** Server name patterns, the same way; `.suffix` for `*.suffix`. */
-  nameStart: StaticArray<i32> = [];
-  names: string[] = [];
-  authorityStart: StaticArray<i32> = [];
-  authorities: string[] = [];
-  prefixStart: StaticArray<i32> = [];
-  prefixes: string[] = [];
+  nameStart: StaticArray<i32> = new StaticArray<i32>(0);
+  names: string[] = new Array<string>();
+  authorityStart: StaticArray<i32> = new StaticArray<i32>(0);
+  authorities: string[] = new Array<string>();
+  prefixStart: StaticArray<i32> = new StaticArray<i32>(0);
+  prefixes: string[] = new Array<string>();
   /** Header matchers: an index into Policy.headerNames and the exact value. */
-  headerStart: StaticArray<i32> = [];
-  headerIndex: StaticArray<i32> = [];
-  headerValue: string[] = [];
+  headerStart: StaticArray<i32> = new StaticArray<i32>(0);
+  headerIndex: StaticArray<i32> = new StaticArray<i32>(0);
+  headerValue: string[] = new Array<string>();
   /**
    * Value matchers: rule r's are m in [valueStart[r], valueStart[r + 1]), each reading
    * Facts.values[valueIndex[m]] as valueKind[m] with operands [operandStart[m], operandStart[m + 1]).
    */
-  valueStart: StaticArray<i32> = [];
-  valueIndex: StaticArray<i32> = [];
-  valueKind: StaticArray<i32> = [];
-  operandStart: StaticArray<i32> = [];
-  operands: string[] = [];
+  valueStart: StaticArray<i32> = new StaticArray<i32>(0);
+  valueIndex: StaticArray<i32> = new StaticArray<i32>(0);
+  valueKind: StaticArray<i32> = new StaticArray<i32>(0);
+  operandStart: StaticArray<i32> = new StaticArray<i32>(0);
+  operands: string[] = new Array<string>();
 
-  actionKind: StaticArray<i32> = [];
-  actionIstio: StaticArray<bool> = [];
+  actionKind: StaticArray<i32> = new StaticArray<i32>(0);
+  actionIstio: StaticArray<bool> = new StaticArray<bool>(0);
   /** Action a's targets are [targetStart[a], targetStart[a + 1]); a reference action has one per router (and port). */
-  targetStart: StaticArray<i32> = [];
-  totalWeight: StaticArray<u32> = [];
-  targetWeight: StaticArray<u32> = [];
+  targetStart: StaticArray<i32> = new StaticArray<i32>(0);
+  totalWeight: StaticArray<u32> = new StaticArray<u32>(0);
+  targetWeight: StaticArray<u32> = new StaticArray<u32>(0);
   /** The target's cluster slot, or -1 when its name has a placeholder (then targetTemplate). */
-  targetSlot: StaticArray<i32> = [];
-  targetTemplate: StaticArray<i32> = [];
-  templates: ClusterTemplate[] = [];
+  targetSlot: StaticArray<i32> = new StaticArray<i32>(0);
+  targetTemplate: StaticArray<i32> = new StaticArray<i32>(0);
+  templates: ClusterTemplate[] = new Array<ClusterTemplate>();
   defaultAction: i32 = 0;
   /** Static cluster names, by slot. */
-  clusters: string[] = [];
+  clusters: string[] = new Array<string>();
 
   /** The parsed policy's settings (log level, HTTP, PROXY header); its rules are dropped. */
   constructor(readonly settings: Policy) {}
@@ -90,13 +90,13 @@ function appendAll<T>(into: T[], items: T[]): i32 {
 
 class Compiler {
   private readonly slots: Map<string, i32> = new Map();
-  private readonly kinds: i32[] = [];
-  private readonly istio: bool[] = [];
+  private readonly kinds: i32[] = new Array<i32>();
+  private readonly istio: bool[] = new Array<bool>();
   private readonly targetStart: i32[] = [0];
-  private readonly totals: u32[] = [];
-  private readonly weights: u32[] = [];
-  private readonly targetSlots: i32[] = [];
-  private readonly targetTemplates: i32[] = [];
+  private readonly totals: u32[] = new Array<u32>();
+  private readonly weights: u32[] = new Array<u32>();
+  private readonly targetSlots: i32[] = new Array<i32>();
+  private readonly targetTemplates: i32[] = new Array<i32>();
 
   constructor(private readonly out: CompiledPolicy) {}
 
@@ -178,16 +178,16 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
   const flags = new StaticArray<u32>(count);
   const actions = new StaticArray<i32>(count);
   const portStart: i32[] = [0];
-  const portLow: i32[] = [];
-  const portHigh: i32[] = [];
+  const portLow: i32[] = new Array<i32>();
+  const portHigh: i32[] = new Array<i32>();
   const nameStart: i32[] = [0];
   const authorityStart: i32[] = [0];
   const prefixStart: i32[] = [0];
   const headerStart: i32[] = [0];
-  const headerIndex: i32[] = [];
+  const headerIndex: i32[] = new Array<i32>();
   const valueStart: i32[] = [0];
-  const valueIndex: i32[] = [];
-  const valueKind: i32[] = [];
+  const valueIndex: i32[] = new Array<i32>();
+  const valueKind: i32[] = new Array<i32>();
   const operandStart: i32[] = [0];
   for (let r = 0; r < count; r++) {
     const rule = rules[r];
@@ -233,6 +233,6 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
   out.valueIndex = StaticArray.fromArray(valueIndex);
   out.valueKind = StaticArray.fromArray(valueKind);
   out.operandStart = StaticArray.fromArray(operandStart);
-  policy.rules = [];
+  policy.rules = new Array<Rule>();
   return out;
 }

@@ -260,7 +260,7 @@ class PolicyReader {
   private strings(parent: JsonValue, path: string, key: string): string[] {
     const items = this.list(parent, path, key);
     if (items.count == 0) return NO_NAMES;
-    const out: string[] = [];
+    const out: string[] = new Array<string>();
     for (let i = 0; i < items.count; i++) out.push(this.item(items, i, path, key));
     return out;
   }
@@ -288,7 +288,7 @@ class PolicyReader {
     }
     const ports = this.list(value, path, "destination_ports");
     if (ports.count > 0) {
-      const ranges: PortRange[] = [];
+      const ranges: PortRange[] = new Array<PortRange>();
       for (let i = 0; i < ports.count; i++) ranges.push(this.portRange(ports.item(i), path, "destination_ports", i));
       rule.destinationPorts = ranges;
     }
@@ -298,7 +298,7 @@ class PolicyReader {
     const headers = this.list(value, path, "headers");
     if (headers.count > 0) this.headers(headers, memberPath(path, "headers"), rule, policy);
     if (value.get("metadata") != null || value.get("filter_state") != null) {
-      const matchers: ValueMatcher[] = [];
+      const matchers: ValueMatcher[] = new Array<ValueMatcher>();
       this.valueMatchers(value, path, "metadata", matchers, policy);
       this.valueMatchers(value, path, "filter_state", matchers, policy);
       rule.valueMatchers = matchers;
@@ -306,8 +306,8 @@ class PolicyReader {
   }
 
   private headers(headers: JsonValue, path: string, rule: Rule, policy: Policy): void {
-    const indexes: i32[] = [];
-    const values: string[] = [];
+    const indexes: i32[] = new Array<i32>();
+    const values: string[] = new Array<string>();
     for (let i = 0; i < headers.count; i++) {
       const headerPath = itemPath(path, i);
       if (!this.expectKeys(headers.item(i), headerPath, HEADER_FIELDS)) return;
@@ -357,7 +357,7 @@ class PolicyReader {
         index = policy.valuePaths.length;
         policy.valuePaths.push(propertyPath);
       }
-      const operands: string[] = [];
+      const operands: string[] = new Array<string>();
       let kind = ValueMatch.OneOf;
       let ways = 0;
       const exact = item.get("exact");
@@ -391,7 +391,7 @@ class PolicyReader {
   private cidrs(parent: JsonValue, path: string, key: string): Cidr[] {
     const items = this.list(parent, path, key);
     if (items.count == 0) return NO_CIDRS;
-    const out: Cidr[] = [];
+    const out: Cidr[] = new Array<Cidr>();
     for (let i = 0; i < items.count; i++) {
       const cidr = parseCidr(this.item(items, i, path, key));
       if (cidr == null) this.fail(itemPath(memberPath(path, key), i), msg("invalid CIDR '") + items.item(i).text + "'");
@@ -496,8 +496,8 @@ class PolicyReader {
   /** Member `key` of the object at `path` (or, with no key, the value at `path`) as a cluster name. */
   private template(value: JsonValue, path: string, key: string): ClusterTemplate {
     const text = this.memberString(value, path, key);
-    const pieces: string[] = [];
-    const placeholders: Placeholder[] = [];
+    const pieces: string[] = new Array<string>();
+    const placeholders: Placeholder[] = new Array<Placeholder>();
     let at = 0;
     while (at < text.length) {
       const open = text.indexOf("{", at);

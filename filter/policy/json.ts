@@ -15,17 +15,17 @@ export enum JsonKind {
 
 // The items of every array and the members of every object being read, nested: each container
 // takes them when it closes.
-const openItems: JsonValue[] = [];
-const openKeys: string[] = [];
+const openItems: JsonValue[] = new Array<JsonValue>();
+const openKeys: string[] = new Array<string>();
 
 // Every array's items and object's members, a range each: a list per array and two per object
 // would be about half of what a 10,000-rule policy allocates while it is read. An array's items
 // have empty names, so that both lists stay aligned.
-let allNames: string[] = [];
-let allValues: JsonValue[] = [];
+let allNames: string[] = new Array<string>();
+let allValues: JsonValue[] = new Array<JsonValue>();
 
 /** Member names seen so far: a policy repeats a few names in every rule, each is made once. */
-const knownNames: string[] = [];
+const knownNames: string[] = new Array<string>();
 const MAX_KNOWN_NAMES = 64;
 
 export class JsonValue {
@@ -64,8 +64,8 @@ export class JsonParser {
   parse(): JsonValue | null {
     openItems.length = 0;
     openKeys.length = 0;
-    allNames = [];
-    allValues = [];
+    allNames = new Array<string>();
+    allValues = new Array<JsonValue>();
     const value = this.value(0);
     if (value == null) return null;
     this.skipSpace();
@@ -77,8 +77,8 @@ export class JsonParser {
   release(): void {
     openItems.length = 0;
     openKeys.length = 0;
-    allNames = [];
-    allValues = [];
+    allNames = new Array<string>();
+    allValues = new Array<JsonValue>();
   }
 
   private fail(message: string): JsonValue | null {
