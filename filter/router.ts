@@ -168,8 +168,8 @@ export class Router {
     const destination = facts.destination;
     if (!facts.source.valid || !destination.valid || destination.port < 0) return;
     let listed = false;
-    for (let i = 0; i < settings.ports.length && !listed; i++) {
-      listed = destination.port >= settings.ports[i].low && destination.port <= settings.ports[i].high;
+    for (let i = 0; i < settings.portLow.length && !listed; i++) {
+      listed = destination.port >= settings.portLow[i] && destination.port <= settings.portHigh[i];
     }
     if (!listed) return;
     const rule = this.decision.rule;

@@ -5,7 +5,7 @@ import { msg } from "./messages";
 import {
   Action, BufferType, hostLogLevel, HttpContext, log, LogLevel, registerRootContext, RootContext, setBufferBytes, StreamContext,
 } from "./sdk";
-import { CompiledPolicy, compilePolicy } from "./policy/compiled";
+import { CompiledPolicy } from "./policy/compiled";
 import { parsePolicy } from "./policy/config";
 import { ActionKind } from "./policy/model";
 import { Router } from "./router";
@@ -36,8 +36,8 @@ class WasmerangRoot extends RootContext {
 
   onConfigure(configuration: string): bool {
     const result = parsePolicy(configuration);
-    const parsed = result.policy;
-    if (parsed == null) {
+    const policy = result.policy;
+    if (policy == null) {
       log(LogLevel.Critical, msg("wasmerang: invalid plugin configuration: ") + result.error);
       return false;
     }
@@ -48,8 +48,7 @@ class WasmerangRoot extends RootContext {
       this.stats = stats;
     }
     const hostLevel = <i32>hostLogLevel();
-    const level = parsed.logLevel > hostLevel ? parsed.logLevel : hostLevel;
-    const policy = compilePolicy(parsed);
+    const level = max(policy.settings.logLevel, hostLevel);
     this.router = new Router(policy, stats, level);
     if (level <= LogLevel.Info) log(LogLevel.Info, msg("wasmerang: configured: ") + describe(policy));
     return true;

@@ -137,24 +137,22 @@ export class AddressIndexBuilder {
   private readonly lo: u64[] = new Array<u64>();
   private readonly prefix: i32[] = new Array<i32>();
   private readonly rule: i32[] = new Array<i32>();
-  private readonly constrained: bool[] = new Array<bool>();
 
-  /** Declares rule `rule` (rules come in order) with its CIDRs; none means it does not constrain. */
-  addRule(rule: i32, cidrs: Cidr[]): void {
-    this.constrained.push(cidrs.length > 0);
-    for (let i = 0; i < cidrs.length; i++) {
-      const cidr = cidrs[i];
-      this.hi.push(cidr.hi & hiMask(cidr.prefix));
-      this.lo.push(cidr.lo & loMask(cidr.prefix));
-      this.prefix.push(cidr.prefix);
-      this.rule.push(rule);
-    }
+  /** Adds one of rule `rule`'s CIDRs (rules come in order). */
+  add(rule: i32, cidr: Cidr): void {
+    this.hi.push(cidr.hi & hiMask(cidr.prefix));
+    this.lo.push(cidr.lo & loMask(cidr.prefix));
+    this.prefix.push(cidr.prefix);
+    this.rule.push(rule);
   }
 
-  build(): AddressIndex {
+  /** The index over rules [0, ruleCount); those without CIDRs here are its wildcard rules. */
+  build(ruleCount: i32): AddressIndex {
     const index = new AddressIndex();
+    const constrained = new StaticArray<bool>(ruleCount);
+    for (let i = 0; i < this.rule.length; i++) constrained[this.rule[i]] = true;
     const wildcard: i32[] = new Array<i32>();
-    for (let r = 0; r < this.constrained.length; r++) if (!this.constrained[r]) wildcard.push(r);
+    for (let r = 0; r < ruleCount; r++) if (!constrained[r]) wildcard.push(r);
     index.wildcard = StaticArray.fromArray(wildcard);
     const count = this.hi.length;
     if (count == 0) return index;

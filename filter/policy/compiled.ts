@@ -1,10 +1,15 @@
 // The policy compiled at configure time into flat arrays: CIDRs into address indexes, every other
 // matcher and action into per-rule ranges of shared arrays. The data path reads only this. Flat
 // arrays, not an object per rule, keep the live heap a few dozen objects whatever the policy's
-// size, so the (rare) collection that marks it stays cheap.
+// size, so the (rare) collection that marks it stays cheap. The reader (config.ts) fills it
+// through a PolicyBuilder, rule by rule, as it reads the configuration.
+//
+// Empty lists in filter/ are `new Array<T>()` / `new StaticArray<T>(0)`, never `[]`: asc gives each
+// `[]` literal a static buffer of its own in the data section (about 15 bytes each, 1.4 KB in all).
 import { msg } from "../messages";
 import { AddressIndex, AddressIndexBuilder } from "./address-index";
-import { ActionKind, ClusterTemplate, Parity, Policy, Rule, RuleAction } from "./model";
+import { Cidr } from "./ip";
+import { ActionKind, ClusterTemplate, PolicySettings, ValueMatch } from "./model";
 
 /** The matchers a rule uses, as bits of CompiledPolicy.flags. */
 export const enum Matcher {
@@ -46,7 +51,7 @@ export class CompiledPolicy {
   authorities: string[] = new Array<string>();
   prefixStart: StaticArray<i32> = new StaticArray<i32>(0);
   prefixes: string[] = new Array<string>();
-  /** Header matchers: an index into Policy.headerNames and the exact value. */
+  /** Header matchers: an index into PolicySettings.headerNames and the exact value. */
   headerStart: StaticArray<i32> = new StaticArray<i32>(0);
   headerIndex: StaticArray<i32> = new StaticArray<i32>(0);
   headerValue: string[] = new Array<string>();
@@ -74,21 +79,37 @@ export class CompiledPolicy {
   /** Static cluster names, by slot. */
   clusters: string[] = new Array<string>();
 
-  /** The parsed policy's settings (log level, HTTP, PROXY header); its rules are dropped. */
-  constructor(readonly settings: Policy) {}
+  readonly settings: PolicySettings = new PolicySettings();
 
   ruleName(rule: i32): string {
     return rule < 0 ? "default" : this.ruleNames[rule];
   }
 }
 
-/** Appends `items` to `into` and returns the new end offset. */
-function appendAll<T>(into: T[], items: T[]): i32 {
-  for (let i = 0; i < items.length; i++) into.push(items[i]);
-  return into.length;
-}
-
-class Compiler {
+/**
+ * Builds a CompiledPolicy from the reader's calls: per rule, beginRule, its matchers, endRule;
+ * actions with beginAction, their targets, endAction. Rules come in policy order.
+ */
+export class PolicyBuilder {
+  readonly out: CompiledPolicy = new CompiledPolicy();
+  readonly sources: AddressIndexBuilder = new AddressIndexBuilder();
+  readonly destinations: AddressIndexBuilder = new AddressIndexBuilder();
+  /** The matchers of the rule being read. */
+  ruleFlags: u32 = 0;
+  private readonly flags: u32[] = new Array<u32>();
+  private readonly ruleActions: i32[] = new Array<i32>();
+  private readonly portStart: i32[] = [0];
+  private readonly portLow: i32[] = new Array<i32>();
+  private readonly portHigh: i32[] = new Array<i32>();
+  private readonly nameStart: i32[] = [0];
+  private readonly authorityStart: i32[] = [0];
+  private readonly prefixStart: i32[] = [0];
+  private readonly headerStart: i32[] = [0];
+  private readonly headerIndex: i32[] = new Array<i32>();
+  private readonly valueStart: i32[] = [0];
+  private readonly valueIndex: i32[] = new Array<i32>();
+  private readonly valueKind: i32[] = new Array<i32>();
+  private readonly operandStart: i32[] = [0];
   private readonly slots: Map<string, i32> = new Map();
   private readonly kinds: i32[] = new Array<i32>();
   private readonly istio: bool[] = new Array<bool>();
@@ -97,8 +118,129 @@ class Compiler {
   private readonly weights: u32[] = new Array<u32>();
   private readonly targetSlots: i32[] = new Array<i32>();
   private readonly targetTemplates: i32[] = new Array<i32>();
+  private total: u32 = 0;
 
-  constructor(private readonly out: CompiledPolicy) {}
+  /** The index the next rule gets. */
+  get rule(): i32 {
+    return this.flags.length;
+  }
+
+  beginRule(): void {
+    this.ruleFlags = 0;
+  }
+
+  sourceCidr(cidr: Cidr): void {
+    this.sources.add(this.rule, cidr);
+    this.ruleFlags |= Matcher.Source;
+  }
+
+  destinationCidr(cidr: Cidr): void {
+    this.destinations.add(this.rule, cidr);
+    this.ruleFlags |= Matcher.Destination;
+  }
+
+  port(low: i32, high: i32): void {
+    this.portLow.push(low);
+    this.portHigh.push(high);
+    this.ruleFlags |= Matcher.Ports;
+  }
+
+  /** An exact server name, or `.suffix` for `*.suffix`. */
+  serverName(pattern: string): void {
+    this.out.names.push(pattern);
+    this.ruleFlags |= Matcher.ServerName;
+  }
+
+  authority(pattern: string): void {
+    this.out.authorities.push(pattern);
+    this.ruleFlags |= Matcher.Request;
+  }
+
+  pathPrefix(prefix: string): void {
+    this.out.prefixes.push(prefix);
+    this.ruleFlags |= Matcher.Request;
+  }
+
+  header(index: i32, value: string): void {
+    this.headerIndex.push(index);
+    this.out.headerValue.push(value);
+    this.ruleFlags |= Matcher.Request;
+  }
+
+  valueMatcher(index: i32, kind: ValueMatch, operands: string[]): void {
+    this.valueIndex.push(index);
+    this.valueKind.push(kind);
+    for (let i = 0; i < operands.length; i++) this.out.operands.push(operands[i]);
+    this.operandStart.push(this.out.operands.length);
+    this.ruleFlags |= Matcher.Value;
+  }
+
+  endRule(name: string, action: i32): void {
+    const out = this.out;
+    const flags = this.ruleFlags;
+    if ((flags & (Matcher.Destination | Matcher.Ports)) != 0) out.settings.needsDestination = true;
+    if ((flags & Matcher.ServerName) != 0) out.settings.needsServerName = true;
+    this.flags.push(flags);
+    this.ruleActions.push(action);
+    out.ruleNames.push(name);
+    this.portStart.push(this.portLow.length);
+    this.nameStart.push(out.names.length);
+    this.authorityStart.push(out.authorities.length);
+    this.prefixStart.push(out.prefixes.length);
+    this.headerStart.push(this.headerIndex.length);
+    this.valueStart.push(this.valueIndex.length);
+  }
+
+  beginAction(kind: ActionKind): void {
+    this.kinds.push(kind);
+    this.istio.push(false);
+    this.total = 0;
+  }
+
+  /** One of the action's clusters, `weight` times as likely as a cluster of weight 1 (hash). */
+  target(weight: u32, cluster: ClusterTemplate): void {
+    if (cluster.isStatic) {
+      this.addTarget(weight, this.slot(cluster.pieces[0]), -1);
+    } else {
+      this.addTarget(weight, -1, this.out.templates.length);
+      this.out.templates.push(cluster);
+      this.out.settings.needsDestination = true;
+    }
+  }
+
+  /** The action's index. */
+  endAction(): i32 {
+    this.totals.push(this.total);
+    this.targetStart.push(this.weights.length);
+    return this.kinds.length - 1;
+  }
+
+  /** The reference behaviour's action: router 1 then 2; for Istio, service port 8080 then 8081 (destination port 80). */
+  referenceAction(istio: bool): i32 {
+    this.beginAction(ActionKind.Reference);
+    this.istio[this.kinds.length - 1] = istio;
+    if (istio) {
+      this.out.settings.needsDestination = true;
+      const ports = ["8080", "8081"];
+      for (let p = 0; p < ports.length; p++) {
+        for (let r = 0; r < 2; r++) this.addTarget(1, this.slot(istioName(REFERENCE_ROUTERS[r], ports[p])), -1);
+      }
+    } else {
+      for (let r = 0; r < 2; r++) this.addTarget(1, this.slot(REFERENCE_ROUTERS[r]), -1);
+    }
+    return this.endAction();
+  }
+
+  actionKind(action: i32): ActionKind {
+    return this.kinds[action];
+  }
+
+  private addTarget(weight: u32, slot: i32, template: i32): void {
+    this.weights.push(weight);
+    this.targetSlots.push(slot);
+    this.targetTemplates.push(template);
+    this.total += weight;
+  }
 
   private slot(name: string): i32 {
     if (this.slots.has(name)) return this.slots.get(name);
@@ -108,42 +250,26 @@ class Compiler {
     return slot;
   }
 
-  private target(weight: u32, slot: i32, template: i32): void {
-    this.weights.push(weight);
-    this.targetSlots.push(slot);
-    this.targetTemplates.push(template);
-  }
-
-  action(action: RuleAction): i32 {
-    const index = this.kinds.length;
-    this.kinds.push(action.kind);
-    this.istio.push(action.istio);
-    this.totals.push(action.totalWeight);
-    if (action.kind == ActionKind.Reference) {
-      // Router 1 then 2; for Istio, service port 8080 then 8081 (destination port 80).
-      const ports = action.istio ? ["8080", "8081"] : [""];
-      for (let p = 0; p < ports.length; p++) {
-        for (let r = 0; r < 2; r++) {
-          this.target(1, this.slot(action.istio ? istioName(REFERENCE_ROUTERS[r], ports[p]) : REFERENCE_ROUTERS[r]), -1);
-        }
-      }
-    }
-    for (let i = 0; i < action.clusters.length; i++) {
-      const target = action.clusters[i];
-      const template = target.cluster;
-      if (template.isStatic) {
-        this.target(target.weight, this.slot(template.pieces[0]), -1);
-      } else {
-        this.target(target.weight, -1, this.out.templates.length);
-        this.out.templates.push(template);
-      }
-    }
-    this.targetStart.push(this.weights.length);
-    return index;
-  }
-
-  finish(): void {
+  finish(defaultAction: i32): CompiledPolicy {
     const out = this.out;
+    out.ruleCount = this.flags.length;
+    out.flags = StaticArray.fromArray(this.flags);
+    out.ruleAction = StaticArray.fromArray(this.ruleActions);
+    out.defaultAction = defaultAction;
+    out.source = this.sources.build(out.ruleCount);
+    out.destination = this.destinations.build(out.ruleCount);
+    out.portStart = StaticArray.fromArray(this.portStart);
+    out.portLow = StaticArray.fromArray(this.portLow);
+    out.portHigh = StaticArray.fromArray(this.portHigh);
+    out.nameStart = StaticArray.fromArray(this.nameStart);
+    out.authorityStart = StaticArray.fromArray(this.authorityStart);
+    out.prefixStart = StaticArray.fromArray(this.prefixStart);
+    out.headerStart = StaticArray.fromArray(this.headerStart);
+    out.headerIndex = StaticArray.fromArray(this.headerIndex);
+    out.valueStart = StaticArray.fromArray(this.valueStart);
+    out.valueIndex = StaticArray.fromArray(this.valueIndex);
+    out.valueKind = StaticArray.fromArray(this.valueKind);
+    out.operandStart = StaticArray.fromArray(this.operandStart);
     out.actionKind = StaticArray.fromArray(this.kinds);
     out.actionIstio = StaticArray.fromArray(this.istio);
     out.targetStart = StaticArray.fromArray(this.targetStart);
@@ -151,88 +277,6 @@ class Compiler {
     out.targetWeight = StaticArray.fromArray(this.weights);
     out.targetSlot = StaticArray.fromArray(this.targetSlots);
     out.targetTemplate = StaticArray.fromArray(this.targetTemplates);
+    return out;
   }
-}
-
-function flagsOf(rule: Rule): u32 {
-  let flags: u32 = 0;
-  if (rule.sourceCidrs.length > 0) flags |= Matcher.Source;
-  if (rule.destinationCidrs.length > 0) flags |= Matcher.Destination;
-  if (rule.destinationPorts.length > 0) flags |= Matcher.Ports;
-  if (rule.serverNames.length > 0) flags |= Matcher.ServerName;
-  if (rule.sourceParity == Parity.Even) flags |= Matcher.Even;
-  if (rule.sourceParity == Parity.Odd) flags |= Matcher.Odd;
-  if (rule.isHttpOnly) flags |= Matcher.Request;
-  if (rule.valueMatchers.length > 0) flags |= Matcher.Value;
-  return flags;
-}
-
-/** Compiles the parsed policy; the parsed rules are released (their CIDRs live on in the indexes). */
-export function compilePolicy(policy: Policy): CompiledPolicy {
-  const out = new CompiledPolicy(policy);
-  const rules = policy.rules;
-  const count = rules.length;
-  const compiler = new Compiler(out);
-  const sources = new AddressIndexBuilder();
-  const destinations = new AddressIndexBuilder();
-  const flags = new StaticArray<u32>(count);
-  const actions = new StaticArray<i32>(count);
-  const portStart: i32[] = [0];
-  const portLow: i32[] = new Array<i32>();
-  const portHigh: i32[] = new Array<i32>();
-  const nameStart: i32[] = [0];
-  const authorityStart: i32[] = [0];
-  const prefixStart: i32[] = [0];
-  const headerStart: i32[] = [0];
-  const headerIndex: i32[] = new Array<i32>();
-  const valueStart: i32[] = [0];
-  const valueIndex: i32[] = new Array<i32>();
-  const valueKind: i32[] = new Array<i32>();
-  const operandStart: i32[] = [0];
-  for (let r = 0; r < count; r++) {
-    const rule = rules[r];
-    flags[r] = flagsOf(rule);
-    actions[r] = compiler.action(rule.action);
-    out.ruleNames.push(rule.name);
-    sources.addRule(r, rule.sourceCidrs);
-    destinations.addRule(r, rule.destinationCidrs);
-    for (let i = 0; i < rule.destinationPorts.length; i++) {
-      portLow.push(rule.destinationPorts[i].low);
-      portHigh.push(rule.destinationPorts[i].high);
-    }
-    portStart.push(portLow.length);
-    nameStart.push(appendAll(out.names, rule.serverNames));
-    authorityStart.push(appendAll(out.authorities, rule.authorities));
-    prefixStart.push(appendAll(out.prefixes, rule.pathPrefixes));
-    appendAll(headerIndex, rule.headerIndexes);
-    headerStart.push(appendAll(out.headerValue, rule.headerValues));
-    const matchers = rule.valueMatchers;
-    for (let m = 0; m < matchers.length; m++) {
-      valueIndex.push(matchers[m].index);
-      valueKind.push(matchers[m].kind);
-      operandStart.push(appendAll(out.operands, matchers[m].operands));
-    }
-    valueStart.push(valueIndex.length);
-  }
-  out.ruleCount = count;
-  out.flags = flags;
-  out.ruleAction = actions;
-  out.defaultAction = compiler.action(policy.defaultAction);
-  compiler.finish();
-  out.source = sources.build();
-  out.destination = destinations.build();
-  out.portStart = StaticArray.fromArray(portStart);
-  out.portLow = StaticArray.fromArray(portLow);
-  out.portHigh = StaticArray.fromArray(portHigh);
-  out.nameStart = StaticArray.fromArray(nameStart);
-  out.authorityStart = StaticArray.fromArray(authorityStart);
-  out.prefixStart = StaticArray.fromArray(prefixStart);
-  out.headerStart = StaticArray.fromArray(headerStart);
-  out.headerIndex = StaticArray.fromArray(headerIndex);
-  out.valueStart = StaticArray.fromArray(valueStart);
-  out.valueIndex = StaticArray.fromArray(valueIndex);
-  out.valueKind = StaticArray.fromArray(valueKind);
-  out.operandStart = StaticArray.fromArray(operandStart);
-  policy.rules = new Array<Rule>();
-  return out;
 }

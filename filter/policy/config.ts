@@ -1,52 +1,81 @@
-// Turns the plugin configuration into a Policy, once, at configure time. Accepts the reference
-// strings (`standalone`, empty, anything containing `istio`) and the JSON policy documented in
-// docs/policy.md and schema/policy.schema.json. Every error names the field at fault.
-import { parseCidr, Cidr } from "./ip";
+// Reads the plugin configuration into a compiled policy, once, at configure time: the reference
+// strings (`standalone`, empty, anything containing `istio`) or the JSON policy documented in
+// docs/policy.md and schema/policy.schema.json. The JSON is read in one pass, in document order,
+// straight into the compiled form (a PolicyBuilder): nothing of the document is kept but what the
+// policy needs. Every error names the field at fault; the first one found is reported.
+import { Cidr, parseCidr } from "./ip";
 import { msg } from "../messages";
-import { JsonKind, JsonParser, JsonValue } from "./json";
+import { JsonCursor, JsonKind } from "./json";
 import { asciiBytes, asciiLower, indexOfByte, parseNumber } from "./text";
-import {
-  ActionKind, ClusterTemplate, NO_CIDRS, NO_NAMES, Parity, Placeholder, Policy, PortRange, Rule, RuleAction, ValueMatch, ValueMatcher,
-  WeightedCluster,
-} from "./model";
+import { ActionKind, ClusterTemplate, Placeholder, PolicySettings, ValueMatch } from "./model";
+import { CompiledPolicy, Matcher, PolicyBuilder } from "./compiled";
+import { AddressIndexBuilder } from "./address-index";
 
 export class PolicyResult {
-  constructor(public readonly policy: Policy | null, public readonly error: string) {}
+  constructor(public readonly policy: CompiledPolicy | null, public readonly error: string) {}
 }
 
-const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "critical"];
+const LOG_LEVELS = [msg("trace"), msg("debug"), msg("info"), msg("warn"), msg("error"), msg("critical")];
 
 /** Well-known protocols where the server sends the first bytes (FTP, SSH, SMTP, POP3, IMAP, MySQL). */
 const SERVER_SPEAKS_FIRST: i32[] = [21, 22, 25, 110, 143, 587, 3306];
 
-function referencePolicy(istio: bool): Policy {
-  const policy = new Policy();
-  policy.defaultAction = referenceAction(istio);
-  policy.needsDestination = istio;
-  return policy;
-}
-
-function referenceAction(istio: bool): RuleAction {
-  const action = new RuleAction();
-  action.kind = ActionKind.Reference;
-  action.istio = istio;
-  return action;
+function referencePolicy(istio: bool): CompiledPolicy {
+  const builder = new PolicyBuilder();
+  return builder.finish(builder.referenceAction(istio));
 }
 
 export function parsePolicy(configuration: string): PolicyResult {
   const text = configuration.trim();
-  if (text.startsWith("{")) return new PolicyReader().read(text);
+  if (text.startsWith("{")) return new PolicyReader(text).read();
   if (text.length == 0 || text == "standalone") return new PolicyResult(referencePolicy(false), "");
   if (text.includes("istio")) return new PolicyResult(referencePolicy(true), "");
   return new PolicyResult(null, msg("configuration: expected 'standalone', 'istio' or a JSON policy object, got '") + text + "'");
 }
 
-/** A port range's text, copied to bytes to be read by the same number parser as addresses. */
-const rangeBytes = new StaticArray<u8>(16);
-
-function isText(value: JsonValue): bool {
-  return value.kind == JsonKind.String && value.text.length > 0;
+/**
+ * Every member name the policy has, in one order that lists each object's fields as the schema
+ * does (the "unknown field" message lists them in this order).
+ */
+const enum Field {
+  Mode, LogLevel, RecordDecision, Rules, Default, Http, ProxyProtocol,
+  Version, SourceCidrs, SourceParity, DestinationCidrs, DestinationPorts, Tlvs, ServerNames, Authorities, PathPrefixes, Headers,
+  Metadata, FilterState, ClusterHeader, RejectStatus, RejectBody, Name, Match, Action, Value, Namespace, Key, Exact, Prefix, Values,
+  Cluster, Hash, Reject, Passthrough, Reference, OriginalDst, Weight,
 }
+
+const FIELD_NAMES = [
+  msg("mode"), msg("log_level"), msg("record_decision"), msg("rules"), msg("default"), msg("http"), msg("proxy_protocol"),
+  msg("version"), msg("source_cidrs"), msg("source_parity"), msg("destination_cidrs"), msg("destination_ports"), msg("tlvs"),
+  msg("server_names"), msg("authorities"), msg("path_prefixes"), msg("headers"), msg("metadata"), msg("filter_state"),
+  msg("cluster_header"), msg("reject_status"), msg("reject_body"), msg("name"), msg("match"), msg("action"), msg("value"),
+  msg("namespace"), msg("key"), msg("exact"), msg("prefix"), msg("values"), msg("cluster"), msg("hash"), msg("reject"),
+  msg("passthrough"), msg("reference"), msg("original_dst"), msg("weight"),
+];
+
+/** A set of fields. */
+@inline function bit(field: Field): u64 {
+  return (<u64>1) << <u64>field;
+}
+
+const POLICY_FIELDS = bit(Field.Mode) | bit(Field.LogLevel) | bit(Field.RecordDecision) | bit(Field.Rules) | bit(Field.Default)
+  | bit(Field.Http) | bit(Field.ProxyProtocol);
+const PROXY_PROTOCOL_FIELDS = bit(Field.Version) | bit(Field.DestinationPorts) | bit(Field.Tlvs);
+const HTTP_FIELDS = bit(Field.ClusterHeader) | bit(Field.RejectStatus) | bit(Field.RejectBody);
+const RULE_FIELDS = bit(Field.Name) | bit(Field.Match) | bit(Field.Action);
+const MATCH_FIELDS = bit(Field.SourceCidrs) | bit(Field.SourceParity) | bit(Field.DestinationCidrs) | bit(Field.DestinationPorts)
+  | bit(Field.ServerNames) | bit(Field.Authorities) | bit(Field.PathPrefixes) | bit(Field.Headers) | bit(Field.Metadata)
+  | bit(Field.FilterState);
+const HEADER_FIELDS = bit(Field.Name) | bit(Field.Value);
+const FILTER_STATE_FIELDS = bit(Field.Key) | bit(Field.Exact) | bit(Field.Prefix) | bit(Field.Values);
+const METADATA_FIELDS = bit(Field.Namespace) | FILTER_STATE_FIELDS;
+const ACTION_FIELDS = bit(Field.Cluster) | bit(Field.Hash) | bit(Field.Reject) | bit(Field.Passthrough) | bit(Field.Reference)
+  | bit(Field.OriginalDst);
+const HASH_TARGET_FIELDS = bit(Field.Cluster) | bit(Field.Weight);
+
+/** Configuration text is copied here to be parsed by the same code as the host's bytes. */
+const textBytes = new StaticArray<u8>(64);
+const cidr = new Cidr();
 
 function itemPath(path: string, index: i32): string {
   return path + "[" + index.toString() + "]";
@@ -55,8 +84,7 @@ function itemPath(path: string, index: i32): string {
 /**
  * The path of member `key` of the object at `path` (top-level members go by their name alone;
  * with no key, `path` itself). Readers take (path, key) and build this only to report a fault: a
- * 10,000-rule policy would otherwise make a string per rule and field, and the module would hold
- * each field name twice.
+ * 10,000-rule policy would otherwise make a string per rule and field.
  */
 function memberPath(path: string, key: string): string {
   if (key.length == 0) return path;
@@ -65,269 +93,336 @@ function memberPath(path: string, key: string): string {
 
 /** The path of the top level, or the key of a value that is not a member (a list item). */
 const NO_KEY = "";
-/** What list() gives for an absent member or one that is not a list. */
-const NO_VALUES = new JsonValue();
-const POLICY_FIELDS = ["mode", "log_level", "record_decision", "rules", "default", "http", "proxy_protocol"];
-const PROXY_PROTOCOL_FIELDS = ["version", "destination_ports", "tlvs"];
-const HTTP_FIELDS = ["cluster_header", "reject_status", "reject_body"];
-const RULE_FIELDS = ["name", "match", "action"];
-const MATCH_FIELDS = ["source_cidrs", "source_parity", "destination_cidrs", "destination_ports", "server_names",
-  "authorities", "path_prefixes", "headers", "metadata", "filter_state"];
-const HEADER_FIELDS = ["name", "value"];
-const METADATA_FIELDS = ["namespace", "key", "exact", "prefix", "values"];
-const FILTER_STATE_FIELDS = ["key", "exact", "prefix", "values"];
-const ACTION_FIELDS = ["cluster", "hash", "reject", "passthrough", "reference", "original_dst"];
-const HASH_TARGET_FIELDS = ["cluster", "weight"];
 
 class PolicyReader {
   private error: string = "";
+  private readonly json: JsonCursor;
+  private readonly out: PolicyBuilder = new PolicyBuilder();
 
-  read(text: string): PolicyResult {
-    const parser = new JsonParser(text);
-    const root = parser.parse();
-    if (root == null) {
-      parser.release();
-      return new PolicyResult(null, msg("configuration: ") + parser.error);
-    }
-    const policy = this.policy(root);
-    parser.release();
-    return new PolicyResult(this.error.length > 0 ? null : policy, this.error);
+  constructor(text: string) {
+    this.json = new JsonCursor(text, FIELD_NAMES);
+  }
+
+  private get settings(): PolicySettings {
+    return this.out.out.settings;
+  }
+
+  read(): PolicyResult {
+    const syntax = this.json.check();
+    if (syntax.length > 0) return new PolicyResult(null, msg("configuration: ") + syntax);
+    const fallback = this.policy();
+    if (this.error.length > 0) return new PolicyResult(null, this.error);
+    return new PolicyResult(this.out.finish(fallback), "");
   }
 
   private fail(path: string, message: string): void {
     if (this.error.length == 0) this.error = path + ": " + message;
   }
 
-  private expectKeys(value: JsonValue, path: string, allowed: string[]): bool {
-    if (value.kind != JsonKind.Object) {
-      this.fail(path, msg("must be an object"));
-      return false;
+  /** Steps into the object at `path`; false (the value reported and skipped) when it is not one. */
+  private object(path: string): bool {
+    if (this.json.kind() == JsonKind.Object) {
+      this.json.enter();
+      return true;
     }
-    for (let i = 0; i < value.count; i++) {
-      if (!allowed.includes(value.name(i))) {
-        this.fail(path + "." + value.name(i), msg("unknown field (expected one of ") + allowed.join(", ") + ")");
-        return false;
-      }
-    }
-    return true;
+    this.fail(path, msg("must be an object"));
+    this.json.skip();
+    return false;
   }
 
-  private string(value: JsonValue, path: string): string {
-    if (!isText(value)) this.fail(path, msg("must be a non-empty string"));
-    return value.text;
+  /**
+   * The next member of the object at `path`, one of `allowed` and not in `seen`; -1 after the last.
+   * Others are reported and skipped. `seen` then has the member's bit.
+   */
+  private member(path: string, allowed: u64, seen: StaticArray<u64>): i32 {
+    const json = this.json;
+    while (json.nextMember()) {
+      const field = json.field;
+      if (field < 0 || (allowed & bit(field)) == 0) {
+        const names: string[] = new Array<string>();
+        for (let f = 0; f < FIELD_NAMES.length; f++) if ((allowed & bit(f)) != 0) names.push(FIELD_NAMES[f]);
+        this.fail((path.length == 0 ? msg("configuration") : path) + "." + json.memberName(),
+          msg("unknown field (expected one of ") + names.join(", ") + ")");
+      } else if ((seen[0] & bit(field)) != 0) {
+        this.fail(memberPath(path, FIELD_NAMES[field]), msg("appears twice"));
+      } else {
+        seen[0] |= bit(field);
+        return field;
+      }
+      json.skip();
+    }
+    return -1;
+  }
+
+  /** The value at `path` as a non-empty string; "" (reported) when it is not one. */
+  private string(path: string): string {
+    if (this.json.kind() == JsonKind.String) {
+      const text = this.json.string();
+      if (text.length > 0) return text;
+    } else {
+      this.json.skip();
+    }
+    this.fail(path, msg("must be a non-empty string"));
+    return "";
   }
 
   /** Member `key` of the object at `path` as a non-empty string. */
-  private memberString(value: JsonValue, path: string, key: string): string {
-    return isText(value) ? value.text : this.string(value, memberPath(path, key));
+  private memberString(path: string, key: string): string {
+    if (this.json.kind() == JsonKind.String) {
+      const text = this.json.string();
+      if (text.length > 0) return text;
+    } else {
+      this.json.skip();
+    }
+    this.fail(memberPath(path, key), msg("must be a non-empty string"));
+    return "";
   }
 
-  /** Item `index` of the list `key` of the object at `path` as a string. */
-  private item(items: JsonValue, index: i32, path: string, key: string): string {
-    const value = items.item(index);
-    return isText(value) ? value.text : this.string(value, itemPath(memberPath(path, key), index));
+  /** Member `key` of the object at `path` as a string, possibly empty. */
+  private text(path: string, key: string): string {
+    if (this.json.kind() == JsonKind.String) return this.json.string();
+    this.json.skip();
+    this.fail(memberPath(path, key), msg("must be a string"));
+    return "";
   }
 
-  /** Member `key` of `parent` (the object at `path`) as a list; none when absent. */
-  private list(parent: JsonValue, path: string, key: string): JsonValue {
-    const value = parent.get(key);
-    if (value == null) return NO_VALUES;
-    if (value.kind == JsonKind.Array) return value;
+  /** Member `key` of the object at `path`: a whole number, or NaN (not reported) when it is not a number. */
+  private number(): f64 {
+    if (this.json.kind() == JsonKind.Number) return this.json.number();
+    this.json.skip();
+    return NaN;
+  }
+
+  /** Steps into member `key` of the object at `path` as a list; false (reported, skipped) when it is not one. */
+  private list(path: string, key: string): bool {
+    if (this.json.kind() == JsonKind.Array) {
+      this.json.enter();
+      return true;
+    }
     this.fail(memberPath(path, key), msg("must be a list"));
-    return NO_VALUES;
+    this.json.skip();
+    return false;
   }
 
-  private policy(root: JsonValue): Policy {
-    const policy = new Policy();
-    if (!this.expectKeys(root, msg("configuration"), POLICY_FIELDS)) return policy;
-    const proxyProtocol = root.get("proxy_protocol");
-    if (proxyProtocol != null) this.proxyHeader(proxyProtocol, policy);
-    const http = root.get("http");
-    if (http != null) this.http(http, policy);
+  /** The top-level object; returns the default action. */
+  private policy(): i32 {
+    const out = this.out;
     let istio = false;
-    const mode = root.get("mode");
-    if (mode != null) {
-      const name = this.string(mode, "mode");
-      if (name != "standalone" && name != "istio") this.fail("mode", msg("must be 'standalone' or 'istio', got '") + name + "'");
-      istio = name == "istio";
-    }
-    const level = root.get("log_level");
-    if (level != null) {
-      policy.logLevel = LOG_LEVELS.indexOf(this.string(level, "log_level"));
-      if (policy.logLevel < 0) this.fail("log_level", msg("must be one of ") + LOG_LEVELS.join(", "));
-    }
-    const record = root.get("record_decision");
-    if (record != null) {
-      if (record.kind != JsonKind.Bool) this.fail("record_decision", msg("must be true or false"));
-      policy.recordDecision = record.bool;
-    }
-    const rules = this.list(root, NO_KEY, "rules");
-    for (let i = 0; i < rules.count; i++) policy.rules.push(this.rule(rules.item(i), itemPath("rules", i), policy));
-    const fallback = root.get("default");
-    policy.defaultAction = fallback == null ? referenceAction(istio) : this.action(fallback, "default", istio);
-    this.summarizeNeeds(policy);
-    return policy;
-  }
-
-  private summarizeNeeds(policy: Policy): void {
-    const actions: RuleAction[] = [policy.defaultAction];
-    for (let i = 0; i < policy.rules.length; i++) {
-      const rule = policy.rules[i];
-      actions.push(rule.action);
-      if (rule.destinationCidrs.length > 0 || rule.destinationPorts.length > 0) policy.needsDestination = true;
-      if (rule.serverNames.length > 0) policy.needsServerName = true;
-    }
-    for (let i = 0; i < actions.length; i++) {
-      const action = actions[i];
-      if (action.kind == ActionKind.Reference && action.istio) policy.needsDestination = true;
-      for (let k = 0; k < action.clusters.length; k++) {
-        if (action.clusters[k].cluster.usesDestination) policy.needsDestination = true;
+    let fallback = -1;
+    if (!this.object(msg("configuration"))) return fallback;
+    const seen = new StaticArray<u64>(1);
+    for (let field = this.member(NO_KEY, POLICY_FIELDS, seen); field >= 0; field = this.member(NO_KEY, POLICY_FIELDS, seen)) {
+      const key = FIELD_NAMES[field];
+      if (field == Field.Mode) {
+        const name = this.string(key);
+        if (name != "standalone" && name != "istio") this.fail(key, msg("must be 'standalone' or 'istio', got '") + name + "'");
+        istio = name == "istio";
+      } else if (field == Field.LogLevel) {
+        this.settings.logLevel = LOG_LEVELS.indexOf(this.string(key));
+        if (this.settings.logLevel < 0) this.fail(key, msg("must be one of ") + LOG_LEVELS.join(", "));
+      } else if (field == Field.RecordDecision) {
+        if (this.json.kind() == JsonKind.Bool) this.settings.recordDecision = this.json.bool();
+        else {
+          this.json.skip();
+          this.fail(key, msg("must be true or false"));
+        }
+      } else if (field == Field.Rules) {
+        if (this.list(NO_KEY, key)) {
+          for (let i = 0; this.json.nextItem(); i++) this.rule(itemPath(key, i));
+        }
+      } else if (field == Field.Default) {
+        fallback = this.action(key);
+      } else if (field == Field.Http) {
+        this.http(key);
+      } else {
+        this.proxyHeader(key);
       }
     }
+    // `mode` names the reference clusters of a policy without a default, wherever it comes.
+    return fallback < 0 ? out.referenceAction(istio) : fallback;
   }
 
-  private proxyHeader(value: JsonValue, policy: Policy): void {
-    const path = "proxy_protocol";
-    if (!this.expectKeys(value, path, PROXY_PROTOCOL_FIELDS)) return;
-    const settings = policy.proxyHeader;
-    const version = value.get("version");
-    if (version == null || version.kind != JsonKind.Number || (version.number != 1 && version.number != 2)) {
-      this.fail(memberPath(path, "version"), msg("must be 1 or 2"));
-      return;
-    }
-    settings.version = <i32>version.number;
-    const ports = this.list(value, path, "destination_ports");
-    if (ports.count == 0) {
-      this.fail(memberPath(path, "destination_ports"), msg("is required: the header goes only to ports whose clients speak first"));
-    }
-    for (let i = 0; i < ports.count; i++) {
-      const range = this.portRange(ports.item(i), path, "destination_ports", i);
-      for (let k = 0; k < SERVER_SPEAKS_FIRST.length; k++) {
-        const port = SERVER_SPEAKS_FIRST[k];
-        if (port >= range.low && port <= range.high) {
-          this.fail(itemPath(memberPath(path, "destination_ports"), i), msg("includes port ") + port.toString()
-            + msg(", where the server speaks first: the filter can add a header only to bytes the client sends"));
+  private proxyHeader(path: string): void {
+    if (!this.object(path)) return;
+    const settings = this.settings.proxyHeader;
+    const seen = new StaticArray<u64>(1);
+    let tlvs = 0;
+    for (let field = this.member(path, PROXY_PROTOCOL_FIELDS, seen); field >= 0; field = this.member(path, PROXY_PROTOCOL_FIELDS, seen)) {
+      const key = FIELD_NAMES[field];
+      if (field == Field.Version) {
+        const version = this.number();
+        settings.version = version == 1 || version == 2 ? <i32>version : -1;
+      } else if (field == Field.DestinationPorts) {
+        if (!this.list(path, key)) continue;
+        for (let i = 0; this.json.nextItem(); i++) {
+          const range = this.portRange(path, key, i);
+          for (let k = 0; k < SERVER_SPEAKS_FIRST.length; k++) {
+            const port = SERVER_SPEAKS_FIRST[k];
+            if (port >= range.low && port <= range.high) {
+              this.fail(itemPath(memberPath(path, key), i), msg("includes port ") + port.toString()
+                + msg(", where the server speaks first: the filter can add a header only to bytes the client sends"));
+            }
+          }
+          settings.portLow.push(range.low);
+          settings.portHigh.push(range.high);
+        }
+      } else {
+        if (!this.list(path, key)) continue;
+        for (; this.json.nextItem(); tlvs++) {
+          const name = this.item(path, key, tlvs);
+          if (name == "authority") settings.sendServerName = true;
+          else if (name == "rule") settings.sendRule = true;
+          else this.fail(itemPath(memberPath(path, key), tlvs), msg("must be 'authority' (the SNI) or 'rule'"));
         }
       }
-      settings.ports.push(range);
     }
-    const tlvs = this.list(value, path, "tlvs");
-    for (let i = 0; i < tlvs.count; i++) {
-      const name = this.item(tlvs, i, path, "tlvs");
-      if (name == "authority") settings.sendServerName = true;
-      else if (name == "rule") settings.sendRule = true;
-      else this.fail(itemPath(memberPath(path, "tlvs"), i), msg("must be 'authority' (the SNI) or 'rule'"));
+    if (settings.version <= 0) this.fail(memberPath(path, msg("version")), msg("must be 1 or 2"));
+    if (settings.portLow.length == 0) {
+      this.fail(memberPath(path, msg("destination_ports")), msg("is required: the header goes only to ports whose clients speak first"));
     }
-    if (tlvs.count > 0 && settings.version == 1) this.fail(memberPath(path, "tlvs"), msg("PROXY protocol v1 cannot carry TLVs; use version 2"));
-    policy.needsDestination = true;
-    if (settings.sendServerName) policy.needsServerName = true;
+    if (tlvs > 0 && settings.version == 1) this.fail(memberPath(path, msg("tlvs")), msg("PROXY protocol v1 cannot carry TLVs; use version 2"));
+    this.settings.needsDestination = true;
+    if (settings.sendServerName) this.settings.needsServerName = true;
   }
 
-  private http(value: JsonValue, policy: Policy): void {
-    const path = "http";
-    if (!this.expectKeys(value, path, HTTP_FIELDS)) return;
-    const header = value.get("cluster_header");
-    if (header != null) policy.http.clusterHeader = asciiLower(this.memberString(header, path, "cluster_header"));
-    const status = value.get("reject_status");
-    if (status != null) {
-      if (status.kind != JsonKind.Number || status.number < 200 || status.number > 599) {
-        this.fail(memberPath(path, "reject_status"), msg("must be an HTTP status from 200 to 599"));
+  private http(path: string): void {
+    if (!this.object(path)) return;
+    const http = this.settings.http;
+    const seen = new StaticArray<u64>(1);
+    for (let field = this.member(path, HTTP_FIELDS, seen); field >= 0; field = this.member(path, HTTP_FIELDS, seen)) {
+      const key = FIELD_NAMES[field];
+      if (field == Field.ClusterHeader) {
+        http.clusterHeader = asciiLower(this.memberString(path, key));
+      } else if (field == Field.RejectStatus) {
+        const status = this.number();
+        if (!(status >= 200 && status <= 599)) this.fail(memberPath(path, key), msg("must be an HTTP status from 200 to 599"));
+        http.rejectStatus = <u32>status;
+      } else {
+        http.rejectBody = this.text(path, key);
       }
-      policy.http.rejectStatus = <u32>status.number;
     }
-    const body = value.get("reject_body");
-    if (body != null) policy.http.rejectBody = this.text(body, path, "reject_body");
   }
 
-  private rule(value: JsonValue, path: string, policy: Policy): Rule {
-    const rule = new Rule();
-    if (!this.expectKeys(value, path, RULE_FIELDS)) return rule;
-    const name = value.get("name");
-    if (name != null) rule.name = this.memberString(name, path, "name");
-    const match = value.get("match");
-    if (match != null) this.match(match, memberPath(path, "match"), rule, policy);
-    const action = value.get("action");
-    if (action == null) this.fail(memberPath(path, "action"), msg("is required"));
-    else rule.action = this.action(action, memberPath(path, "action"), false);
-    if (rule.action.kind == ActionKind.OriginalDst && rule.destinationCidrs.length == 0) {
-      this.fail(memberPath(path, "action.original_dst"),
+  private rule(path: string): void {
+    const out = this.out;
+    if (!this.object(path)) return;
+    out.beginRule();
+    let name = "";
+    let action = -1;
+    const seen = new StaticArray<u64>(1);
+    for (let field = this.member(path, RULE_FIELDS, seen); field >= 0; field = this.member(path, RULE_FIELDS, seen)) {
+      const key = FIELD_NAMES[field];
+      if (field == Field.Name) name = this.memberString(path, key);
+      else if (field == Field.Match) this.match(memberPath(path, key));
+      else action = this.action(memberPath(path, key));
+    }
+    if ((seen[0] & bit(Field.Action)) == 0) {
+      this.fail(memberPath(path, msg("action")), msg("is required"));
+    } else if (action >= 0 && out.actionKind(action) == ActionKind.OriginalDst && (out.ruleFlags & Matcher.Destination) == 0) {
+      this.fail(memberPath(path, msg("action.original_dst")),
         msg("needs the rule to match destination_cidrs: only destinations the rule allows may be reached directly"));
     }
-    return rule;
+    out.endRule(name, action);
   }
 
-  /** Member `key` of the object at `path` as a list of strings; the shared empty one when it has none. */
-  private strings(parent: JsonValue, path: string, key: string): string[] {
-    const items = this.list(parent, path, key);
-    if (items.count == 0) return NO_NAMES;
-    const out: string[] = new Array<string>();
-    for (let i = 0; i < items.count; i++) out.push(this.item(items, i, path, key));
-    return out;
-  }
-
-  /** Server names or authorities: lower case, `*.suffix` kept as `.suffix`. */
-  private names(parent: JsonValue, path: string, key: string): string[] {
-    const out = this.strings(parent, path, key);
-    for (let i = 0; i < out.length; i++) {
-      const name = asciiLower(out[i]);
-      out[i] = name.startsWith("*.") ? name.substring(1) : name;
-    }
-    return out;
-  }
-
-  private match(value: JsonValue, path: string, rule: Rule, policy: Policy): void {
-    if (!this.expectKeys(value, path, MATCH_FIELDS)) return;
-    rule.sourceCidrs = this.cidrs(value, path, "source_cidrs");
-    rule.destinationCidrs = this.cidrs(value, path, "destination_cidrs");
-    const parity = value.get("source_parity");
-    if (parity != null) {
-      const text = this.memberString(parity, path, "source_parity");
-      if (text == "even") rule.sourceParity = Parity.Even;
-      else if (text == "odd") rule.sourceParity = Parity.Odd;
-      else this.fail(memberPath(path, "source_parity"), msg("must be 'even' or 'odd', got '") + text + "'");
-    }
-    const ports = this.list(value, path, "destination_ports");
-    if (ports.count > 0) {
-      const ranges: PortRange[] = new Array<PortRange>();
-      for (let i = 0; i < ports.count; i++) ranges.push(this.portRange(ports.item(i), path, "destination_ports", i));
-      rule.destinationPorts = ranges;
-    }
-    rule.serverNames = this.names(value, path, "server_names");
-    rule.authorities = this.names(value, path, "authorities");
-    rule.pathPrefixes = this.strings(value, path, "path_prefixes");
-    const headers = this.list(value, path, "headers");
-    if (headers.count > 0) this.headers(headers, memberPath(path, "headers"), rule, policy);
-    if (value.get("metadata") != null || value.get("filter_state") != null) {
-      const matchers: ValueMatcher[] = new Array<ValueMatcher>();
-      this.valueMatchers(value, path, "metadata", matchers, policy);
-      this.valueMatchers(value, path, "filter_state", matchers, policy);
-      rule.valueMatchers = matchers;
+  private match(path: string): void {
+    if (!this.object(path)) return;
+    const out = this.out;
+    const seen = new StaticArray<u64>(1);
+    for (let field = this.member(path, MATCH_FIELDS, seen); field >= 0; field = this.member(path, MATCH_FIELDS, seen)) {
+      const key = FIELD_NAMES[field];
+      if (field == Field.SourceCidrs || field == Field.DestinationCidrs) {
+        this.cidrs(path, key, field == Field.SourceCidrs ? out.sources : out.destinations, field == Field.SourceCidrs ? Matcher.Source : Matcher.Destination);
+      } else if (field == Field.SourceParity) {
+        const text = this.memberString(path, key);
+        if (text == "even") out.ruleFlags |= Matcher.Even;
+        else if (text == "odd") out.ruleFlags |= Matcher.Odd;
+        else this.fail(memberPath(path, key), msg("must be 'even' or 'odd', got '") + text + "'");
+      } else if (field == Field.DestinationPorts) {
+        if (!this.list(path, key)) continue;
+        for (let i = 0; this.json.nextItem(); i++) {
+          const range = this.portRange(path, key, i);
+          out.port(range.low, range.high);
+        }
+      } else if (field == Field.Headers) {
+        if (this.list(path, key)) this.headers(memberPath(path, key));
+      } else if (field == Field.Metadata || field == Field.FilterState) {
+        if (this.list(path, key)) this.valueMatchers(memberPath(path, key), field == Field.Metadata);
+      } else {
+        if (!this.list(path, key)) continue;
+        for (let i = 0; this.json.nextItem(); i++) {
+          const text = this.item(path, key, i);
+          if (field == Field.PathPrefixes) {
+            out.pathPrefix(text);
+            continue;
+          }
+          // Server names and authorities: lower case, `*.suffix` kept as `.suffix`.
+          const lower = asciiLower(text);
+          const pattern = lower.startsWith("*.") ? lower.substring(1) : lower;
+          if (field == Field.ServerNames) out.serverName(pattern);
+          else out.authority(pattern);
+        }
+      }
     }
   }
 
-  private headers(headers: JsonValue, path: string, rule: Rule, policy: Policy): void {
-    const indexes: i32[] = new Array<i32>();
-    const values: string[] = new Array<string>();
-    for (let i = 0; i < headers.count; i++) {
+  /** Item `index` of the list `key` of the object at `path` as a non-empty string. */
+  private item(path: string, key: string, index: i32): string {
+    if (this.json.kind() == JsonKind.String) {
+      const text = this.json.string();
+      if (text.length > 0) return text;
+    } else {
+      this.json.skip();
+    }
+    this.fail(itemPath(memberPath(path, key), index), msg("must be a non-empty string"));
+    return "";
+  }
+
+  /** The CIDRs of list `key`: into `index` for the rule being read, without making a string of each. */
+  private cidrs(path: string, key: string, index: AddressIndexBuilder, matcher: Matcher): void {
+    if (!this.list(path, key)) return;
+    for (let i = 0; this.json.nextItem(); i++) {
+      let length = this.json.asciiInto(textBytes);
+      let text = "";
+      if (length < 0) {
+        // Escaped, or not ASCII, or too long, or not a string: read it to say so (or undo the escapes).
+        text = this.item(path, key, i);
+        if (text.length == 0) continue;
+        length = asciiBytes(text, textBytes);
+      }
+      if (length > 0 && parseCidr(textBytes, length, cidr)) {
+        index.add(this.out.rule, cidr);
+        this.out.ruleFlags |= matcher;
+        continue;
+      }
+      if (text.length == 0) text = String.UTF8.decodeUnsafe(changetype<usize>(textBytes), <usize>length);
+      this.fail(itemPath(memberPath(path, key), i), length == 0 ? msg("must be a non-empty string") : msg("invalid CIDR '") + text + "'");
+    }
+  }
+
+  private headers(path: string): void {
+    const settings = this.settings;
+    for (let i = 0; this.json.nextItem(); i++) {
       const headerPath = itemPath(path, i);
-      if (!this.expectKeys(headers.item(i), headerPath, HEADER_FIELDS)) return;
-      const nameValue = headers.item(i).get("name");
-      const exact = headers.item(i).get("value");
-      if (nameValue == null || exact == null) {
+      if (!this.object(headerPath)) continue;
+      let name = "";
+      let value: string | null = null;
+      const seen = new StaticArray<u64>(1);
+      for (let field = this.member(headerPath, HEADER_FIELDS, seen); field >= 0; field = this.member(headerPath, HEADER_FIELDS, seen)) {
+        if (field == Field.Name) name = asciiLower(this.memberString(headerPath, FIELD_NAMES[field]));
+        else value = this.text(headerPath, FIELD_NAMES[field]);
+      }
+      if (seen[0] != HEADER_FIELDS) {
         this.fail(headerPath, msg("needs name and value"));
-        return;
+        continue;
       }
-      const name = asciiLower(this.memberString(nameValue, headerPath, "name"));
-      let index = policy.headerNames.indexOf(name);
+      let index = settings.headerNames.indexOf(name);
       if (index < 0) {
-        index = policy.headerNames.length;
-        policy.headerNames.push(name);
+        index = settings.headerNames.length;
+        settings.headerNames.push(name);
       }
-      indexes.push(index);
-      values.push(this.text(exact, headerPath, "value"));
+      this.out.header(index, value!);
     }
-    rule.headerIndexes = indexes;
-    rule.headerValues = values;
   }
 
   /**
@@ -335,69 +430,45 @@ class PolicyReader {
    * proxy_protocol listener filter writes TLVs into it); `filter_state: [{key, ...}]` a filter
    * state object. Each becomes a property path the router reads once per connection.
    */
-  private valueMatchers(parent: JsonValue, parentPath: string, field: string, into: ValueMatcher[], policy: Policy): void {
-    const items = this.list(parent, parentPath, field);
-    const path = memberPath(parentPath, field);
-    const metadata = field == "metadata";
-    const keys = metadata ? METADATA_FIELDS : FILTER_STATE_FIELDS;
-    for (let i = 0; i < items.count; i++) {
+  private valueMatchers(path: string, metadata: bool): void {
+    const allowed = metadata ? METADATA_FIELDS : FILTER_STATE_FIELDS;
+    for (let i = 0; this.json.nextItem(); i++) {
       const at = itemPath(path, i);
-      const item = items.item(i);
-      if (!this.expectKeys(item, at, keys)) return;
-      const key = item.get("key");
-      const namespace = item.get("namespace");
-      if (key == null || (metadata && namespace == null)) {
-        this.fail(at, metadata ? msg("needs namespace and key") : msg("needs key"));
-        return;
-      }
-      const segments = metadata ? "metadata\0filter_metadata\0" + this.memberString(namespace!, at, "namespace") + "\0" : "filter_state\0";
-      const propertyPath = segments + this.memberString(key, at, "key");
-      let index = policy.valuePaths.indexOf(propertyPath);
-      if (index < 0) {
-        index = policy.valuePaths.length;
-        policy.valuePaths.push(propertyPath);
-      }
+      if (!this.object(at)) continue;
+      let namespace = "";
+      let key = "";
       const operands: string[] = new Array<string>();
       let kind = ValueMatch.OneOf;
-      let ways = 0;
-      const exact = item.get("exact");
-      if (exact != null) {
-        ways++;
-        operands.push(this.text(exact, at, "exact"));
+      const seen = new StaticArray<u64>(1);
+      for (let field = this.member(at, allowed, seen); field >= 0; field = this.member(at, allowed, seen)) {
+        const name = FIELD_NAMES[field];
+        if (field == Field.Namespace) namespace = this.memberString(at, name);
+        else if (field == Field.Key) key = this.memberString(at, name);
+        else if (field == Field.Values) {
+          if (!this.list(at, name)) continue;
+          const valuesPath = memberPath(at, name);
+          for (let k = 0; this.json.nextItem(); k++) operands.push(this.text(itemPath(valuesPath, k), NO_KEY));
+          if (operands.length == 0) this.fail(valuesPath, msg("needs at least one value"));
+        } else {
+          if (field == Field.Prefix) kind = ValueMatch.Prefix;
+          operands.push(this.text(at, name));
+        }
       }
-      const prefix = item.get("prefix");
-      if (prefix != null) {
-        ways++;
-        kind = ValueMatch.Prefix;
-        operands.push(this.text(prefix, at, "prefix"));
+      const ways = seen[0] & (bit(Field.Exact) | bit(Field.Prefix) | bit(Field.Values));
+      if ((seen[0] & bit(Field.Key)) == 0 || (metadata && (seen[0] & bit(Field.Namespace)) == 0)) {
+        this.fail(at, metadata ? msg("needs namespace and key") : msg("needs key"));
+      } else if (ways == 0 || (ways & (ways - 1)) != 0) {
+        this.fail(at, msg("needs exactly one of exact, prefix, values"));
       }
-      if (item.get("values") != null) {
-        ways++;
-        const list = this.list(item, at, "values");
-        if (list.count == 0) this.fail(memberPath(at, "values"), msg("needs at least one value"));
-        for (let k = 0; k < list.count; k++) operands.push(this.text(list.item(k), itemPath(memberPath(at, "values"), k), NO_KEY));
+      const propertyPath = (metadata ? "metadata\0filter_metadata\0" + namespace + "\0" : "filter_state\0") + key;
+      const paths = this.settings.valuePaths;
+      let index = paths.indexOf(propertyPath);
+      if (index < 0) {
+        index = paths.length;
+        paths.push(propertyPath);
       }
-      if (ways != 1) this.fail(at, msg("needs exactly one of exact, prefix, values"));
-      into.push(new ValueMatcher(index, kind, operands));
+      this.out.valueMatcher(index, kind, operands);
     }
-  }
-
-  /** Member `key` of the object at `path` as a string, possibly empty. */
-  private text(value: JsonValue, path: string, key: string): string {
-    if (value.kind != JsonKind.String) this.fail(memberPath(path, key), msg("must be a string"));
-    return value.text;
-  }
-
-  private cidrs(parent: JsonValue, path: string, key: string): Cidr[] {
-    const items = this.list(parent, path, key);
-    if (items.count == 0) return NO_CIDRS;
-    const out: Cidr[] = new Array<Cidr>();
-    for (let i = 0; i < items.count; i++) {
-      const cidr = parseCidr(this.item(items, i, path, key));
-      if (cidr == null) this.fail(itemPath(memberPath(path, key), i), msg("invalid CIDR '") + items.item(i).text + "'");
-      else out.push(cidr);
-    }
-    return out;
   }
 
   /** A port; `at` builds its path, only to report a fault. */
@@ -407,95 +478,107 @@ class PolicyReader {
   }
 
   /** Item `index` of the list `key` of the object at `path`: a port or a range 'LOW-HIGH'. */
-  private portRange(value: JsonValue, path: string, key: string, index: i32): PortRange {
+  private portRange(path: string, key: string, index: i32): PortRange {
     const at = new PortPath(path, key, index);
-    if (value.kind == JsonKind.Number) {
-      const port = this.port(value.number, at);
+    if (this.json.kind() == JsonKind.Number) {
+      const port = this.port(this.json.number(), at);
       return new PortRange(port, port);
     }
-    const text = isText(value) ? value.text : this.string(value, at.text());
-    const length = asciiBytes(text, rangeBytes);
-    const dash = length < 0 ? -1 : indexOfByte(rangeBytes, 45, 0, length);
+    const isString = this.json.kind() == JsonKind.String;
+    const text = isString ? this.json.string() : "";
+    if (text.length == 0) {
+      if (!isString) this.json.skip();
+      this.fail(at.text(), msg("must be a non-empty string"));
+      return new PortRange(0, 0);
+    }
+    const length = asciiBytes(text, textBytes);
+    const dash = length < 0 ? -1 : indexOfByte(textBytes, 45, 0, length);
     if (dash < 0) {
       this.fail(at.text(), msg("must be a port number or a range 'LOW-HIGH'"));
       return new PortRange(0, 0);
     }
-    const low = this.port(<f64>parseNumber(rangeBytes, 0, dash, 10, 5), at);
-    const high = this.port(<f64>parseNumber(rangeBytes, dash + 1, length, 10, 5), at);
+    const low = this.port(<f64>parseNumber(textBytes, 0, dash, 10, 5), at);
+    const high = this.port(<f64>parseNumber(textBytes, dash + 1, length, 10, 5), at);
     if (low > high) this.fail(at.text(), msg("range '") + text + msg("' has its low end above its high end"));
     return new PortRange(low, high);
   }
 
-  private action(value: JsonValue, path: string, istio: bool): RuleAction {
-    const action = new RuleAction();
-    if (!this.expectKeys(value, path, ACTION_FIELDS)) return action;
-    if (value.count != 1) {
-      this.fail(path, msg("must have exactly one of cluster, hash, reject, passthrough, reference, original_dst"));
-      return action;
-    }
-    const kind = value.name(0);
-    const body = value.item(0);
-    if (kind == "cluster") {
-      action.kind = ActionKind.Route;
-      action.clusters.push(new WeightedCluster(this.template(body, path, kind), 1));
-      action.totalWeight = 1;
-    } else if (kind == "hash") {
-      action.kind = ActionKind.Route;
-      this.hashTargets(value, path, action);
-    } else if (kind == "original_dst") {
-      action.kind = ActionKind.OriginalDst;
-      action.clusters.push(new WeightedCluster(new ClusterTemplate([this.memberString(body, path, kind)], [Placeholder.None]), 1));
-      action.totalWeight = 1;
-      if (path == "default") {
-        this.fail(memberPath(path, kind), msg("is for rules only: a rule's destination_cidrs say which destinations may be reached directly"));
+  /** The action object at `path`: its index, or -1 when it is not an object. */
+  private action(path: string): i32 {
+    if (!this.object(path)) return -1;
+    const out = this.out;
+    let action = -1;
+    let count = 0;
+    const seen = new StaticArray<u64>(1);
+    for (let field = this.member(path, ACTION_FIELDS, seen); field >= 0; field = this.member(path, ACTION_FIELDS, seen)) {
+      const kind = FIELD_NAMES[field];
+      if (++count > 1) {
+        this.fail(path, msg("must have exactly one of cluster, hash, reject, passthrough, reference, original_dst"));
+        this.json.skip();
+        continue;
       }
-    } else if (kind == "reference") {
-      const mode = this.memberString(body, path, kind);
-      if (mode != "standalone" && mode != "istio") this.fail(memberPath(path, kind), msg("must be 'standalone' or 'istio'"));
-      return referenceAction(mode == "istio");
-    } else {
-      if (body.kind != JsonKind.Bool || !body.bool) this.fail(memberPath(path, kind), msg("must be true"));
-      action.kind = kind == "reject" ? ActionKind.Reject : ActionKind.Passthrough;
+      if (field == Field.Cluster) {
+        out.beginAction(ActionKind.Route);
+        out.target(1, this.template(path, kind));
+      } else if (field == Field.Hash) {
+        out.beginAction(ActionKind.Route);
+        this.hashTargets(path, kind);
+      } else if (field == Field.OriginalDst) {
+        out.beginAction(ActionKind.OriginalDst);
+        out.target(1, new ClusterTemplate([this.memberString(path, kind)], [Placeholder.None]));
+        if (path == "default") {
+          this.fail(memberPath(path, kind), msg("is for rules only: a rule's destination_cidrs say which destinations may be reached directly"));
+        }
+      } else if (field == Field.Reference) {
+        const mode = this.memberString(path, kind);
+        if (mode != "standalone" && mode != "istio") this.fail(memberPath(path, kind), msg("must be 'standalone' or 'istio'"));
+        action = out.referenceAction(mode == "istio");
+        continue;
+      } else {
+        const isBool = this.json.kind() == JsonKind.Bool;
+        if (!isBool) this.json.skip();
+        if (!isBool || !this.json.bool()) this.fail(memberPath(path, kind), msg("must be true"));
+        out.beginAction(field == Field.Reject ? ActionKind.Reject : ActionKind.Passthrough);
+      }
+      action = out.endAction();
     }
+    if (count == 0) this.fail(path, msg("must have exactly one of cluster, hash, reject, passthrough, reference, original_dst"));
     return action;
   }
 
-  private hashTargets(parent: JsonValue, parentPath: string, action: RuleAction): void {
-    const items = this.list(parent, parentPath, "hash");
-    const path = memberPath(parentPath, "hash");
-    if (items.count == 0) this.fail(path, msg("needs at least one cluster"));
-    for (let i = 0; i < items.count; i++) {
-      const item = items.item(i);
-      if (item.kind == JsonKind.String) {
-        action.clusters.push(new WeightedCluster(this.template(item, itemPath(path, i), NO_KEY), 1));
-        action.totalWeight += 1;
+  private hashTargets(parentPath: string, key: string): void {
+    const path = memberPath(parentPath, key);
+    if (!this.list(parentPath, key)) return;
+    const out = this.out;
+    let count = 0;
+    for (; this.json.nextItem(); count++) {
+      const targetPath = itemPath(path, count);
+      if (this.json.kind() == JsonKind.String) {
+        out.target(1, this.template(targetPath, NO_KEY));
         continue;
       }
-      const targetPath = itemPath(path, i);
-      if (!this.expectKeys(item, targetPath, HASH_TARGET_FIELDS)) return;
-      const cluster = item.get("cluster");
-      const weight = item.get("weight");
-      if (cluster == null) {
-        this.fail(memberPath(targetPath, "cluster"), msg("is required"));
-        return;
-      }
-      let points: u32 = 1;
-      if (weight != null) {
-        const w = weight.number;
-        if (weight.kind != JsonKind.Number || w != Math.floor(w) || w < 1 || w > 10000) {
-          this.fail(memberPath(targetPath, "weight"), msg("must be a whole number from 1 to 10000"));
-          return;
+      if (!this.object(targetPath)) continue;
+      let weight: u32 = 1;
+      const seen = new StaticArray<u64>(1);
+      let cluster: ClusterTemplate | null = null;
+      for (let field = this.member(targetPath, HASH_TARGET_FIELDS, seen); field >= 0; field = this.member(targetPath, HASH_TARGET_FIELDS, seen)) {
+        if (field == Field.Cluster) {
+          cluster = this.template(targetPath, FIELD_NAMES[field]);
+          continue;
         }
-        points = <u32>w;
+        const w = this.number();
+        if (!(w == Math.floor(w) && w >= 1 && w <= 10000)) this.fail(memberPath(targetPath, FIELD_NAMES[field]), msg("must be a whole number from 1 to 10000"));
+        else weight = <u32>w;
       }
-      action.clusters.push(new WeightedCluster(this.template(cluster, targetPath, "cluster"), points));
-      action.totalWeight += points;
+      if (cluster == null) this.fail(memberPath(targetPath, msg("cluster")), msg("is required"));
+      else out.target(weight, cluster);
     }
+    if (count == 0) this.fail(path, msg("needs at least one cluster"));
   }
 
   /** Member `key` of the object at `path` (or, with no key, the value at `path`) as a cluster name. */
-  private template(value: JsonValue, path: string, key: string): ClusterTemplate {
-    const text = this.memberString(value, path, key);
+  private template(path: string, key: string): ClusterTemplate {
+    const text = this.memberString(path, key);
     const pieces: string[] = new Array<string>();
     const placeholders: Placeholder[] = new Array<Placeholder>();
     let at = 0;
@@ -523,6 +606,10 @@ class PolicyReader {
     }
     return new ClusterTemplate(pieces, placeholders);
   }
+}
+
+class PortRange {
+  constructor(readonly low: i32, readonly high: i32) {}
 }
 
 /** Where a port or port range sits, spelled only when a fault is reported. */

@@ -2,7 +2,7 @@
 // Every address is held as 128 bits; IPv4 lives in the IPv4-mapped range ::ffff:0:0/96, so an
 // IPv4 CIDR also matches `[::ffff:a.b.c.d]` (what a dual-stack listener reports). Parsing reads
 // bytes into a reused Address: nothing is allocated per connection.
-import { asciiBytes, indexOfByte, parseNumber } from "./text";
+import { indexOfByte, parseNumber } from "./text";
 
 const V4_MAPPED_PREFIX: u64 = 0xffff;
 const COLON: u8 = 58;
@@ -194,28 +194,29 @@ export function parseSocketAddress(bytes: StaticArray<u8>, length: i32, out: Add
 
 /** A network: address and prefix length counted in the 128-bit space. */
 export class Cidr {
-  constructor(public readonly hi: u64, public readonly lo: u64, public readonly prefix: i32) {}
+  hi: u64 = 0;
+  lo: u64 = 0;
+  prefix: i32 = 0;
 }
 
-/** Configuration text is copied here to be parsed by the same code as the host's bytes. */
-const textBytes = new StaticArray<u8>(64);
 const parsed = new Address();
 
-/** `10.0.0.0/8`, `2001:db8::/32`, or a single address (full-length prefix); null when malformed. */
-export function parseCidr(text: string): Cidr | null {
-  const length = asciiBytes(text, textBytes);
-  if (length < 0) return null;
-  const slash = indexOfByte(textBytes, 47, 0, length);
+/** `10.0.0.0/8`, `2001:db8::/32`, or a single address (full-length prefix) in bytes[0, length), into `out`; false when malformed. */
+export function parseCidr(bytes: StaticArray<u8>, length: i32, out: Cidr): bool {
+  const slash = indexOfByte(bytes, 47, 0, length);
   const end = slash < 0 ? length : slash;
-  if (end == 0 || !parseIp(textBytes, 0, end, parsed)) return null;
-  const isV4Text = indexOfByte(textBytes, COLON, 0, end) < 0;
+  if (end == 0 || !parseIp(bytes, 0, end, parsed)) return false;
+  const isV4Text = indexOfByte(bytes, COLON, 0, end) < 0;
   const maxPrefix = isV4Text ? 32 : 128;
   let prefix: i64 = maxPrefix;
   if (slash >= 0) {
-    prefix = parseNumber(textBytes, slash + 1, length, 10, 3);
-    if (prefix < 0 || prefix > maxPrefix) return null;
+    prefix = parseNumber(bytes, slash + 1, length, 10, 3);
+    if (prefix < 0 || prefix > maxPrefix) return false;
   }
-  return new Cidr(parsed.hi, parsed.lo, <i32>prefix + (isV4Text ? 96 : 0));
+  out.hi = parsed.hi;
+  out.lo = parsed.lo;
+  out.prefix = <i32>prefix + (isV4Text ? 96 : 0);
+  return true;
 }
 
 /** The address as text: dotted quad for IPv4 (and IPv4-mapped), eight hex groups otherwise. */

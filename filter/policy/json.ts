@@ -1,10 +1,15 @@
-// A small JSON reader for the plugin configuration. Written by hand because the AssemblyScript
-// JSON libraries need compiler transforms or do not build with 0.28, and this one adds ~3 KB.
-// Errors carry the byte offset so a configure failure can point at the fault.
+// A pull reader for the plugin configuration's JSON. The policy reader (config.ts) walks the
+// document with it and fills the compiled policy as it goes: no tree of the document is built,
+// and a VM keeps the memory its configure peak needed (a tree of a 100,000-CIDR list and its
+// strings were most of it). Written by hand because the AssemblyScript JSON libraries need
+// compiler transforms or do not build with 0.28, and all of them build a tree.
+//
+// check() goes over the whole text first, so a syntax error is reported (with its byte offset)
+// before anything the policy says is wrong; after it, the reading methods take the syntax as valid.
 import { msg } from "../messages";
 import { digitValue } from "./text";
 
-export enum JsonKind {
+export const enum JsonKind {
   Null,
   Bool,
   Number,
@@ -13,77 +18,136 @@ export enum JsonKind {
   Object,
 }
 
-// The items of every array and the members of every object being read, nested: each container
-// takes them when it closes.
-const openItems: JsonValue[] = new Array<JsonValue>();
-const openKeys: string[] = new Array<string>();
+const MAX_DEPTH = 32;
 
-// Every array's items and object's members, a range each: a list per array and two per object
-// would be about half of what a 10,000-rule policy allocates while it is read. An array's items
-// have empty names, so that both lists stay aligned.
-let allNames: string[] = new Array<string>();
-let allValues: JsonValue[] = new Array<JsonValue>();
-
-/** Member names seen so far: a policy repeats a few names in every rule, each is made once. */
-const knownNames: string[] = new Array<string>();
-const MAX_KNOWN_NAMES = 64;
-
-export class JsonValue {
-  kind: JsonKind = JsonKind.Null;
-  bool: bool = false;
-  number: f64 = 0;
-  text: string = "";
-  /** An array's items or an object's members (0 for anything else): allNames and allValues [first, first + count). */
-  first: i32 = 0;
-  count: i32 = 0;
-
-  /** The name of an object's member `index`. */
-  name(index: i32): string {
-    return unchecked(allNames[this.first + index]);
-  }
-
-  /** An array's item `index`, or the value of an object's member `index`. */
-  item(index: i32): JsonValue {
-    return unchecked(allValues[this.first + index]);
-  }
-
-  /** The member named `key` of an object, or null. */
-  get(key: string): JsonValue | null {
-    for (let i = 0; i < this.count; i++) if (this.name(i) == key) return this.item(i);
-    return null;
-  }
-}
-
-export class JsonParser {
+export class JsonCursor {
   private at: i32 = 0;
-  error: string = "";
+  private error: string = "";
+  /** The member name read last: its index in `names`, or -1 for a name not there. */
+  field: i32 = -1;
+  /** Where the member name read last starts (its opening quote). */
+  private nameAt: i32 = 0;
 
-  constructor(private readonly text: string) {}
+  /** @param names the member names `field` tells apart. */
+  constructor(private readonly text: string, private readonly names: string[]) {}
 
-  /** The whole document, or null with `error` set. */
-  parse(): JsonValue | null {
-    openItems.length = 0;
-    openKeys.length = 0;
-    allNames = new Array<string>();
-    allValues = new Array<JsonValue>();
-    const value = this.value(0);
-    if (value == null) return null;
+  /** "" when the whole text is one JSON value, else the first syntax error and its offset. */
+  check(): string {
+    if (this.skipValue(0)) {
+      this.skipSpace();
+      if (this.at < this.text.length) this.fail(msg("unexpected trailing characters"));
+    }
+    this.at = 0;
+    return this.error;
+  }
+
+  /** The kind of the value at the cursor. */
+  kind(): JsonKind {
     this.skipSpace();
-    if (this.at < this.text.length) return this.fail(msg("unexpected trailing characters"));
+    const c = this.text.charCodeAt(this.at);
+    if (c == 123) return JsonKind.Object;
+    if (c == 91) return JsonKind.Array;
+    if (c == 34) return JsonKind.String;
+    if (c == 116 || c == 102) return JsonKind.Bool;
+    if (c == 110) return JsonKind.Null;
+    return JsonKind.Number;
+  }
+
+  /** Steps into the object or array at the cursor; nextMember or nextItem then walk it. */
+  enter(): void {
+    this.skipSpace();
+    this.at++;
+  }
+
+  /** Steps to the next item of the array being read: false (and out of the array) after the last. */
+  nextItem(): bool {
+    this.skipSpace();
+    let c = this.text.charCodeAt(this.at);
+    if (c == 44) {
+      this.at++;
+      this.skipSpace();
+      c = this.text.charCodeAt(this.at);
+    }
+    if (c != 93 && c != 125) return true;
+    this.at++;
+    return false;
+  }
+
+  /** Reads the next member's name (`field`, memberName()) up to its value; false (and out of the object) after the last. */
+  nextMember(): bool {
+    if (!this.nextItem()) return false;
+    this.nameAt = this.at;
+    this.field = -1;
+    const start = this.at + 1;
+    this.skipString();
+    const end = this.at - 1;
+    for (let k = 0; k < this.names.length && this.field < 0; k++) {
+      if (this.spells(unchecked(this.names[k]), start, end)) this.field = k;
+    }
+    // A name written with escapes is compared once they are undone.
+    if (this.field < 0 && this.text.substring(start, end).includes("\\")) this.field = this.names.indexOf(this.memberName());
+    this.skipSpace();
+    this.at++;
+    return true;
+  }
+
+  /** The member name read last, as written (escapes undone). */
+  memberName(): string {
+    const resume = this.at;
+    this.at = this.nameAt;
+    const name = this.string();
+    this.at = resume;
+    return name;
+  }
+
+  string(): string {
+    this.skipSpace();
+    return this.readString(true);
+  }
+
+  /** Only whole numbers are read (every number in the policy is a port, a status or a weight). */
+  number(): f64 {
+    this.skipSpace();
+    return this.readNumber();
+  }
+
+  bool(): bool {
+    this.skipSpace();
+    const value = this.text.charCodeAt(this.at) == 116;
+    this.at += value ? 4 : 5;
     return value;
   }
 
-  /** The document is no longer read: all of it may go at the next collection (a failed parse leaves items open). */
-  release(): void {
-    openItems.length = 0;
-    openKeys.length = 0;
-    allNames = new Array<string>();
-    allValues = new Array<JsonValue>();
+  /** Steps over the value at the cursor. */
+  skip(): void {
+    this.skipValue(0);
   }
 
-  private fail(message: string): JsonValue | null {
+  /**
+   * The string at the cursor copied into `into` when it is ASCII without escapes and fits: its
+   * length, and the cursor moves past it. Else -1 and the cursor stays. Lets addresses be read
+   * without making a string of each.
+   */
+  asciiInto(into: StaticArray<u8>): i32 {
+    if (this.kind() != JsonKind.String) return -1;
+    const start = this.at + 1;
+    let end = start;
+    while (end - start <= into.length) {
+      const c = this.text.charCodeAt(end);
+      if (c == 34) {
+        this.at = end + 1;
+        return end - start;
+      }
+      if (c == 92 || c > 127 || end - start == into.length) return -1;
+      unchecked(into[end - start] = <u8>c);
+      end++;
+    }
+    return -1;
+  }
+
+  private fail(message: string): bool {
     if (this.error.length == 0) this.error = msg("invalid JSON at offset ") + this.at.toString() + ": " + message;
-    return null;
+    return false;
   }
 
   private skipSpace(): void {
@@ -94,32 +158,26 @@ export class JsonParser {
     }
   }
 
-  private value(depth: i32): JsonValue | null {
-    if (depth > 32) return this.fail(msg("nesting deeper than 32"));
+  /** Whether text[start, end) is `word`. */
+  private spells(word: string, start: i32, end: i32): bool {
+    if (word.length != end - start) return false;
+    for (let i = 0; i < word.length; i++) if (word.charCodeAt(i) != this.text.charCodeAt(start + i)) return false;
+    return true;
+  }
+
+  private skipValue(depth: i32): bool {
+    if (depth > MAX_DEPTH) return this.fail(msg("nesting deeper than 32"));
     this.skipSpace();
     if (this.at >= this.text.length) return this.fail(msg("unexpected end"));
     const c = this.text.charCodeAt(this.at);
-    if (c == 123) return this.object(depth);
-    if (c == 91) return this.array(depth);
-    if (c == 34) {
-      const text = this.string();
-      if (text == null) return null;
-      const out = new JsonValue();
-      out.kind = JsonKind.String;
-      out.text = text;
-      return out;
+    if (c == 123 || c == 91) return this.skipContainer(depth, c == 123);
+    if (c == 34) return this.skipString();
+    if (c == 45 || (c >= 48 && c <= 57)) {
+      this.readNumber();
+      return this.error.length == 0;
     }
-    if (c == 45 || (c >= 48 && c <= 57)) return this.number();
-    const out = new JsonValue();
-    if (this.literal("true")) {
-      out.kind = JsonKind.Bool;
-      out.bool = true;
-    } else if (this.literal("false")) {
-      out.kind = JsonKind.Bool;
-    } else if (!this.literal("null")) {
-      return this.fail(msg("unexpected character"));
-    }
-    return out;
+    if (this.literal("true") || this.literal("false") || this.literal("null")) return true;
+    return this.fail(msg("unexpected character"));
   }
 
   private literal(word: string): bool {
@@ -128,8 +186,7 @@ export class JsonParser {
     return true;
   }
 
-  /** Only whole numbers (of at most 15 digits) are read: every number in the policy is a port or a weight. */
-  private number(): JsonValue | null {
+  private readNumber(): f64 {
     const negative = this.text.charCodeAt(this.at) == 45;
     if (negative) this.at++;
     const start = this.at;
@@ -140,84 +197,59 @@ export class JsonParser {
       value = value * 10 + digit;
       this.at++;
     }
-    if (this.at == start || this.at - start > 15) return this.fail(msg("expected a whole number"));
-    const out = new JsonValue();
-    out.kind = JsonKind.Number;
-    out.number = negative ? -value : value;
-    return out;
+    if (this.at == start || this.at - start > 15) this.fail(msg("expected a whole number"));
+    return negative ? -value : value;
   }
 
-  private string(): string | null {
+  private skipString(): bool {
+    this.readString(false);
+    return this.error.length == 0;
+  }
+
+  /** The string at the cursor; with `keep` false it is only stepped over (and checked). */
+  private readString(keep: bool): string {
     this.at++;
     let out = "";
     let runStart = this.at;
     while (this.at < this.text.length) {
       const c = this.text.charCodeAt(this.at);
       if (c == 34) {
-        const run = this.text.substring(runStart, this.at);
+        const run = keep ? this.text.substring(runStart, this.at) : "";
         this.at++;
         return out.length == 0 ? run : out + run;
       }
       if (c < 32) {
         this.fail(msg("control character in string"));
-        return null;
+        return "";
       }
       if (c == 92) {
-        out += this.text.substring(runStart, this.at);
+        if (keep) out += this.text.substring(runStart, this.at);
         const escaped = this.escape();
-        if (escaped == null) return null;
-        out += escaped;
+        if (escaped < 0) return "";
+        if (keep) out += String.fromCharCode(escaped);
         runStart = this.at;
       } else {
         this.at++;
       }
     }
     this.fail(msg("unterminated string"));
-    return null;
+    return "";
   }
 
-  /** A member name, the known string when it is one (compared in place, without escapes). */
-  private memberName(): string | null {
-    const start = this.at + 1;
-    let end = start;
-    while (end < this.text.length) {
-      const c = this.text.charCodeAt(end);
-      if (c == 34 || c == 92 || c < 32) break;
-      end++;
-    }
-    if (end < this.text.length && this.text.charCodeAt(end) == 34) {
-      for (let k = 0; k < knownNames.length; k++) {
-        if (this.spells(knownNames[k], start, end)) {
-          this.at = end + 1;
-          return knownNames[k];
-        }
-      }
-    }
-    const name = this.string();
-    if (name != null && knownNames.length < MAX_KNOWN_NAMES) knownNames.push(name);
-    return name;
-  }
-
-  /** Whether text[start, end) is `word`. */
-  private spells(word: string, start: i32, end: i32): bool {
-    if (word.length != end - start) return false;
-    for (let i = 0; i < word.length; i++) if (word.charCodeAt(i) != this.text.charCodeAt(start + i)) return false;
-    return true;
-  }
-
-  private escape(): string | null {
+  /** The code unit an escape stands for, or -1. */
+  private escape(): i32 {
     this.at++;
     if (this.at >= this.text.length) {
       this.fail(msg("unterminated escape"));
-      return null;
+      return -1;
     }
     const c = this.text.charCodeAt(this.at++);
-    if (c == 110) return "\n";
-    if (c == 116) return "\t";
-    if (c == 114) return "\r";
-    if (c == 98) return "\b";
-    if (c == 102) return "\f";
-    if (c == 34 || c == 92 || c == 47) return String.fromCharCode(c);
+    if (c == 110) return 10;
+    if (c == 116) return 9;
+    if (c == 114) return 13;
+    if (c == 98) return 8;
+    if (c == 102) return 12;
+    if (c == 34 || c == 92 || c == 47) return c;
     if (c == 117 && this.at + 4 <= this.text.length) {
       let code = 0;
       for (let i = 0; i < 4; i++) {
@@ -226,78 +258,37 @@ export class JsonParser {
         code = code * 16 + digit;
         if (i == 3) {
           this.at += 4;
-          return String.fromCharCode(code);
+          return code;
         }
       }
     }
     this.fail(msg("bad escape"));
-    return null;
+    return -1;
   }
 
-  private array(depth: i32): JsonValue | null {
+  private skipContainer(depth: i32, isObject: bool): bool {
     this.at++;
-    const out = new JsonValue();
-    out.kind = JsonKind.Array;
     this.skipSpace();
-    if (this.at < this.text.length && this.text.charCodeAt(this.at) == 93) {
+    const closer = isObject ? 125 : 93;
+    if (this.at < this.text.length && this.text.charCodeAt(this.at) == closer) {
       this.at++;
-      return out;
+      return true;
     }
-    const first = openItems.length;
     while (true) {
-      const item = this.value(depth + 1);
-      if (item == null) return null;
-      openItems.push(item);
+      if (isObject) {
+        this.skipSpace();
+        if (this.at >= this.text.length || this.text.charCodeAt(this.at) != 34) return this.fail(msg("expected a member name"));
+        if (!this.skipString()) return false;
+        this.skipSpace();
+        if (this.at >= this.text.length || this.text.charCodeAt(this.at) != 58) return this.fail(msg("expected ':'"));
+        this.at++;
+      }
+      if (!this.skipValue(depth + 1)) return false;
       this.skipSpace();
-      if (this.at >= this.text.length) return this.fail(msg("unterminated array"));
+      if (this.at >= this.text.length) return this.fail(isObject ? msg("unterminated object") : msg("unterminated array"));
       const c = this.text.charCodeAt(this.at++);
-      if (c == 93) return this.close(out, openKeys.length, first);
-      if (c != 44) return this.fail(msg("expected ',' or ']'"));
-    }
-  }
-
-  /** The container's items (and names) leave the open lists for the shared ones. */
-  private close(out: JsonValue, firstKey: i32, firstItem: i32): JsonValue {
-    out.first = allValues.length;
-    out.count = openItems.length - firstItem;
-    const isObject = out.kind == JsonKind.Object;
-    for (let i = 0; i < out.count; i++) {
-      allNames.push(isObject ? unchecked(openKeys[firstKey + i]) : "");
-      allValues.push(unchecked(openItems[firstItem + i]));
-    }
-    openKeys.length = firstKey;
-    openItems.length = firstItem;
-    return out;
-  }
-
-  private object(depth: i32): JsonValue | null {
-    this.at++;
-    const out = new JsonValue();
-    out.kind = JsonKind.Object;
-    this.skipSpace();
-    if (this.at < this.text.length && this.text.charCodeAt(this.at) == 125) {
-      this.at++;
-      return out;
-    }
-    const firstKey = openKeys.length;
-    const firstItem = openItems.length;
-    while (true) {
-      this.skipSpace();
-      if (this.at >= this.text.length || this.text.charCodeAt(this.at) != 34) return this.fail(msg("expected a member name"));
-      const key = this.memberName();
-      if (key == null) return null;
-      this.skipSpace();
-      if (this.at >= this.text.length || this.text.charCodeAt(this.at) != 58) return this.fail(msg("expected ':'"));
-      this.at++;
-      const item = this.value(depth + 1);
-      if (item == null) return null;
-      openKeys.push(key);
-      openItems.push(item);
-      this.skipSpace();
-      if (this.at >= this.text.length) return this.fail(msg("unterminated object"));
-      const c = this.text.charCodeAt(this.at++);
-      if (c == 125) return this.close(out, firstKey, firstItem);
-      if (c != 44) return this.fail(msg("expected ',' or '}'"));
+      if (c == closer) return true;
+      if (c != 44) return this.fail(isObject ? msg("expected ',' or '}'") : msg("expected ',' or ']'"));
     }
   }
 }
