@@ -8,6 +8,7 @@ import {
 import { CompiledPolicy } from "./policy/compiled";
 import { parsePolicy } from "./policy/config";
 import { ActionKind } from "./policy/model";
+import { words } from "./policy/text";
 import { Router } from "./router";
 import { FilterStats } from "./stats";
 
@@ -18,7 +19,7 @@ export {
   proxy_on_new_connection, proxy_on_downstream_data, proxy_on_request_headers, proxy_on_done, proxy_on_delete,
 } from "./sdk/exports";
 
-const ACTION_NAMES = ["route", "reject", "passthrough", "reference"];
+const ACTION_NAMES = words(msg("route reject passthrough reference"));
 
 function describe(policy: CompiledPolicy): string {
   const fallback = policy.defaultAction;

@@ -32,48 +32,54 @@ function istioName(router: string, port: string): string {
   return msg("outbound|") + port + "||" + router + msg(".default.svc.cluster.local");
 }
 
+// What a policy's arrays are until PolicyBuilder.finish sets them: one shared empty array of each
+// type rather than an allocation per field.
+const NO_U32 = new StaticArray<u32>(0);
+const NO_I32 = new StaticArray<i32>(0);
+const NO_BOOL = new StaticArray<bool>(0);
+
 export class CompiledPolicy {
   ruleCount: i32 = 0;
-  flags: StaticArray<u32> = new StaticArray<u32>(0);
-  ruleAction: StaticArray<i32> = new StaticArray<i32>(0);
+  flags: StaticArray<u32> = NO_U32;
+  ruleAction: StaticArray<i32> = NO_I32;
   /** Each rule's name, "" when unnamed. */
   ruleNames: string[] = new Array<string>();
   source: AddressIndex = new AddressIndex();
   destination: AddressIndex = new AddressIndex();
   /** Rule r's destination ports are [portLow[i], portHigh[i]] for i in [portStart[r], portStart[r + 1]). */
-  portStart: StaticArray<i32> = new StaticArray<i32>(0);
-  portLow: StaticArray<i32> = new StaticArray<i32>(0);
-  portHigh: StaticArray<i32> = new StaticArray<i32>(0);
+  portStart: StaticArray<i32> = NO_I32;
+  portLow: StaticArray<i32> = NO_I32;
+  portHigh: StaticArray<i32> = NO_I32;
   /** Server name patterns, the same way; `.suffix` for `*.suffix`. */
-  nameStart: StaticArray<i32> = new StaticArray<i32>(0);
+  nameStart: StaticArray<i32> = NO_I32;
   names: string[] = new Array<string>();
-  authorityStart: StaticArray<i32> = new StaticArray<i32>(0);
+  authorityStart: StaticArray<i32> = NO_I32;
   authorities: string[] = new Array<string>();
-  prefixStart: StaticArray<i32> = new StaticArray<i32>(0);
+  prefixStart: StaticArray<i32> = NO_I32;
   prefixes: string[] = new Array<string>();
   /** Header matchers: an index into PolicySettings.headerNames and the exact value. */
-  headerStart: StaticArray<i32> = new StaticArray<i32>(0);
-  headerIndex: StaticArray<i32> = new StaticArray<i32>(0);
+  headerStart: StaticArray<i32> = NO_I32;
+  headerIndex: StaticArray<i32> = NO_I32;
   headerValue: string[] = new Array<string>();
   /**
    * Value matchers: rule r's are m in [valueStart[r], valueStart[r + 1]), each reading
    * Facts.values[valueIndex[m]] as valueKind[m] with operands [operandStart[m], operandStart[m + 1]).
    */
-  valueStart: StaticArray<i32> = new StaticArray<i32>(0);
-  valueIndex: StaticArray<i32> = new StaticArray<i32>(0);
-  valueKind: StaticArray<i32> = new StaticArray<i32>(0);
-  operandStart: StaticArray<i32> = new StaticArray<i32>(0);
+  valueStart: StaticArray<i32> = NO_I32;
+  valueIndex: StaticArray<i32> = NO_I32;
+  valueKind: StaticArray<i32> = NO_I32;
+  operandStart: StaticArray<i32> = NO_I32;
   operands: string[] = new Array<string>();
 
-  actionKind: StaticArray<i32> = new StaticArray<i32>(0);
-  actionIstio: StaticArray<bool> = new StaticArray<bool>(0);
+  actionKind: StaticArray<i32> = NO_I32;
+  actionIstio: StaticArray<bool> = NO_BOOL;
   /** Action a's targets are [targetStart[a], targetStart[a + 1]); a reference action has one per router (and port). */
-  targetStart: StaticArray<i32> = new StaticArray<i32>(0);
-  totalWeight: StaticArray<u32> = new StaticArray<u32>(0);
-  targetWeight: StaticArray<u32> = new StaticArray<u32>(0);
+  targetStart: StaticArray<i32> = NO_I32;
+  totalWeight: StaticArray<u32> = NO_U32;
+  targetWeight: StaticArray<u32> = NO_U32;
   /** The target's cluster slot, or -1 when its name has a placeholder (then targetTemplate). */
-  targetSlot: StaticArray<i32> = new StaticArray<i32>(0);
-  targetTemplate: StaticArray<i32> = new StaticArray<i32>(0);
+  targetSlot: StaticArray<i32> = NO_I32;
+  targetTemplate: StaticArray<i32> = NO_I32;
   templates: ClusterTemplate[] = new Array<ClusterTemplate>();
   defaultAction: i32 = 0;
   /** Static cluster names, by slot. */

@@ -6,7 +6,7 @@
 import { Cidr, parseCidr } from "./ip";
 import { msg } from "../messages";
 import { JsonCursor, JsonKind } from "./json";
-import { asciiBytes, asciiLower, indexOfByte, parseNumber } from "./text";
+import { asciiBytes, asciiLower, indexOfByte, parseNumber, words } from "./text";
 import { ActionKind, ClusterTemplate, Placeholder, PolicySettings, ValueMatch } from "./model";
 import { CompiledPolicy, Matcher, PolicyBuilder } from "./compiled";
 import { AddressIndexBuilder } from "./address-index";
@@ -15,7 +15,7 @@ export class PolicyResult {
   constructor(public readonly policy: CompiledPolicy | null, public readonly error: string) {}
 }
 
-const LOG_LEVELS = [msg("trace"), msg("debug"), msg("info"), msg("warn"), msg("error"), msg("critical")];
+const LOG_LEVELS = words(msg("trace debug info warn error critical"));
 
 /** Well-known protocols where the server sends the first bytes (FTP, SSH, SMTP, POP3, IMAP, MySQL). */
 const SERVER_SPEAKS_FIRST: i32[] = [21, 22, 25, 110, 143, 587, 3306];
@@ -44,14 +44,9 @@ const enum Field {
   Cluster, Hash, Reject, Passthrough, Reference, OriginalDst, Weight,
 }
 
-const FIELD_NAMES = [
-  msg("mode"), msg("log_level"), msg("record_decision"), msg("rules"), msg("default"), msg("http"), msg("proxy_protocol"),
-  msg("version"), msg("source_cidrs"), msg("source_parity"), msg("destination_cidrs"), msg("destination_ports"), msg("tlvs"),
-  msg("server_names"), msg("authorities"), msg("path_prefixes"), msg("headers"), msg("metadata"), msg("filter_state"),
-  msg("cluster_header"), msg("reject_status"), msg("reject_body"), msg("name"), msg("match"), msg("action"), msg("value"),
-  msg("namespace"), msg("key"), msg("exact"), msg("prefix"), msg("values"), msg("cluster"), msg("hash"), msg("reject"),
-  msg("passthrough"), msg("reference"), msg("original_dst"), msg("weight"),
-];
+// By Field (a table entry holds at most 255 bytes).
+const FIELD_NAMES = words(msg("mode log_level record_decision rules default http proxy_protocol version source_cidrs source_parity destination_cidrs destination_ports tlvs server_names authorities path_prefixes headers metadata filter_state")
+  + " " + msg("cluster_header reject_status reject_body name match action value namespace key exact prefix values cluster hash reject passthrough reference original_dst weight"));
 
 /** A set of fields. */
 @inline function bit(field: Field): u64 {

@@ -58,3 +58,15 @@ export function parseNumber(bytes: StaticArray<u8>, start: i32, end: i32, radix:
   }
   return value;
 }
+
+/** The space-separated words of `text`: a list of names kept as one message-table entry is decoded once. */
+export function words(text: string): string[] {
+  const out = new Array<string>();
+  let from = 0;
+  for (let i = 0; i <= text.length; i++) {
+    if (i < text.length && text.charCodeAt(i) != 32) continue;
+    out.push(text.substring(from, i));
+    from = i + 1;
+  }
+  return out;
+}
