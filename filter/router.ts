@@ -8,6 +8,7 @@ import {
   closeStream, encodeFilterState, FILTER_STATE_ORIGINAL_DST_ADDRESS, FILTER_STATE_TCP_PROXY_CLUSTER, getHeader, getProperty, getPropertyInto, getPropertyString, incrementMetric, utf8,
   log, LogLevel, MapType, propertyPath, removeHeader, replaceHeader, sendLocalResponse, setEnvoyFilterState, StreamType, WasmResult,
 } from "./sdk";
+import { msg } from "./messages";
 import { CompiledPolicy, Matcher } from "./policy/compiled";
 import { decide, Decision, DEFAULT_RULE, failedMatcher, Outcome } from "./policy/decision";
 import { Address, parseSocketAddress } from "./policy/ip";
@@ -47,13 +48,13 @@ class AddressProperty {
 
 /** The policy's name for a matcher, as explain prints it. */
 function matcherName(matcher: u32): string {
-  if (matcher == Matcher.Source) return "source_cidrs";
-  if (matcher == Matcher.Even || matcher == Matcher.Odd) return "source_parity";
-  if (matcher == Matcher.Destination) return "destination_cidrs";
-  if (matcher == Matcher.Ports) return "destination_ports";
-  if (matcher == Matcher.ServerName) return "server_names";
-  if (matcher == Matcher.Value) return "metadata or filter_state";
-  return "HTTP matchers (authorities, path_prefixes, headers)";
+  if (matcher == Matcher.Source) return msg("source_cidrs");
+  if (matcher == Matcher.Even || matcher == Matcher.Odd) return msg("source_parity");
+  if (matcher == Matcher.Destination) return msg("destination_cidrs");
+  if (matcher == Matcher.Ports) return msg("destination_ports");
+  if (matcher == Matcher.ServerName) return msg("server_names");
+  if (matcher == Matcher.Value) return msg("metadata or filter_state");
+  return msg("HTTP matchers (authorities, path_prefixes, headers)");
 }
 
 export class Router {
@@ -151,7 +152,7 @@ export class Router {
     const policy = this.policy;
     const last = this.decision.rule == DEFAULT_RULE ? policy.ruleCount : this.decision.rule;
     for (let r = 0; r < last; r++) {
-      log(LogLevel.Trace, "wasmerang: rules[" + r.toString() + "] " + policy.ruleName(r) + " no match: "
+      log(LogLevel.Trace, msg("wasmerang: rules[") + r.toString() + msg("] ") + policy.ruleName(r) + msg(" no match: ")
         + matcherName(failedMatcher(policy, this.facts, r)));
     }
   }
@@ -207,7 +208,7 @@ export class Router {
       return;
     }
     incrementMetric(this.stats.badAddress, 1);
-    if (this.logLevel <= LogLevel.Warn) log(LogLevel.Warn, "wasmerang: not routed: " + this.decision.reason);
+    if (this.logLevel <= LogLevel.Warn) log(LogLevel.Warn, msg("wasmerang: not routed: ") + this.decision.reason);
   }
 
   /** Carries out the decision; returns set_envoy_filter_state's status (Ok when it was not called). */
@@ -249,7 +250,7 @@ export class Router {
   private filterStateFailed(key: string, value: string, status: WasmResult): WasmResult {
     incrementMetric(this.stats.filterStateFailed, 1);
     if (this.logLevel <= LogLevel.Error) {
-      log(LogLevel.Error, "wasmerang: set_envoy_filter_state(" + key + "=" + value + ") failed with status " + status.toString());
+      log(LogLevel.Error, msg("wasmerang: set_envoy_filter_state(") + key + "=" + value + msg(") failed with status ") + status.toString());
     }
     return status;
   }
@@ -267,19 +268,19 @@ export class Router {
     const decision = this.decision;
     const rule = decision.rule == DEFAULT_RULE || this.policy.ruleName(decision.rule).length > 0
       ? this.policy.ruleName(decision.rule) : "-";
-    log(LogLevel.Debug, "wasmerang: source=" + this.sourceProperty.text + " destination=" + this.destinationProperty.text
-      + " sni=" + (facts.serverName.length == 0 ? "-" : facts.serverName)
-      + (facts.isRequest ? " authority=" + facts.authority + " path=" + facts.path : "")
-      + " rule=" + rule + " " + this.outcomeWords(status));
+    log(LogLevel.Debug, msg("wasmerang: source=") + this.sourceProperty.text + msg(" destination=") + this.destinationProperty.text
+      + msg(" sni=") + (facts.serverName.length == 0 ? "-" : facts.serverName)
+      + (facts.isRequest ? msg(" authority=") + facts.authority + msg(" path=") + facts.path : "")
+      + msg(" rule=") + rule + " " + this.outcomeWords(status));
   }
 
   /** The end of a decision's log line: where the connection or request went, or why not. */
   private outcomeWords(status: WasmResult): string {
     const decision = this.decision;
-    if (decision.outcome == Outcome.Reject) return "action=reject";
-    if (decision.outcome == Outcome.Passthrough) return "action=passthrough";
-    if (decision.outcome == Outcome.Error) return "action=none reason=" + decision.reason;
-    if (status != WasmResult.Ok) return "action=none reason=filter_state_status_" + status.toString();
-    return "cluster=" + this.clusterName();
+    if (decision.outcome == Outcome.Reject) return msg("action=reject");
+    if (decision.outcome == Outcome.Passthrough) return msg("action=passthrough");
+    if (decision.outcome == Outcome.Error) return msg("action=none reason=") + decision.reason;
+    if (status != WasmResult.Ok) return msg("action=none reason=filter_state_status_") + status.toString();
+    return msg("cluster=") + this.clusterName();
   }
 }
