@@ -6,7 +6,7 @@
 // Each value is encoded once, on first use: recording allocates nothing per connection, except
 // for a cluster name made from a {dst_port} template.
 import { msg } from "./messages";
-import { setProperty, utf8 } from "./sdk";
+import { formatNumber, setProperty, utf8 } from "./sdk";
 import { CompiledPolicy } from "./policy/compiled";
 import { Decision, DEFAULT_RULE, Outcome } from "./policy/decision";
 
@@ -39,7 +39,7 @@ export class DecisionRecord {
     const cached = unchecked(this.rules[at]);
     if (cached != null) return cached;
     const name = this.policy.ruleName(rule);
-    const encoded = utf8(name.length > 0 ? name : "rules[" + rule.toString() + "]");
+    const encoded = utf8(name.length > 0 ? name : "rules[" + formatNumber(rule) + "]");
     unchecked(this.rules[at] = encoded);
     return encoded;
   }

@@ -2,6 +2,7 @@
 // (haproxy's proxy-protocol.txt), for upstreams whose Envoy cluster cannot be given the upstream
 // proxy_protocol transport socket.
 import { Address, formatIp } from "./policy/ip";
+import { formatNumber } from "./sdk";
 
 const SIGNATURE: u8[] = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
 const TLV_AUTHORITY: u8 = 0x02;
@@ -16,7 +17,7 @@ function v1(source: Address, destination: Address): ArrayBuffer {
   const v4 = source.isV4 && destination.isV4;
   const line = "PROXY " + (v4 ? "TCP4 " + formatIp(source) + " " + formatIp(destination)
     : "TCP6 " + v6Text(source) + " " + v6Text(destination))
-    + " " + source.port.toString() + " " + destination.port.toString() + "\r\n";
+    + " " + formatNumber(source.port) + " " + formatNumber(destination.port) + "\r\n";
   return String.UTF8.encode(line);
 }
 

@@ -5,7 +5,7 @@
 // nothing: facts are parsed into reused objects and each cluster's filter-state arguments and
 // counter are made once.
 import {
-  closeStream, encodeFilterState, FILTER_STATE_ORIGINAL_DST_ADDRESS, FILTER_STATE_TCP_PROXY_CLUSTER, getHeader, getProperty, getPropertyInto, getPropertyString, incrementMetric, utf8,
+  closeStream, encodeFilterState, formatNumber, FILTER_STATE_ORIGINAL_DST_ADDRESS, FILTER_STATE_TCP_PROXY_CLUSTER, getHeader, getProperty, getPropertyInto, getPropertyString, incrementMetric, utf8,
   log, LogLevel, MapType, propertyPath, removeHeader, replaceHeader, sendLocalResponse, setEnvoyFilterState, StreamType, WasmResult,
 } from "./sdk";
 import { msg } from "./messages";
@@ -152,7 +152,7 @@ export class Router {
     const policy = this.policy;
     const last = this.decision.rule == DEFAULT_RULE ? policy.ruleCount : this.decision.rule;
     for (let r = 0; r < last; r++) {
-      log(LogLevel.Trace, msg("wasmerang: rules[") + r.toString() + msg("] ") + policy.ruleName(r) + msg(" no match: ")
+      log(LogLevel.Trace, msg("wasmerang: rules[") + formatNumber(r) + msg("] ") + policy.ruleName(r) + msg(" no match: ")
         + matcherName(failedMatcher(policy, this.facts, r)));
     }
   }
@@ -250,7 +250,7 @@ export class Router {
   private filterStateFailed(key: string, value: string, status: WasmResult): WasmResult {
     incrementMetric(this.stats.filterStateFailed, 1);
     if (this.logLevel <= LogLevel.Error) {
-      log(LogLevel.Error, msg("wasmerang: set_envoy_filter_state(") + key + "=" + value + msg(") failed with status ") + status.toString());
+      log(LogLevel.Error, msg("wasmerang: set_envoy_filter_state(") + key + "=" + value + msg(") failed with status ") + formatNumber(status));
     }
     return status;
   }
@@ -280,7 +280,7 @@ export class Router {
     if (decision.outcome == Outcome.Reject) return msg("action=reject");
     if (decision.outcome == Outcome.Passthrough) return msg("action=passthrough");
     if (decision.outcome == Outcome.Error) return msg("action=none reason=") + decision.reason;
-    if (status != WasmResult.Ok) return msg("action=none reason=filter_state_status_") + status.toString();
+    if (status != WasmResult.Ok) return msg("action=none reason=filter_state_status_") + formatNumber(status);
     return msg("cluster=") + this.clusterName();
   }
 }

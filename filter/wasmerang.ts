@@ -3,7 +3,7 @@
 // (an HTTP context per request).
 import { msg } from "./messages";
 import {
-  Action, BufferType, hostLogLevel, HttpContext, log, LogLevel, registerRootContext, RootContext, setBufferBytes, StreamContext,
+  Action, BufferType, formatNumber, hostLogLevel, HttpContext, log, LogLevel, registerRootContext, RootContext, setBufferBytes, StreamContext,
 } from "./sdk";
 import { CompiledPolicy } from "./policy/compiled";
 import { parsePolicy } from "./policy/config";
@@ -24,7 +24,7 @@ const ACTION_NAMES = words(msg("route reject passthrough reference"));
 function describe(policy: CompiledPolicy): string {
   const fallback = policy.defaultAction;
   const kind = policy.actionKind[fallback];
-  return msg("rules=") + policy.ruleCount.toString()
+  return msg("rules=") + formatNumber(policy.ruleCount)
     + msg(" default=") + ACTION_NAMES[kind]
     + (kind == ActionKind.Reference ? (policy.actionIstio[fallback] ? msg(" (istio names)") : msg(" (standalone names)")) : "");
 }

@@ -5,6 +5,7 @@
 // policy needs. Every error names the field at fault; the first one found is reported.
 import { Cidr, parseCidr } from "./ip";
 import { msg } from "../messages";
+import { formatNumber } from "../sdk/format";
 import { JsonCursor, JsonKind } from "./json";
 import { asciiBytes, asciiLower, indexOfByte, parseNumber, words } from "./text";
 import { ActionKind, ClusterTemplate, Placeholder, PolicySettings, ValueMatch } from "./model";
@@ -73,7 +74,7 @@ const textBytes = new StaticArray<u8>(64);
 const cidr = new Cidr();
 
 function itemPath(path: string, index: i32): string {
-  return path + "[" + index.toString() + "]";
+  return path + "[" + formatNumber(index) + "]";
 }
 
 /**
@@ -254,7 +255,7 @@ class PolicyReader {
           for (let k = 0; k < SERVER_SPEAKS_FIRST.length; k++) {
             const port = SERVER_SPEAKS_FIRST[k];
             if (port >= range.low && port <= range.high) {
-              this.fail(itemPath(memberPath(path, key), i), msg("includes port ") + port.toString()
+              this.fail(itemPath(memberPath(path, key), i), msg("includes port ") + formatNumber(port)
                 + msg(", where the server speaks first: the filter can add a header only to bytes the client sends"));
             }
           }

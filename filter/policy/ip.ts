@@ -2,6 +2,7 @@
 // Every address is held as 128 bits; IPv4 lives in the IPv4-mapped range ::ffff:0:0/96, so an
 // IPv4 CIDR also matches `[::ffff:a.b.c.d]` (what a dual-stack listener reports). Parsing reads
 // bytes into a reused Address: nothing is allocated per connection.
+import { formatNumber } from "../sdk/format";
 import { indexOfByte, parseNumber } from "./text";
 
 const V4_MAPPED_PREFIX: u64 = 0xffff;
@@ -223,13 +224,13 @@ export function parseCidr(bytes: StaticArray<u8>, length: i32, out: Cidr): bool 
 export function formatIp(address: Address): string {
   if (address.isV4) {
     const v = <u32>address.lo;
-    return (v >>> 24).toString() + "." + ((v >>> 16) & 0xff).toString() + "." + ((v >>> 8) & 0xff).toString() + "." + (v & 0xff).toString();
+    return formatNumber(v >>> 24) + "." + formatNumber((v >>> 16) & 0xff) + "." + formatNumber((v >>> 8) & 0xff) + "." + formatNumber(v & 0xff);
   }
   let out = "";
   for (let i = 0; i < 8; i++) {
     const word = i < 4 ? address.hi : address.lo;
     if (i > 0) out += ":";
-    out += (<u32>((word >>> (<u64>(48 - (i & 3) * 16))) & 0xffff)).toString(16);
+    out += formatNumber(<u32>((word >>> (<u64>(48 - (i & 3) * 16))) & 0xffff), 16);
   }
   return out;
 }

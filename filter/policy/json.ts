@@ -7,6 +7,7 @@
 // check() goes over the whole text first, so a syntax error is reported (with its byte offset)
 // before anything the policy says is wrong; after it, the reading methods take the syntax as valid.
 import { msg } from "../messages";
+import { formatNumber } from "../sdk/format";
 import { digitValue } from "./text";
 
 export const enum JsonKind {
@@ -146,7 +147,7 @@ export class JsonCursor {
   }
 
   private fail(message: string): bool {
-    if (this.error.length == 0) this.error = msg("invalid JSON at offset ") + this.at.toString() + ": " + message;
+    if (this.error.length == 0) this.error = msg("invalid JSON at offset ") + formatNumber(this.at) + ": " + message;
     return false;
   }
 

@@ -1,6 +1,7 @@
 // What the policy is made of besides its compiled rules (compiled.ts): actions, cluster name
 // templates, settings, and the facts a decision reads. Built once per configuration (config.ts).
 import { msg } from "../messages";
+import { formatNumber } from "../sdk/format";
 import { Address } from "./ip";
 
 export enum ActionKind {
@@ -38,7 +39,7 @@ export class ClusterTemplate {
       } else {
         const destination = facts.destination;
         if (!destination.valid || destination.port < 0) return "";
-        out += destination.port.toString();
+        out += formatNumber(destination.port);
       }
     }
     return out;

@@ -7,4 +7,5 @@ export {
   recordMetric, removeHeader, replaceHeader, sendLocalResponse, setBufferBytes, setProperty, utf8,
 } from "./hostcalls";
 export { registerRootContext } from "./dispatcher";
+export { formatNumber } from "./format";
 export { encodeFilterState, setEnvoyFilterState, FILTER_STATE_ORIGINAL_DST_ADDRESS, FILTER_STATE_TCP_PROXY_CLUSTER } from "./envoy";
