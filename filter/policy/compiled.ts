@@ -204,14 +204,15 @@ export class PolicyBuilder {
   }
 
   /** One of the action's clusters, `weight` times as likely as a cluster of weight 1 (hash). */
-  target(weight: u32, cluster: ClusterTemplate): void {
-    if (cluster.isStatic) {
-      this.addTarget(weight, this.slot(cluster.pieces[0]), -1);
-    } else {
-      this.addTarget(weight, -1, this.out.templates.length);
-      this.out.templates.push(cluster);
-      this.out.settings.needsDestination = true;
-    }
+  staticTarget(weight: u32, cluster: string): void {
+    this.addTarget(weight, this.slot(cluster), -1);
+  }
+
+  /** A target whose cluster name is made per connection. */
+  templateTarget(weight: u32, cluster: ClusterTemplate): void {
+    this.addTarget(weight, -1, this.out.templates.length);
+    this.out.templates.push(cluster);
+    this.out.settings.needsDestination = true;
   }
 
   /** The action's index. */

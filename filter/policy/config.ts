@@ -90,10 +90,18 @@ function memberPath(path: string, key: string): string {
 /** The path of the top level, or the key of a value that is not a member (a list item). */
 const NO_KEY = "";
 
+/**
+ * Reads the policy twice only when it is refused: the first pass spells no field's path (a 10,000-
+ * rule policy would make a few per rule, all kept until configure returns), the second reads it
+ * again spelling them all, to name the field at fault.
+ */
 class PolicyReader {
   private error: string = "";
+  private failed: bool = false;
+  /** The second pass: paths are spelled. */
+  private diagnose: bool = false;
   private readonly json: JsonCursor;
-  private readonly out: PolicyBuilder = new PolicyBuilder();
+  private out: PolicyBuilder = new PolicyBuilder();
 
   constructor(text: string) {
     this.json = new JsonCursor(text, FIELD_NAMES);
@@ -107,12 +115,27 @@ class PolicyReader {
     const syntax = this.json.check();
     if (syntax.length > 0) return new PolicyResult(null, msg("configuration: ") + syntax);
     const fallback = this.policy();
-    if (this.error.length > 0) return new PolicyResult(null, this.error);
-    return new PolicyResult(this.out.finish(fallback), "");
+    if (!this.failed) return new PolicyResult(this.out.finish(fallback), "");
+    this.diagnose = true;
+    this.json.rewind();
+    this.out = new PolicyBuilder();
+    this.policy();
+    return new PolicyResult(null, this.error);
   }
 
   private fail(path: string, message: string): void {
-    if (this.error.length == 0) this.error = path + ": " + message;
+    this.failed = true;
+    if (this.diagnose && this.error.length == 0) this.error = path + ": " + message;
+  }
+
+  /** itemPath, spelled only in the second pass. */
+  private itemAt(path: string, index: i32): string {
+    return this.diagnose ? itemPath(path, index) : NO_KEY;
+  }
+
+  /** memberPath, spelled only in the second pass. */
+  private memberAt(path: string, key: string): string {
+    return this.diagnose ? memberPath(path, key) : NO_KEY;
   }
 
   /** Steps into the object at `path`; false (the value reported and skipped) when it is not one. */
@@ -127,10 +150,10 @@ class PolicyReader {
   }
 
   /**
-   * The next member of the object at `path`, one of `allowed` and not in `seen`; -1 after the last.
-   * Others are reported and skipped. `seen` then has the member's bit.
+   * The next member of the object at `path`, one of `allowed` and not in `seen` (the fields read
+   * so far); -1 after the last. Others are reported and skipped.
    */
-  private member(path: string, allowed: u64, seen: StaticArray<u64>): i32 {
+  private member(path: string, allowed: u64, seen: u64): i32 {
     const json = this.json;
     while (json.nextMember()) {
       const field = json.field;
@@ -139,10 +162,9 @@ class PolicyReader {
         for (let f = 0; f < FIELD_NAMES.length; f++) if ((allowed & bit(f)) != 0) names.push(FIELD_NAMES[f]);
         this.fail((path.length == 0 ? msg("configuration") : path) + "." + json.memberName(),
           msg("unknown field (expected one of ") + names.join(", ") + ")");
-      } else if ((seen[0] & bit(field)) != 0) {
+      } else if ((seen & bit(field)) != 0) {
         this.fail(memberPath(path, FIELD_NAMES[field]), msg("appears twice"));
       } else {
-        seen[0] |= bit(field);
         return field;
       }
       json.skip();
@@ -206,8 +228,8 @@ class PolicyReader {
     let istio = false;
     let fallback = -1;
     if (!this.object(msg("configuration"))) return fallback;
-    const seen = new StaticArray<u64>(1);
-    for (let field = this.member(NO_KEY, POLICY_FIELDS, seen); field >= 0; field = this.member(NO_KEY, POLICY_FIELDS, seen)) {
+    let seen: u64 = 0;
+    for (let field = 0; (field = this.member(NO_KEY, POLICY_FIELDS, seen)) >= 0; seen |= bit(field)) {
       const key = FIELD_NAMES[field];
       if (field == Field.Mode) {
         const name = this.string(key);
@@ -224,10 +246,10 @@ class PolicyReader {
         }
       } else if (field == Field.Rules) {
         if (this.list(NO_KEY, key)) {
-          for (let i = 0; this.json.nextItem(); i++) this.rule(itemPath(key, i));
+          for (let i = 0; this.json.nextItem(); i++) this.rule(this.itemAt(key, i));
         }
       } else if (field == Field.Default) {
-        fallback = this.action(key);
+        fallback = this.action(key, true);
       } else if (field == Field.Http) {
         this.http(key);
       } else {
@@ -241,9 +263,9 @@ class PolicyReader {
   private proxyHeader(path: string): void {
     if (!this.object(path)) return;
     const settings = this.settings.proxyHeader;
-    const seen = new StaticArray<u64>(1);
+    let seen: u64 = 0;
     let tlvs = 0;
-    for (let field = this.member(path, PROXY_PROTOCOL_FIELDS, seen); field >= 0; field = this.member(path, PROXY_PROTOCOL_FIELDS, seen)) {
+    for (let field = 0; (field = this.member(path, PROXY_PROTOCOL_FIELDS, seen)) >= 0; seen |= bit(field)) {
       const key = FIELD_NAMES[field];
       if (field == Field.Version) {
         const version = this.number();
@@ -284,8 +306,8 @@ class PolicyReader {
   private http(path: string): void {
     if (!this.object(path)) return;
     const http = this.settings.http;
-    const seen = new StaticArray<u64>(1);
-    for (let field = this.member(path, HTTP_FIELDS, seen); field >= 0; field = this.member(path, HTTP_FIELDS, seen)) {
+    let seen: u64 = 0;
+    for (let field = 0; (field = this.member(path, HTTP_FIELDS, seen)) >= 0; seen |= bit(field)) {
       const key = FIELD_NAMES[field];
       if (field == Field.ClusterHeader) {
         http.clusterHeader = asciiLower(this.memberString(path, key));
@@ -305,14 +327,14 @@ class PolicyReader {
     out.beginRule();
     let name = "";
     let action = -1;
-    const seen = new StaticArray<u64>(1);
-    for (let field = this.member(path, RULE_FIELDS, seen); field >= 0; field = this.member(path, RULE_FIELDS, seen)) {
+    let seen: u64 = 0;
+    for (let field = 0; (field = this.member(path, RULE_FIELDS, seen)) >= 0; seen |= bit(field)) {
       const key = FIELD_NAMES[field];
       if (field == Field.Name) name = this.memberString(path, key);
-      else if (field == Field.Match) this.match(memberPath(path, key));
-      else action = this.action(memberPath(path, key));
+      else if (field == Field.Match) this.match(this.memberAt(path, key));
+      else action = this.action(this.memberAt(path, key), false);
     }
-    if ((seen[0] & bit(Field.Action)) == 0) {
+    if ((seen & bit(Field.Action)) == 0) {
       this.fail(memberPath(path, msg("action")), msg("is required"));
     } else if (action >= 0 && out.actionKind(action) == ActionKind.OriginalDst && (out.ruleFlags & Matcher.Destination) == 0) {
       this.fail(memberPath(path, msg("action.original_dst")),
@@ -324,8 +346,8 @@ class PolicyReader {
   private match(path: string): void {
     if (!this.object(path)) return;
     const out = this.out;
-    const seen = new StaticArray<u64>(1);
-    for (let field = this.member(path, MATCH_FIELDS, seen); field >= 0; field = this.member(path, MATCH_FIELDS, seen)) {
+    let seen: u64 = 0;
+    for (let field = 0; (field = this.member(path, MATCH_FIELDS, seen)) >= 0; seen |= bit(field)) {
       const key = FIELD_NAMES[field];
       if (field == Field.SourceCidrs || field == Field.DestinationCidrs) {
         this.cidrs(path, key, field == Field.SourceCidrs ? out.sources : out.destinations, field == Field.SourceCidrs ? Matcher.Source : Matcher.Destination);
@@ -341,9 +363,9 @@ class PolicyReader {
           out.port(range.low, range.high);
         }
       } else if (field == Field.Headers) {
-        if (this.list(path, key)) this.headers(memberPath(path, key));
+        if (this.list(path, key)) this.headers(this.memberAt(path, key));
       } else if (field == Field.Metadata || field == Field.FilterState) {
-        if (this.list(path, key)) this.valueMatchers(memberPath(path, key), field == Field.Metadata);
+        if (this.list(path, key)) this.valueMatchers(this.memberAt(path, key), field == Field.Metadata);
       } else {
         if (!this.list(path, key)) continue;
         for (let i = 0; this.json.nextItem(); i++) {
@@ -399,16 +421,16 @@ class PolicyReader {
   private headers(path: string): void {
     const settings = this.settings;
     for (let i = 0; this.json.nextItem(); i++) {
-      const headerPath = itemPath(path, i);
+      const headerPath = this.itemAt(path, i);
       if (!this.object(headerPath)) continue;
       let name = "";
       let value: string | null = null;
-      const seen = new StaticArray<u64>(1);
-      for (let field = this.member(headerPath, HEADER_FIELDS, seen); field >= 0; field = this.member(headerPath, HEADER_FIELDS, seen)) {
+      let seen: u64 = 0;
+      for (let field = 0; (field = this.member(headerPath, HEADER_FIELDS, seen)) >= 0; seen |= bit(field)) {
         if (field == Field.Name) name = asciiLower(this.memberString(headerPath, FIELD_NAMES[field]));
         else value = this.text(headerPath, FIELD_NAMES[field]);
       }
-      if (seen[0] != HEADER_FIELDS) {
+      if (seen != HEADER_FIELDS) {
         this.fail(headerPath, msg("needs name and value"));
         continue;
       }
@@ -429,29 +451,28 @@ class PolicyReader {
   private valueMatchers(path: string, metadata: bool): void {
     const allowed = metadata ? METADATA_FIELDS : FILTER_STATE_FIELDS;
     for (let i = 0; this.json.nextItem(); i++) {
-      const at = itemPath(path, i);
+      const at = this.itemAt(path, i);
       if (!this.object(at)) continue;
       let namespace = "";
       let key = "";
       const operands: string[] = new Array<string>();
       let kind = ValueMatch.OneOf;
-      const seen = new StaticArray<u64>(1);
-      for (let field = this.member(at, allowed, seen); field >= 0; field = this.member(at, allowed, seen)) {
+      let seen: u64 = 0;
+      for (let field = 0; (field = this.member(at, allowed, seen)) >= 0; seen |= bit(field)) {
         const name = FIELD_NAMES[field];
         if (field == Field.Namespace) namespace = this.memberString(at, name);
         else if (field == Field.Key) key = this.memberString(at, name);
         else if (field == Field.Values) {
           if (!this.list(at, name)) continue;
-          const valuesPath = memberPath(at, name);
-          for (let k = 0; this.json.nextItem(); k++) operands.push(this.text(itemPath(valuesPath, k), NO_KEY));
-          if (operands.length == 0) this.fail(valuesPath, msg("needs at least one value"));
+          for (let k = 0; this.json.nextItem(); k++) operands.push(this.text(this.itemAt(this.memberAt(at, name), k), NO_KEY));
+          if (operands.length == 0) this.fail(memberPath(at, name), msg("needs at least one value"));
         } else {
           if (field == Field.Prefix) kind = ValueMatch.Prefix;
           operands.push(this.text(at, name));
         }
       }
-      const ways = seen[0] & (bit(Field.Exact) | bit(Field.Prefix) | bit(Field.Values));
-      if ((seen[0] & bit(Field.Key)) == 0 || (metadata && (seen[0] & bit(Field.Namespace)) == 0)) {
+      const ways = seen & (bit(Field.Exact) | bit(Field.Prefix) | bit(Field.Values));
+      if ((seen & bit(Field.Key)) == 0 || (metadata && (seen & bit(Field.Namespace)) == 0)) {
         this.fail(at, metadata ? msg("needs namespace and key") : msg("needs key"));
       } else if (ways == 0 || (ways & (ways - 1)) != 0) {
         this.fail(at, msg("needs exactly one of exact, prefix, values"));
@@ -499,14 +520,14 @@ class PolicyReader {
     return new PortRange(low, high);
   }
 
-  /** The action object at `path`: its index, or -1 when it is not an object. */
-  private action(path: string): i32 {
+  /** The action object at `path` (the policy's default or a rule's): its index, or -1 when it is not an object. */
+  private action(path: string, isDefault: bool): i32 {
     if (!this.object(path)) return -1;
     const out = this.out;
     let action = -1;
     let count = 0;
-    const seen = new StaticArray<u64>(1);
-    for (let field = this.member(path, ACTION_FIELDS, seen); field >= 0; field = this.member(path, ACTION_FIELDS, seen)) {
+    let seen: u64 = 0;
+    for (let field = 0; (field = this.member(path, ACTION_FIELDS, seen)) >= 0; seen |= bit(field)) {
       const kind = FIELD_NAMES[field];
       if (++count > 1) {
         this.fail(path, msg("must have exactly one of cluster, hash, reject, passthrough, reference, original_dst"));
@@ -515,14 +536,14 @@ class PolicyReader {
       }
       if (field == Field.Cluster) {
         out.beginAction(ActionKind.Route);
-        out.target(1, this.template(path, kind));
+        this.target(1, this.memberString(path, kind), path, kind);
       } else if (field == Field.Hash) {
         out.beginAction(ActionKind.Route);
         this.hashTargets(path, kind);
       } else if (field == Field.OriginalDst) {
         out.beginAction(ActionKind.OriginalDst);
-        out.target(1, new ClusterTemplate([this.memberString(path, kind)], [Placeholder.None]));
-        if (path == "default") {
+        out.staticTarget(1, this.memberString(path, kind));
+        if (isDefault) {
           this.fail(memberPath(path, kind), msg("is for rules only: a rule's destination_cidrs say which destinations may be reached directly"));
         }
       } else if (field == Field.Reference) {
@@ -543,23 +564,23 @@ class PolicyReader {
   }
 
   private hashTargets(parentPath: string, key: string): void {
-    const path = memberPath(parentPath, key);
+    const path = this.memberAt(parentPath, key);
     if (!this.list(parentPath, key)) return;
     const out = this.out;
     let count = 0;
     for (; this.json.nextItem(); count++) {
-      const targetPath = itemPath(path, count);
+      const targetPath = this.itemAt(path, count);
       if (this.json.kind() == JsonKind.String) {
-        out.target(1, this.template(targetPath, NO_KEY));
+        this.target(1, this.memberString(targetPath, NO_KEY), targetPath, NO_KEY);
         continue;
       }
       if (!this.object(targetPath)) continue;
       let weight: u32 = 1;
-      const seen = new StaticArray<u64>(1);
-      let cluster: ClusterTemplate | null = null;
-      for (let field = this.member(targetPath, HASH_TARGET_FIELDS, seen); field >= 0; field = this.member(targetPath, HASH_TARGET_FIELDS, seen)) {
+      let seen: u64 = 0;
+      let cluster: string | null = null;
+      for (let field = 0; (field = this.member(targetPath, HASH_TARGET_FIELDS, seen)) >= 0; seen |= bit(field)) {
         if (field == Field.Cluster) {
-          cluster = this.template(targetPath, FIELD_NAMES[field]);
+          cluster = this.memberString(targetPath, FIELD_NAMES[field]);
           continue;
         }
         const w = this.number();
@@ -567,14 +588,19 @@ class PolicyReader {
         else weight = <u32>w;
       }
       if (cluster == null) this.fail(memberPath(targetPath, msg("cluster")), msg("is required"));
-      else out.target(weight, cluster);
+      else this.target(weight, cluster, targetPath, msg("cluster"));
     }
-    if (count == 0) this.fail(path, msg("needs at least one cluster"));
+    if (count == 0) this.fail(memberPath(parentPath, key), msg("needs at least one cluster"));
   }
 
-  /** Member `key` of the object at `path` (or, with no key, the value at `path`) as a cluster name. */
-  private template(path: string, key: string): ClusterTemplate {
-    const text = this.memberString(path, key);
+  /** `text`, member `key` of the object at `path` (or, with no key, the value at `path`), as one of the action's clusters. */
+  private target(weight: u32, text: string, path: string, key: string): void {
+    if (text.includes("{")) this.out.templateTarget(weight, this.template(text, path, key));
+    else this.out.staticTarget(weight, text);
+  }
+
+  /** A cluster name with placeholders, in pieces. */
+  private template(text: string, path: string, key: string): ClusterTemplate {
     const pieces: string[] = new Array<string>();
     const placeholders: Placeholder[] = new Array<Placeholder>();
     let at = 0;

@@ -38,8 +38,13 @@ export class JsonCursor {
       this.skipSpace();
       if (this.at < this.text.length) this.fail(msg("unexpected trailing characters"));
     }
-    this.at = 0;
+    this.rewind();
     return this.error;
+  }
+
+  /** Back to the start of the text. */
+  rewind(): void {
+    this.at = 0;
   }
 
   /** The kind of the value at the cursor. */
