@@ -256,6 +256,9 @@ describe("bad configuration is refused at configure time, naming the field", () 
       /proxy_protocol\.tlvs\[1\]: must be 'authority' \(the SNI\) or 'rule'/],
     ["a reject status out of range", { http: { reject_status: 99 } }, /http\.reject_status: must be an HTTP status from 200 to 599/],
     ["an empty cluster header", { http: { cluster_header: "" } }, /http\.cluster_header: must be a non-empty string/],
+    ["a field written twice", '{"rules":[{"action":{"reject":true},"action":{"passthrough":true}}]}', /rules\[0\]\.action: appears twice/],
+    ["a fault in a later rule, with a hash target's weight", { rules: [rule({}, { cluster: "a" }), rule({}, { cluster: "b" }),
+      rule({ source_parity: "even" }, { hash: ["c", { cluster: "d", weight: 0 }] })] }, /rules\[2\]\.action\.hash\[1\]\.weight: must be a whole number/],
   ];
   // The same sources built by plain asc, where each msg("…") is its literal rather than an entry
   // of the build's message table (scripts/build-filter.mjs): both must refuse in the same words.
