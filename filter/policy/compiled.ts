@@ -98,8 +98,8 @@ export class CompiledPolicy {
  */
 export class PolicyBuilder {
   readonly out: CompiledPolicy = new CompiledPolicy();
-  readonly sources: AddressIndexBuilder = new AddressIndexBuilder();
-  readonly destinations: AddressIndexBuilder = new AddressIndexBuilder();
+  private readonly sources: AddressIndexBuilder = new AddressIndexBuilder();
+  private readonly destinations: AddressIndexBuilder = new AddressIndexBuilder();
   /** The matchers of the rule being read. */
   ruleFlags: u32 = 0;
   private readonly flags: u32[] = new Array<u32>();
@@ -135,14 +135,10 @@ export class PolicyBuilder {
     this.ruleFlags = 0;
   }
 
-  sourceCidr(cidr: Cidr): void {
-    this.sources.add(this.rule, cidr);
-    this.ruleFlags |= Matcher.Source;
-  }
-
-  destinationCidr(cidr: Cidr): void {
-    this.destinations.add(this.rule, cidr);
-    this.ruleFlags |= Matcher.Destination;
+  /** One of the rule's source CIDRs (matcher Source) or destination CIDRs (Destination). */
+  cidr(matcher: Matcher, cidr: Cidr): void {
+    (matcher == Matcher.Source ? this.sources : this.destinations).add(this.rule, cidr);
+    this.ruleFlags |= matcher;
   }
 
   port(low: i32, high: i32): void {

@@ -10,7 +10,6 @@ import { JsonCursor, JsonKind } from "./json";
 import { asciiBytes, asciiLower, indexOfByte, parseNumber, words } from "./text";
 import { ActionKind, ClusterTemplate, Placeholder, PolicySettings, ValueMatch } from "./model";
 import { CompiledPolicy, Matcher, PolicyBuilder } from "./compiled";
-import { AddressIndexBuilder } from "./address-index";
 
 export class PolicyResult {
   constructor(public readonly policy: CompiledPolicy | null, public readonly error: string) {}
@@ -172,28 +171,25 @@ class PolicyReader {
     return -1;
   }
 
-  /** The value at `path` as a non-empty string; "" (reported) when it is not one. */
-  private string(path: string): string {
-    if (this.json.kind() == JsonKind.String) {
-      const text = this.json.string();
-      if (text.length > 0) return text;
-    } else {
-      this.json.skip();
-    }
-    this.fail(path, msg("must be a non-empty string"));
+  /** The value at the cursor if it is a non-empty string; else "" (and the value is skipped). */
+  private nonEmpty(): string {
+    if (this.json.kind() == JsonKind.String) return this.json.string();
+    this.json.skip();
     return "";
   }
 
-  /** Member `key` of the object at `path` as a non-empty string. */
+  /** Member `key` of the object at `path` (with no key, the value at `path`) as a non-empty string; "" (reported) when it is not one. */
   private memberString(path: string, key: string): string {
-    if (this.json.kind() == JsonKind.String) {
-      const text = this.json.string();
-      if (text.length > 0) return text;
-    } else {
-      this.json.skip();
-    }
-    this.fail(memberPath(path, key), msg("must be a non-empty string"));
-    return "";
+    const text = this.nonEmpty();
+    if (text.length == 0) this.fail(memberPath(path, key), msg("must be a non-empty string"));
+    return text;
+  }
+
+  /** Item `index` of the list `key` of the object at `path` as a non-empty string. */
+  private item(path: string, key: string, index: i32): string {
+    const text = this.nonEmpty();
+    if (text.length == 0) this.fail(itemPath(memberPath(path, key), index), msg("must be a non-empty string"));
+    return text;
   }
 
   /** Member `key` of the object at `path` as a string, possibly empty. */
@@ -204,7 +200,7 @@ class PolicyReader {
     return "";
   }
 
-  /** Member `key` of the object at `path`: a whole number, or NaN (not reported) when it is not a number. */
+  /** The value at the cursor as a whole number, or NaN (not reported) when it is not a number. */
   private number(): f64 {
     if (this.json.kind() == JsonKind.Number) return this.json.number();
     this.json.skip();
@@ -232,11 +228,11 @@ class PolicyReader {
     for (let field = 0; (field = this.member(NO_KEY, POLICY_FIELDS, seen)) >= 0; seen |= bit(field)) {
       const key = FIELD_NAMES[field];
       if (field == Field.Mode) {
-        const name = this.string(key);
+        const name = this.memberString(key, NO_KEY);
         if (name != "standalone" && name != "istio") this.fail(key, msg("must be 'standalone' or 'istio', got '") + name + "'");
         istio = name == "istio";
       } else if (field == Field.LogLevel) {
-        this.settings.logLevel = LOG_LEVELS.indexOf(this.string(key));
+        this.settings.logLevel = LOG_LEVELS.indexOf(this.memberString(key, NO_KEY));
         if (this.settings.logLevel < 0) this.fail(key, msg("must be one of ") + LOG_LEVELS.join(", "));
       } else if (field == Field.RecordDecision) {
         if (this.json.kind() == JsonKind.Bool) this.settings.recordDecision = this.json.bool();
@@ -350,7 +346,7 @@ class PolicyReader {
     for (let field = 0; (field = this.member(path, MATCH_FIELDS, seen)) >= 0; seen |= bit(field)) {
       const key = FIELD_NAMES[field];
       if (field == Field.SourceCidrs || field == Field.DestinationCidrs) {
-        this.cidrs(path, key, field == Field.SourceCidrs ? out.sources : out.destinations, field == Field.SourceCidrs ? Matcher.Source : Matcher.Destination);
+        this.cidrs(path, key, field == Field.SourceCidrs ? Matcher.Source : Matcher.Destination);
       } else if (field == Field.SourceParity) {
         const text = this.memberString(path, key);
         if (text == "even") out.ruleFlags |= Matcher.Even;
@@ -384,37 +380,24 @@ class PolicyReader {
     }
   }
 
-  /** Item `index` of the list `key` of the object at `path` as a non-empty string. */
-  private item(path: string, key: string, index: i32): string {
-    if (this.json.kind() == JsonKind.String) {
-      const text = this.json.string();
-      if (text.length > 0) return text;
-    } else {
-      this.json.skip();
-    }
-    this.fail(itemPath(memberPath(path, key), index), msg("must be a non-empty string"));
-    return "";
-  }
-
-  /** The CIDRs of list `key`: into `index` for the rule being read, without making a string of each. */
-  private cidrs(path: string, key: string, index: AddressIndexBuilder, matcher: Matcher): void {
+  /** The CIDRs of list `key`, the rule's `matcher` (source or destination), read without making a string of each. */
+  private cidrs(path: string, key: string, matcher: Matcher): void {
     if (!this.list(path, key)) return;
     for (let i = 0; this.json.nextItem(); i++) {
       let length = this.json.asciiInto(textBytes);
       let text = "";
       if (length < 0) {
-        // Escaped, or not ASCII, or too long, or not a string: read it to say so (or undo the escapes).
+        // Empty, escaped, not ASCII, too long or not a string: read it to report it (or undo the escapes).
         text = this.item(path, key, i);
         if (text.length == 0) continue;
         length = asciiBytes(text, textBytes);
       }
       if (length > 0 && parseCidr(textBytes, length, cidr)) {
-        index.add(this.out.rule, cidr);
-        this.out.ruleFlags |= matcher;
+        this.out.cidr(matcher, cidr);
         continue;
       }
       if (text.length == 0) text = String.UTF8.decodeUnsafe(changetype<usize>(textBytes), <usize>length);
-      this.fail(itemPath(memberPath(path, key), i), length == 0 ? msg("must be a non-empty string") : msg("invalid CIDR '") + text + "'");
+      this.fail(itemPath(memberPath(path, key), i), msg("invalid CIDR '") + text + "'");
     }
   }
 
@@ -501,10 +484,8 @@ class PolicyReader {
       const port = this.port(this.json.number(), at);
       return new PortRange(port, port);
     }
-    const isString = this.json.kind() == JsonKind.String;
-    const text = isString ? this.json.string() : "";
+    const text = this.nonEmpty();
     if (text.length == 0) {
-      if (!isString) this.json.skip();
       this.fail(at.text(), msg("must be a non-empty string"));
       return new PortRange(0, 0);
     }

@@ -130,9 +130,9 @@ export class JsonCursor {
   }
 
   /**
-   * The string at the cursor copied into `into` when it is ASCII without escapes and fits: its
-   * length, and the cursor moves past it. Else -1 and the cursor stays. Lets addresses be read
-   * without making a string of each.
+   * The string at the cursor copied into `into` when it is not empty, ASCII without escapes, and
+   * fits: its length, and the cursor moves past it. Else -1 and the cursor stays. Lets addresses
+   * be read without making a string of each.
    */
   asciiInto(into: StaticArray<u8>): i32 {
     if (this.kind() != JsonKind.String) return -1;
@@ -141,6 +141,7 @@ export class JsonCursor {
     while (end - start <= into.length) {
       const c = this.text.charCodeAt(end);
       if (c == 34) {
+        if (end == start) return -1;
         this.at = end + 1;
         return end - start;
       }
