@@ -5,7 +5,7 @@
 // nothing: facts are parsed into reused objects and each cluster's filter-state arguments and
 // counter are made once.
 import {
-  closeStream, encodeFilterState, formatNumber, FILTER_STATE_ORIGINAL_DST_ADDRESS, FILTER_STATE_TCP_PROXY_CLUSTER, getHeader, getProperty, getPropertyInto, getPropertyString, incrementMetric, utf8,
+  closeStream, encodeFilterState, formatNumber, FILTER_STATE_ORIGINAL_DST_ADDRESS, FILTER_STATE_TCP_PROXY_CLUSTER, getHeader, getPropertyInto, getPropertyString, incrementMetric, utf8,
   log, LogLevel, MapType, propertyPath, removeHeader, replaceHeader, sendLocalResponse, setEnvoyFilterState, StreamType, WasmResult,
 } from "./sdk";
 import { msg } from "./messages";
@@ -89,7 +89,9 @@ export class Router {
     this.ruleCounters = ruleCounters;
     const paths = policy.settings.valuePaths;
     for (let i = 0; i < paths.length; i++) this.valuePaths.push(utf8(paths[i]));
-    this.facts.values = new Array<string | null>(paths.length);
+    // Only as much of each value as the longest operand compared with it: that decides.
+    for (let i = 0; i < paths.length; i++) this.facts.valueBytes.push(new StaticArray<u8>(policy.valueCapacity[i]));
+    this.facts.valueLengths = new StaticArray<i32>(paths.length);
   }
 
   /** Decides for the current connection; returns false when the connection was closed. */
@@ -140,8 +142,7 @@ export class Router {
     else facts.destination.valid = false;
     facts.serverName = settings.needsServerName || this.wantsLog ? asciiLower(getPropertyString(SERVER_NAME)) : "";
     for (let i = 0; i < this.valuePaths.length; i++) {
-      const raw = getProperty(this.valuePaths[i]);
-      facts.values[i] = raw == null ? null : String.UTF8.decode(raw);
+      unchecked(facts.valueLengths[i] = getPropertyInto(unchecked(this.valuePaths[i]), unchecked(facts.valueBytes[i])));
     }
     decide(this.policy, facts, this.decision);
     if (this.logLevel <= LogLevel.Trace) this.traceEarlierRules();

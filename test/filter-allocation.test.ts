@@ -54,9 +54,14 @@ function counts(filter: FilterHarness): { allocations: number; collections: numb
   };
 }
 
+/** Metadata and filter state as a PROXY v2 TLV rule and an earlier filter would leave them: a few kinds of connection. */
+const TENANTS = ["blue", "green-long-tenant-name", "red"];
+
 function connect(filter: FilterHarness, count: number, destination = "203.0.113.9:443"): void {
   for (let i = 0; i < count; i++) {
-    const connection = filter.connect({ source: `10.0.${(i >> 8) & 255}.${i & 255}:${1024 + (i & 4095)}`, destination });
+    const tenant = TENANTS[i % TENANTS.length]!;
+    const connection = filter.connect({ source: `10.0.${(i >> 8) & 255}.${i & 255}:${1024 + (i & 4095)}`, destination,
+      metadata: { "envoy.filters.listener.proxy_protocol": { tenant } }, filterState: { "example.zone": `zone-${i % 5}` } });
     assert.notEqual(connection.cluster, undefined);
     connection.close();
   }
@@ -94,6 +99,14 @@ describe("nothing is allocated per connection", () => {
         { match: { source_parity: "odd" }, action: { cluster: "odd" } },
       ],
       default: { cluster: "egress-router1" },
+    }],
+    ["metadata and filter state matchers", {
+      rules: [
+        { match: { metadata: [{ namespace: "envoy.filters.listener.proxy_protocol", key: "tenant", values: ["blue", "red"] }] }, action: { cluster: "a" } },
+        { match: { filter_state: [{ key: "example.zone", prefix: "zone-1" }] }, action: { cluster: "b" } },
+        { match: { metadata: [{ namespace: "envoy.filters.listener.proxy_protocol", key: "tenant", exact: "green" }] }, action: { cluster: "c" } },
+      ],
+      default: { cluster: "d" },
     }],
   ];
   for (const [name, policy] of policies) {

@@ -37,6 +37,7 @@ function istioName(router: string, port: string): string {
 const NO_U32 = new StaticArray<u32>(0);
 const NO_I32 = new StaticArray<i32>(0);
 const NO_BOOL = new StaticArray<bool>(0);
+const NO_U8 = new StaticArray<u8>(0);
 
 export class CompiledPolicy {
   ruleCount: i32 = 0;
@@ -62,14 +63,19 @@ export class CompiledPolicy {
   headerIndex: StaticArray<i32> = NO_I32;
   headerValue: string[] = new Array<string>();
   /**
-   * Value matchers: rule r's are m in [valueStart[r], valueStart[r + 1]), each reading
-   * Facts.values[valueIndex[m]] as valueKind[m] with operands [operandStart[m], operandStart[m + 1]).
+   * Value matchers: rule r's are m in [valueStart[r], valueStart[r + 1]), each reading value
+   * valueIndex[m] of the facts as valueKind[m] with operands [operandStart[m], operandStart[m + 1]).
+   * Operand o is the UTF-8 bytes operandBytes[operandOffset[o], operandOffset[o + 1]): values are
+   * compared as the host's bytes, without making a string of each.
    */
   valueStart: StaticArray<i32> = NO_I32;
   valueIndex: StaticArray<i32> = NO_I32;
   valueKind: StaticArray<i32> = NO_I32;
   operandStart: StaticArray<i32> = NO_I32;
-  operands: string[] = new Array<string>();
+  operandOffset: StaticArray<i32> = NO_I32;
+  operandBytes: StaticArray<u8> = NO_U8;
+  /** Per value path: the longest operand compared with it, in bytes (what of a value is ever read). */
+  valueCapacity: StaticArray<i32> = NO_I32;
 
   actionKind: StaticArray<i32> = NO_I32;
   actionIstio: StaticArray<bool> = NO_BOOL;
@@ -116,6 +122,9 @@ export class PolicyBuilder {
   private readonly valueIndex: i32[] = new Array<i32>();
   private readonly valueKind: i32[] = new Array<i32>();
   private readonly operandStart: i32[] = [0];
+  private readonly operandOffset: i32[] = [0];
+  private readonly operandBytes: u8[] = new Array<u8>();
+  private readonly capacity: i32[] = new Array<i32>();
   private readonly slots: Map<string, i32> = new Map();
   private readonly kinds: i32[] = new Array<i32>();
   private readonly istio: bool[] = new Array<bool>();
@@ -169,11 +178,18 @@ export class PolicyBuilder {
     this.ruleFlags |= Matcher.Request;
   }
 
+  /** A matcher on value path `index` (PolicySettings.valuePaths). */
   valueMatcher(index: i32, kind: ValueMatch, operands: string[]): void {
     this.valueIndex.push(index);
     this.valueKind.push(kind);
-    for (let i = 0; i < operands.length; i++) this.out.operands.push(operands[i]);
-    this.operandStart.push(this.out.operands.length);
+    while (this.capacity.length <= index) this.capacity.push(0);
+    for (let i = 0; i < operands.length; i++) {
+      const bytes = Uint8Array.wrap(String.UTF8.encode(operands[i]));
+      for (let k = 0; k < bytes.length; k++) this.operandBytes.push(bytes[k]);
+      this.operandOffset.push(this.operandBytes.length);
+      this.capacity[index] = max(this.capacity[index], bytes.length);
+    }
+    this.operandStart.push(this.operandOffset.length - 1);
     this.ruleFlags |= Matcher.Value;
   }
 
@@ -273,6 +289,9 @@ export class PolicyBuilder {
     out.valueIndex = StaticArray.fromArray(this.valueIndex);
     out.valueKind = StaticArray.fromArray(this.valueKind);
     out.operandStart = StaticArray.fromArray(this.operandStart);
+    out.operandOffset = StaticArray.fromArray(this.operandOffset);
+    out.operandBytes = StaticArray.fromArray(this.operandBytes);
+    out.valueCapacity = StaticArray.fromArray(this.capacity);
     out.actionKind = StaticArray.fromArray(this.kinds);
     out.actionIstio = StaticArray.fromArray(this.istio);
     out.targetStart = StaticArray.fromArray(this.targetStart);

@@ -118,15 +118,25 @@ export function failedMatcher(policy: CompiledPolicy, facts: Facts, rule: i32): 
 /** Every metadata and filter state matcher of `rule` holds; an absent value matches none. */
 function valuesMatch(policy: CompiledPolicy, facts: Facts, rule: i32): bool {
   for (let m = policy.valueStart[rule]; m < policy.valueStart[rule + 1]; m++) {
-    const value = facts.values[policy.valueIndex[m]];
-    if (value == null) return false;
+    const index = policy.valueIndex[m];
+    const length = facts.valueLengths[index];
+    if (length < 0) return false;
+    const bytes = facts.valueBytes[index];
     const prefix = policy.valueKind[m] == ValueMatch.Prefix;
     let found = false;
-    for (let i = policy.operandStart[m]; i < policy.operandStart[m + 1] && !found; i++) {
-      found = prefix ? value.startsWith(policy.operands[i]) : value == policy.operands[i];
+    for (let o = policy.operandStart[m]; o < policy.operandStart[m + 1] && !found; o++) {
+      const from = policy.operandOffset[o];
+      const size = policy.operandOffset[o + 1] - from;
+      found = (prefix ? length >= size : length == size) && bytesEqual(bytes, policy.operandBytes, from, size);
     }
     if (!found) return false;
   }
+  return true;
+}
+
+/** Whether value[0, size) is operands[from, from + size). */
+function bytesEqual(value: StaticArray<u8>, operands: StaticArray<u8>, from: i32, size: i32): bool {
+  for (let i = 0; i < size; i++) if (value[i] != operands[from + i]) return false;
   return true;
 }
 

@@ -102,6 +102,10 @@ export class Facts {
   path: string = "";
   /** Values of Policy.headerNames, in order ("" when absent). */
   headerValues: string[] = new Array<string>();
-  /** Values of Policy.valuePaths, in order (null when the host has none). */
-  values: Array<string | null> = new Array<string | null>();
+  /**
+   * Values of PolicySettings.valuePaths, in order: valueLengths[i] bytes long (-1 when the host
+   * has none), of which valueBytes[i] holds the first CompiledPolicy.valueCapacity[i].
+   */
+  valueBytes: StaticArray<u8>[] = new Array<StaticArray<u8>>();
+  valueLengths: StaticArray<i32> = new StaticArray<i32>(0);
 }
