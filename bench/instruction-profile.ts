@@ -72,7 +72,8 @@ function instructionsByCode(output: string, ranges: CodeRange[]): Map<string, nu
 async function profile(module: string, configurationFile: string, connections: number, dir: string): Promise<Map<string, number>> {
   const output = join(dir, `callgrind-${connections}.out`);
   const run = await callgrind(module, configurationFile, connections,
-    { callgrind: ["--dump-instr=yes", `--callgrind-out-file=${output}`], node: ["--perf-basic-prof"] });
+    // --perf-basic-prof also has V8 write a log per isolate; into the scratch directory, not the working one.
+    { callgrind: ["--dump-instr=yes", `--callgrind-out-file=${output}`], node: ["--perf-basic-prof", `--logfile=${join(dir, "v8-%p.log")}`] });
   const codeMap = `/tmp/perf-${run.pid}.map`;
   try {
     return instructionsByCode(readFileSync(output, "utf8"), readCodeMap(codeMap));
