@@ -203,10 +203,10 @@ export class EgressRouter implements AdminSource {
   /** Connects to the original destination and relays both ways; the connect's outcome goes into `record`. */
   private forward(client: Socket, destination: Endpoint, early: Buffer, record: EgressRecord): Socket {
     const { counters, options } = this;
-    const upstream = connect({ host: destination.address, port: destination.port, allowHalfOpen: true, localAddress: options.bindAddress });
+    // noDelay given to connect: Node sets TCP_NODELAY once connected (a setNoDelay call here would set it twice).
+    const upstream = connect({ host: destination.address, port: destination.port, allowHalfOpen: true, localAddress: options.bindAddress, noDelay: true });
     this.sockets.add(upstream);
     upstream.once("close", () => this.sockets.delete(upstream));
-    upstream.setNoDelay(true);
     let connected = false;
     const timer = setTimeout(() => {
       counters.connectTimeout.value++;

@@ -302,7 +302,7 @@ export class Runner implements AdminSource {
   }
 
   private async bind(config: ListenerConfig): Promise<ActiveListener> {
-    const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(config.name, socket));
+    const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(config.name, socket));
     await new Promise<void>((resolve, reject) => {
       const refused = (error: Error) => reject(new Error(`listener '${config.name}' cannot bind ${config.address.address}:${config.address.port}: ${error.message}`));
       server.once("error", refused);
