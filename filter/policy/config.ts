@@ -125,6 +125,9 @@ class PolicyReader {
   private fail(path: string, message: string): void {
     this.failed = true;
     if (this.diagnose && this.error.length == 0) this.error = path + ": " + message;
+    // Only the first fault is reported: read no further (a message would otherwise be made for
+    // each fault of a policy that has a million).
+    this.json.stop();
   }
 
   /** itemPath, spelled only in the second pass. */

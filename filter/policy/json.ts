@@ -47,9 +47,15 @@ export class JsonCursor {
     this.at = 0;
   }
 
+  /** Reads nothing more: every container then ends, and values read as null. */
+  stop(): void {
+    this.at = this.text.length;
+  }
+
   /** The kind of the value at the cursor. */
   kind(): JsonKind {
     this.skipSpace();
+    if (this.at >= this.text.length) return JsonKind.Null;
     const c = this.text.charCodeAt(this.at);
     if (c == 123) return JsonKind.Object;
     if (c == 91) return JsonKind.Array;
@@ -68,6 +74,7 @@ export class JsonCursor {
   /** Steps to the next item of the array being read: false (and out of the array) after the last. */
   nextItem(): bool {
     this.skipSpace();
+    if (this.at >= this.text.length) return false;
     let c = this.text.charCodeAt(this.at);
     if (c == 44) {
       this.at++;
