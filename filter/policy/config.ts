@@ -86,6 +86,14 @@ function memberPath(path: string, key: string): string {
   return path.length == 0 ? key : path + "." + key;
 }
 
+/** Where `item` is in `list`, appended if it is not there yet (the header names and value paths rules share). */
+function indexIn(list: string[], item: string): i32 {
+  const index = list.indexOf(item);
+  if (index >= 0) return index;
+  list.push(item);
+  return list.length - 1;
+}
+
 /** The path of the top level, or the key of a value that is not a member (a list item). */
 const NO_KEY = "";
 
@@ -420,12 +428,7 @@ class PolicyReader {
         this.fail(headerPath, msg("needs name and value"));
         continue;
       }
-      let index = settings.headerNames.indexOf(name);
-      if (index < 0) {
-        index = settings.headerNames.length;
-        settings.headerNames.push(name);
-      }
-      this.out.header(index, value!);
+      this.out.header(indexIn(settings.headerNames, name), value!);
     }
   }
 
@@ -464,43 +467,37 @@ class PolicyReader {
         this.fail(at, msg("needs exactly one of exact, prefix, values"));
       }
       const propertyPath = (metadata ? "metadata\0filter_metadata\0" + namespace + "\0" : "filter_state\0") + key;
-      const paths = this.settings.valuePaths;
-      let index = paths.indexOf(propertyPath);
-      if (index < 0) {
-        index = paths.length;
-        paths.push(propertyPath);
-      }
-      this.out.valueMatcher(index, kind, operands);
+      this.out.valueMatcher(indexIn(this.settings.valuePaths, propertyPath), kind, operands);
     }
   }
 
-  /** A port; `at` builds its path, only to report a fault. */
-  private port(value: f64, at: PortPath): i32 {
-    if (value != Math.floor(value) || value < 1 || value > 65535) this.fail(at.text(), msg("port must be a whole number from 1 to 65535"));
+  /** A port; `at` is its path. */
+  private port(value: f64, at: string): i32 {
+    if (value != Math.floor(value) || value < 1 || value > 65535) this.fail(at, msg("port must be a whole number from 1 to 65535"));
     return <i32>value;
   }
 
   /** Item `index` of the list `key` of the object at `path`: a port or a range 'LOW-HIGH'. */
   private portRange(path: string, key: string, index: i32): PortRange {
-    const at = new PortPath(path, key, index);
+    const at = this.itemAt(this.memberAt(path, key), index);
     if (this.json.kind() == JsonKind.Number) {
       const port = this.port(this.json.number(), at);
       return new PortRange(port, port);
     }
     const text = this.nonEmpty();
     if (text.length == 0) {
-      this.fail(at.text(), msg("must be a non-empty string"));
+      this.fail(at, msg("must be a non-empty string"));
       return new PortRange(0, 0);
     }
     const length = asciiBytes(text, textBytes);
     const dash = length < 0 ? -1 : indexOfByte(textBytes, 45, 0, length);
     if (dash < 0) {
-      this.fail(at.text(), msg("must be a port number or a range 'LOW-HIGH'"));
+      this.fail(at, msg("must be a port number or a range 'LOW-HIGH'"));
       return new PortRange(0, 0);
     }
     const low = this.port(<f64>parseNumber(textBytes, 0, dash, 10, 5), at);
     const high = this.port(<f64>parseNumber(textBytes, dash + 1, length, 10, 5), at);
-    if (low > high) this.fail(at.text(), msg("range '") + text + msg("' has its low end above its high end"));
+    if (low > high) this.fail(at, msg("range '") + text + msg("' has its low end above its high end"));
     return new PortRange(low, high);
   }
 
@@ -616,13 +613,4 @@ class PolicyReader {
 
 class PortRange {
   constructor(readonly low: i32, readonly high: i32) {}
-}
-
-/** Where a port or port range sits, spelled only when a fault is reported. */
-class PortPath {
-  constructor(readonly path: string, readonly key: string, readonly index: i32) {}
-
-  text(): string {
-    return itemPath(memberPath(this.path, this.key), this.index);
-  }
 }

@@ -26,10 +26,6 @@ export enum Placeholder {
 export class ClusterTemplate {
   constructor(public readonly pieces: string[], public readonly placeholders: Placeholder[]) {}
 
-  get isStatic(): bool {
-    return this.pieces.length == 1 && this.placeholders[0] == Placeholder.None;
-  }
-
   /** The name for this connection, or "" when a placeholder has no value. */
   render(facts: Facts): string {
     let out = "";

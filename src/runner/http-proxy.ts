@@ -22,8 +22,6 @@ import type { Counter, StatsStore } from "../server/stats-store.js";
 import { BodyPipeline, pipeWithTrailers, relayBody } from "./http-body.js";
 import { armRequestTimeouts } from "./http-timeouts.js";
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "trailer", "host"]);
-
 /**
  * Headers of one HTTP/1 connection that Envoy's connection manager removes before any filter sees
  * a request or a response: connection, keep-alive, proxy-connection, transfer-encoding, upgrade
@@ -304,7 +302,8 @@ export class HttpProxy {
     }
     upstreamHost = formatEndpoint(host);
     const bodyFilters = sessions.filter((session) => session.wantsBodies);
-    const dropped = (name: string) => name.startsWith(":") || HOP_BY_HOP.has(name);
+    // Not forwarded: pseudo-headers, host (made from :authority here), trailer, and the connection's own headers.
+    const dropped = (name: string) => name.startsWith(":") || name === "host" || name === "trailer" || isConnectionHeader(name);
     const outgoing: Record<string, string | string[]> = { host: get(":authority") ?? "" };
     for (const [name, value] of headers) {
       if (dropped(name)) continue;
