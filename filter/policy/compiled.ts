@@ -150,6 +150,11 @@ export class PolicyBuilder {
     this.ruleFlags |= matcher;
   }
 
+  /** The source address's last byte must be odd, or even. */
+  sourceParity(odd: bool): void {
+    this.ruleFlags |= odd ? Matcher.Odd : Matcher.Even;
+  }
+
   port(low: i32, high: i32): void {
     this.portLow.push(low);
     this.portHigh.push(high);

@@ -360,8 +360,7 @@ class PolicyReader {
         this.cidrs(path, key, field == Field.SourceCidrs ? Matcher.Source : Matcher.Destination);
       } else if (field == Field.SourceParity) {
         const text = this.memberString(path, key);
-        if (text == "even") out.ruleFlags |= Matcher.Even;
-        else if (text == "odd") out.ruleFlags |= Matcher.Odd;
+        if (text == "even" || text == "odd") out.sourceParity(text == "odd");
         else this.fail(memberPath(path, key), msg("must be 'even' or 'odd', got '") + text + "'");
       } else if (field == Field.DestinationPorts) {
         if (!this.list(path, key)) continue;
